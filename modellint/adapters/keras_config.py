@@ -1,0 +1,508 @@
+"""Build a :class:`~modellint.graph.Graph` from a Keras model config (plain JSON).
+
+Shared by every Keras source: ``.h5`` (``model_config``), ``.keras``
+(``config.json``), ``model.to_json()`` and live models. Handles:
+
+* Keras 1.2 / 2.x / tf.keras / Keras 3 dialects (layer argument names live in
+  :mod:`.keras_layers`; ``inbound_nodes`` as nested lists or as
+  ``__keras_tensor__`` / ``keras_history`` objects);
+* Sequential (with or without an ``InputLayer``) and Functional models, several
+  inputs and outputs, shared layers (one node per call), nested models (inlined
+  under a ``outer/`` name scope), ``Bidirectional`` and ``TimeDistributed``;
+* ``channels_first`` models (shapes are stored channels-last, see graph.py).
+
+Lambda layers and custom objects become ``unknown`` nodes: their config is kept
+as data and nothing in it is ever executed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from .. import ops
+from ..graph import Graph, Node, TrainingConfig
+from .keras_layers import CODE_LAYERS, MODEL_CLASSES, activation_name, read_layer
+
+FUSABLE = frozenset({"conv", "conv_transpose", "depthwise_conv", "separable_conv", "dense"})
+AXIS_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "normalization", "concat", "unitnorm"})
+
+
+class KerasConfigError(ValueError):
+    """The JSON is not a Keras model config we can read."""
+
+
+def is_model_config(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") in MODEL_CLASSES and "config" in obj
+
+
+def graph_from_config(model: dict, *, training: Optional[TrainingConfig] = None,
+                      known_shapes: Optional[dict] = None, **graph_fields) -> Graph:
+    """``model`` is ``{"class_name": ..., "config": ...}`` as Keras serialises it.
+
+    ``known_shapes`` maps a top-level layer name to its output shapes in the
+    source layout (a live model knows them); used only where a config cannot tell.
+    """
+    if not is_model_config(model):
+        raise KerasConfigError("not a Keras model config (expected class_name Sequential, Functional or Model)")
+    cfg = model["config"]
+    name = cfg.get("name", "model") if isinstance(cfg, dict) else "sequential"
+    graph = Graph(name=name, framework="keras", model_class=model["class_name"],
+                  layout=_detect_layout(model), training=training, **graph_fields)
+    builder = _Builder(graph, known_shapes or {})
+    outputs = builder.model(model["class_name"], cfg, None, prefix="", trainable=True, share_prefix=None)
+    graph.outputs = outputs
+    return graph
+
+
+# ---------------------------------------------------------------------------
+
+def _detect_layout(model) -> str:
+    """channels_first if any layer says so (data_format or Keras 1 dim_ordering)."""
+    stack = [model]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            if obj.get("data_format") == "channels_first" or obj.get("dim_ordering") == "th":
+                return "channels_first"
+            stack.extend(v for v in obj.values() if isinstance(v, (dict, list)))
+        elif isinstance(obj, list):
+            stack.extend(v for v in obj if isinstance(v, (dict, list)))
+    return "channels_last"
+
+
+def _layer_name(entry: dict) -> str:
+    cfg = entry.get("config")
+    name = entry.get("name") or (cfg.get("name") if isinstance(cfg, dict) else None)
+    if not name:
+        raise KerasConfigError("a layer has no name")
+    return str(name)
+
+
+def _is_tensor_ref(v) -> bool:
+    return (isinstance(v, list) and 3 <= len(v) <= 4 and isinstance(v[0], str)
+            and isinstance(v[1], int) and isinstance(v[2], int))
+
+
+def parse_call(node) -> list:
+    """One entry of ``inbound_nodes`` -> list of (layer, node_index, tensor_index)."""
+    refs: list = []
+    if isinstance(node, dict):  # Keras 3
+        def walk(obj):
+            if isinstance(obj, dict):
+                if obj.get("class_name") == "__keras_tensor__":
+                    hist = obj["config"]["keras_history"]
+                    refs.append((str(hist[0]), int(hist[1]), int(hist[2])))
+                else:
+                    for v in obj.values():
+                        walk(v)
+            elif isinstance(obj, (list, tuple)):
+                for v in obj:
+                    walk(v)
+
+        walk(node.get("args", []))
+        kwargs = node.get("kwargs", {}) or {}
+        for key in ("inputs", "query", "value", "key"):
+            if key in kwargs:
+                walk(kwargs[key])
+        return refs
+    # Keras 1/2: a list of [layer, node_index, tensor_index, kwargs]
+    for item in node:
+        if _is_tensor_ref(item):
+            refs.append((item[0], item[1], item[2]))
+            kwargs = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
+            for key in ("value", "key"):
+                v = kwargs.get(key)
+                if _is_tensor_ref(v):
+                    refs.append((v[0], v[1], v[2]))
+    return refs
+
+
+def _ref_list(value) -> list:
+    """``input_layers`` / ``output_layers``: one [name, node, tensor] or a list of them."""
+    if not value:
+        return []
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return [(value[0], int(value[1]), int(value[2]))]
+    out = []
+    for v in value:
+        if isinstance(v, dict):  # some Keras 3 versions nest keras tensors here too
+            out.extend(parse_call({"args": [v]}))
+        else:
+            out.append((v[0], int(v[1]), int(v[2])))
+    return out
+
+
+def _canon_axis(axis, rank: int, layout: str):
+    if isinstance(axis, (list, tuple)):
+        return [_canon_axis(a, rank, layout) for a in axis]
+    axis = int(axis)
+    if axis < 0:
+        axis += rank
+    if layout == "channels_first" and rank >= 3:
+        axis = rank - 1 if axis == 1 else axis - 1 if axis >= 2 else axis
+    return axis - rank  # negative form: stable under batch-dim conventions
+
+
+class _Builder:
+    def __init__(self, graph: Graph, known_shapes: dict):
+        self.g = graph
+        self.layout = graph.layout
+        self.known_shapes = known_shapes
+
+    # -- shapes in and out of the canonical layout --------------------------
+    def canon(self, shape):
+        if shape is None:
+            return None
+        shape = tuple(None if d is None or d == -1 else int(d) for d in shape)
+        if self.layout == "channels_first" and len(shape) >= 3:
+            return (shape[0], *shape[2:], shape[1])
+        return shape
+
+    def source(self, shape):
+        return self.g.display_shape(shape)
+
+    # -- models -----------------------------------------------------------
+    def model(self, class_name, cfg, in_refs, *, prefix, trainable, share_prefix):
+        if isinstance(cfg, dict):
+            trainable = trainable and cfg.get("trainable", True) is not False
+        if class_name == "Sequential":
+            return self.sequential(cfg, in_refs, prefix, trainable, share_prefix)
+        return self.functional(cfg, in_refs, prefix, trainable, share_prefix)
+
+    def sequential(self, cfg, in_refs, prefix, trainable, share_prefix):
+        layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
+        if not isinstance(layers, list):
+            raise KerasConfigError("Sequential config has no layer list")
+        refs = in_refs
+        start = 0
+        if layers and layers[0].get("class_name") == "InputLayer":
+            if refs is None:
+                refs = [self.input_node(layers[0], prefix)]
+            start = 1
+        elif refs is None:
+            first = layers[0].get("config", {}) if layers else {}
+            shape = (first.get("batch_input_shape") or first.get("batch_shape")
+                     or (cfg.get("build_input_shape") if isinstance(cfg, dict) else None))
+            if shape is None and first.get("input_shape") is not None:
+                shape = [None, *first["input_shape"]]
+            if shape is None:
+                raise KerasConfigError("Sequential model has no input shape (not built)")
+            name = f"{_layer_name(layers[0])}_input"
+            refs = [self.add_input(prefix + name, shape, first.get("dtype"))]
+        for entry in layers[start:]:
+            refs = self.call(entry, refs, prefix, trainable, share_prefix, call_idx=0)
+        return refs
+
+    def functional(self, cfg, in_refs, prefix, trainable, share_prefix):
+        layers = cfg.get("layers")
+        if not isinstance(layers, list):
+            raise KerasConfigError("Functional config has no layer list")
+        inputs = _ref_list(cfg.get("input_layers"))
+        outputs = _ref_list(cfg.get("output_layers"))
+        tensors: dict = {}  # (layer, node_index) -> list of refs
+        input_pos = {name: i for i, (name, _, _) in enumerate(inputs)}
+        pending = []
+        for entry in layers:
+            name = _layer_name(entry)
+            if entry.get("class_name") == "InputLayer":
+                if in_refs is not None and name in input_pos and input_pos[name] < len(in_refs):
+                    tensors[(name, 0)] = [in_refs[input_pos[name]]]
+                else:
+                    tensors[(name, 0)] = [self.input_node(entry, prefix)]
+                continue
+            for idx, node in enumerate(entry.get("inbound_nodes") or []):
+                pending.append((entry, idx, parse_call(node)))
+        while pending:
+            left = []
+            for entry, idx, refs in pending:
+                resolved = [self.resolve(tensors, r) for r in refs]
+                if any(r is None for r in resolved):
+                    left.append((entry, idx, refs))
+                    continue
+                tensors[(_layer_name(entry), idx)] = self.call(
+                    entry, resolved, prefix, trainable, share_prefix, call_idx=idx)
+            if len(left) == len(pending):
+                missing = sorted({r[0] for _, _, refs in left for r in refs
+                                  if self.resolve(tensors, r) is None})
+                raise KerasConfigError(f"layer inputs never produced: {', '.join(missing[:5])}")
+            pending = left
+        out = []
+        for r in outputs:
+            ref = self.resolve(tensors, r)
+            if ref is None:
+                raise KerasConfigError(f"model output {r[0]!r} is not produced by any layer")
+            out.append(ref)
+        return out
+
+    @staticmethod
+    def resolve(tensors, ref):
+        name, node_idx, tensor_idx = ref
+        outs = tensors.get((name, node_idx))
+        if outs is None:
+            # tf.keras numbers a nested model's calls after its own construction
+            # node; older files may be off by one. Fall back to the only call.
+            calls = [v for (n, _), v in tensors.items() if n == name]
+            outs = tensors.get((name, node_idx - 1)) or (calls[0] if len(calls) == 1 else None)
+        if outs is None:
+            return None
+        return outs[tensor_idx] if tensor_idx < len(outs) else outs[-1]
+
+    # -- inputs -------------------------------------------------------------
+    def input_node(self, entry, prefix):
+        cfg = entry.get("config", {})
+        shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+        if shape is None and cfg.get("shape") is not None:
+            shape = [None, *cfg["shape"]]
+        if shape is None:
+            raise KerasConfigError(f"input {_layer_name(entry)!r} has no shape")
+        return self.add_input(prefix + _layer_name(entry), shape, cfg.get("dtype"))
+
+    def add_input(self, name, shape, dtype):
+        if isinstance(dtype, dict):
+            dtype = (dtype.get("config") or {}).get("name")
+        node = Node(name=name, op="input", source_type="InputLayer",
+                    attrs={"dtype": dtype or "float32"}, output_shapes=[self.canon(shape)])
+        self.g.add(node)
+        self.g.inputs.append(name)
+        return name
+
+    # -- one layer call -----------------------------------------------------
+    def call(self, entry, in_refs, prefix, trainable, share_prefix, call_idx):
+        class_name = entry.get("class_name", "")
+        cfg = entry.get("config") or {}
+        lname = _layer_name(entry)
+        node_name = prefix + lname + (f"@{call_idx}" if call_idx else "")
+        shared = None
+        if call_idx:
+            shared = prefix + lname
+        elif share_prefix is not None:
+            shared = share_prefix + lname
+        layer_trainable = trainable and cfg.get("trainable", True) is not False
+
+        if class_name in MODEL_CLASSES:
+            scope = node_name + "/"
+            first = (prefix + lname + "/") if call_idx else None
+            if share_prefix is not None and not call_idx:
+                first = share_prefix + lname + "/"
+            return self.model(class_name, cfg, in_refs, prefix=scope,
+                              trainable=layer_trainable, share_prefix=first)
+
+        attrs_extra = {}
+        if class_name == "Bidirectional":
+            inner = cfg.get("layer", {})
+            op, attrs = read_layer(inner.get("class_name", ""), inner.get("config", {}))
+            attrs.update(bidirectional=True, merge_mode=cfg.get("merge_mode", "concat"))
+        elif class_name == "TimeDistributed":
+            inner = cfg.get("layer", {})
+            op, attrs = read_layer(inner.get("class_name", ""), inner.get("config", {}))
+            attrs["time_distributed"] = True
+            attrs_extra["inner"] = inner.get("class_name")
+        else:
+            try:
+                op, attrs = read_layer(class_name, cfg)
+            except (KeyError, TypeError, ValueError) as exc:
+                op, attrs = "unknown", {"error": f"unreadable {class_name} config: {exc}"}
+        attrs.update(attrs_extra)
+
+        node = Node(name=node_name, op=op, source_type=class_name, attrs=attrs,
+                    inputs=list(in_refs), shares_params_with=shared,
+                    scope=prefix)
+        if op == "unknown":
+            kind = "code" if class_name in CODE_LAYERS else "custom"
+            node.attrs.setdefault("kind", kind)
+            node.notes.append(
+                f"{class_name} layer: {'code is never executed; ' if kind == 'code' else ''}"
+                "shape and parameters unknown unless the file says")
+            if class_name in ("Lambda",) and isinstance(cfg.get("output_shape"), (list, tuple)):
+                node.attrs["declared_output_shape"] = cfg.get("output_shape")
+
+        in_shapes = [self.g.shape_of(r) for r in in_refs]
+        build = (entry.get("build_config") or {}).get("input_shape")
+        if build is not None and any(s is None for s in in_shapes):
+            self._fill_from_build_config(in_refs, in_shapes, build)
+
+        rank = len(in_shapes[0]) if in_shapes and in_shapes[0] is not None else 0
+        if op in AXIS_OPS and "axis" in node.attrs and rank:
+            node.attrs["axis"] = _canon_axis(node.attrs["axis"], rank, self.layout)
+        if op == "activation" and node.attrs.get("function") == "prelu" and node.attrs.get("shared_axes"):
+            node.attrs["shared_axes"] = [_canon_axis(a, rank, self.layout) % rank
+                                         for a in node.attrs["shared_axes"]]
+        self._infer(node, in_shapes)
+        if node.op == "unknown" and not node.output_shapes and node_name in self.known_shapes:
+            node.output_shapes = [self.canon(s) for s in self.known_shapes[node_name]]
+            node.notes.append("output shape taken from the live model")
+        self._count(node, in_shapes, layer_trainable)
+        self.g.add(node)
+
+        act = attrs.get("activation")
+        if op in FUSABLE and act not in (None, "linear"):
+            act_node = Node(name=node_name + ".activation", op="activation", source_type=class_name,
+                            attrs={"function": act}, inputs=[node_name],
+                            output_shapes=list(node.output_shapes), fused_into=node_name, scope=prefix)
+            self.g.add(act_node)
+            return [act_node.name]
+        if len(node.output_shapes) > 1:
+            return [f"{node_name}:{i}" if i else node_name for i in range(len(node.output_shapes))]
+        return [node_name]
+
+    def _fill_from_build_config(self, in_refs, in_shapes, build):
+        shapes = build if len(in_refs) > 1 and isinstance(build, list) and build and isinstance(build[0], list) else [build]
+        if isinstance(build, dict):
+            shapes = list(build.values())
+        for i, ref in enumerate(in_refs):
+            if in_shapes[i] is None and i < len(shapes) and isinstance(shapes[i], list):
+                in_shapes[i] = self.canon(shapes[i])
+                producer = self.g.nodes.get(ref.split(":")[0] if ":" in ref else ref)
+                if producer is not None and not producer.output_shapes:
+                    producer.output_shapes = [in_shapes[i]]
+                    producer.notes.append("output shape taken from the next layer's build_config")
+
+    def _infer(self, node, in_shapes):
+        if any(s is None for s in in_shapes):
+            node.output_shapes = [] if node.op == "unknown" else [None]
+            if node.op != "unknown":
+                node.notes.append("shape unknown: an input's shape is unknown")
+            return
+        a = node.attrs
+        try:
+            if self.layout == "channels_first" and node.op in ("reshape", "permute"):
+                src = [self.source(s) for s in in_shapes]
+                if node.op == "reshape" and -1 not in a["target_shape"]:
+                    out = [(src[0][0], *a["target_shape"])]
+                else:
+                    out = ops.infer_shapes(node.op, a, src)
+                node.output_shapes = [self.canon(s) for s in out]
+            else:
+                node.output_shapes = ops.infer_shapes(node.op, a, in_shapes)
+        except (ops.ShapeError, KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+            node.output_shapes = [] if node.op == "unknown" else [None]
+            if node.op != "unknown":
+                node.notes.append(f"shape inference failed: {exc}")
+
+    def _count(self, node, in_shapes, trainable):
+        if node.shares_params_with:
+            return
+        if any(s is None for s in in_shapes) and ops.spec(node.op).params is not ops._params_none:
+            node.notes.append("parameters unknown: input shape unknown")
+            return
+        try:
+            tr, ntr = ops.count_params(node.op, node.attrs, in_shapes, node.output_shapes)
+        except (ops.ShapeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            node.notes.append(f"parameters unknown: {exc}")
+            return
+        if not trainable:
+            tr, ntr = 0, tr + ntr
+        node.params = tr + ntr
+        node.trainable_params = tr
+
+
+# ---------------------------------------------------------------------------
+# training configuration
+# ---------------------------------------------------------------------------
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    return s.lower()
+
+
+_LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
+                 "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
+                 "bce": "binary_crossentropy", "kld": "kl_divergence",
+                 "kullback_leibler_divergence": "kl_divergence"}
+
+
+def _loss(value) -> tuple:
+    """(name, from_logits, config) of a serialised loss (string, dict, list/dict per output)."""
+    if value is None:
+        return None, None, {}
+    if isinstance(value, str):
+        name = value.lower()
+        return _LOSS_ALIASES.get(name, name), (False if "crossentropy" in name else None), {}
+    if isinstance(value, dict) and "class_name" in value:
+        cfg = value.get("config") or {}
+        if isinstance(cfg, str):  # a function serialised by name
+            return _loss(cfg)
+        name = _snake(value["class_name"])
+        if name == "function":
+            name = str(cfg.get("name", "function"))
+        name = _LOSS_ALIASES.get(name, name)
+        return name, cfg.get("from_logits", False if "crossentropy" in name else None), cfg
+    if isinstance(value, dict):  # one loss per output
+        parts = [_loss(v) for v in value.values()]
+    elif isinstance(value, (list, tuple)):
+        parts = [_loss(v) for v in value]
+    else:
+        return str(value), None, {}
+    parts = [p for p in parts if p[0]]
+    if not parts:
+        return None, None, {}
+    return parts[0][0], parts[0][1], {"per_output": [p[0] for p in parts]}
+
+
+def _optimizer(value) -> tuple:
+    """(name, learning_rate, config)."""
+    if value is None:
+        return None, None, {}
+    if isinstance(value, str):
+        return value.lower(), None, {}
+    cfg = dict(value.get("config") or {})
+    name = str(value.get("class_name", cfg.get("name", "unknown")))
+    lr = cfg.get("learning_rate", cfg.get("lr"))
+    if isinstance(lr, dict):  # a schedule
+        inner = lr.get("config") or {}
+        cfg["learning_rate_schedule"] = lr.get("class_name")
+        lr = inner.get("initial_learning_rate", inner.get("learning_rate"))
+    try:
+        lr = float(lr) if lr is not None else None
+    except (TypeError, ValueError):
+        lr = None
+    if lr is not None:
+        lr = float(f"{lr:.6g}")  # configs store float32 values (0.0010000000474974513)
+    return name.lower(), lr, cfg
+
+
+def _metrics(value) -> list:
+    out = []
+
+    def walk(v):
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict) and "class_name" in v:
+            cfg = v.get("config") or {}
+            out.append(cfg.get("name") if isinstance(cfg, dict) and cfg.get("name") else _snake(v["class_name"]))
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return out
+
+
+def training_from_h5(cfg: Optional[dict]) -> Optional[TrainingConfig]:
+    """``training_config`` of a legacy ``.h5`` (Keras 1/2/3)."""
+    if not isinstance(cfg, dict):
+        return None
+    loss, logits, loss_cfg = _loss(cfg.get("loss"))
+    opt, lr, opt_cfg = _optimizer(cfg.get("optimizer_config"))
+    return TrainingConfig(loss=loss, from_logits=logits, optimizer=opt, learning_rate=lr,
+                          metrics=_metrics(cfg.get("metrics")), optimizer_config=opt_cfg,
+                          loss_config=loss_cfg)
+
+
+def training_from_compile_config(cfg: Optional[dict]) -> Optional[TrainingConfig]:
+    """``compile_config`` of a ``.keras`` archive or ``model.get_compile_config()``."""
+    if not isinstance(cfg, dict):
+        return None
+    loss, logits, loss_cfg = _loss(cfg.get("loss"))
+    opt, lr, opt_cfg = _optimizer(cfg.get("optimizer"))
+    return TrainingConfig(loss=loss, from_logits=logits, optimizer=opt, learning_rate=lr,
+                          metrics=_metrics(cfg.get("metrics")), optimizer_config=opt_cfg,
+                          loss_config=loss_cfg)
+
+
+__all__ = ["graph_from_config", "is_model_config", "training_from_h5",
+           "training_from_compile_config", "KerasConfigError", "activation_name"]

@@ -1,0 +1,140 @@
+"""Keras files read without Keras or TensorFlow: legacy HDF5, ``.keras`` zips, JSON.
+
+Only h5py, zipfile and json are used. Nothing in a file is executed: Lambda
+layers keep their (marshalled) code as an opaque string in the config, which we
+never decode.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+from ..errors import InputError
+from ..graph import Graph
+from .keras_config import (KerasConfigError, graph_from_config, is_model_config,
+                           training_from_compile_config, training_from_h5)
+
+
+def _text(value) -> Optional[str]:
+    """HDF5 attributes are str with h5py 3, bytes in files from older stacks."""
+    if value is None:
+        return None
+    if hasattr(value, "tobytes") and not isinstance(value, (bytes, str)):
+        value = value.tobytes() if getattr(value, "ndim", 1) == 0 else value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _json(path, text: Optional[str], what: str):
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(path, f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
+
+
+def _build(path, model, **fields) -> Graph:
+    try:
+        return graph_from_config(model, **fields)
+    except KerasConfigError as exc:
+        raise InputError(path, str(exc)) from None
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise InputError(path, f"malformed Keras model config ({type(exc).__name__}: {exc})") from None
+
+
+def h5_layer_names(attrs) -> list:
+    """``layer_names`` of a legacy weights group, joined when split into ``layer_names0..N``."""
+    if "layer_names" in attrs:
+        return [_text(n) for n in attrs["layer_names"]]
+    names, i = [], 0
+    while f"layer_names{i}" in attrs:
+        names.extend(_text(n) for n in attrs[f"layer_names{i}"])
+        i += 1
+    return names
+
+
+def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
+    import h5py  # a core dependency, imported late to keep `import modellint` light
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        reason = str(exc).split("(")[0].strip().rstrip(":") or "unreadable"
+        raise InputError(path, f"not a readable HDF5 file, truncated or corrupt ({reason})") from None
+    with f:
+        attrs = f.attrs
+        version = _text(attrs.get("keras_version"))
+        config_text = _text(attrs.get("model_config"))
+        training = None
+        if config_text is not None:
+            training = training_from_h5(_json(path, _text(attrs.get("training_config")), "training_config"))
+        weights_only = config_text is None and (
+            h5_layer_names(attrs) or "model_weights" in f or "layers" in f or "vars" in f)
+        n_weight_layers = len(h5_layer_names(attrs)) if weights_only else 0
+    if config_text is None:
+        if config_path is not None:
+            graph = read_json(config_path)
+            graph.source_format = "h5+json"
+            graph.notes.append(f"architecture from {config_path}, weights file {path}")
+            if n_weight_layers:
+                graph.notes.append(f"weights file lists {n_weight_layers} layers")
+            graph.source_path = str(path)
+            return graph
+        if weights_only:
+            raise InputError(path, "holds weights only (no model_config attribute), so it has no "
+                             "architecture; pass it with its architecture JSON: --config model.json")
+        raise InputError(path, "HDF5 file is not a Keras model (no model_config attribute)")
+    model = _json(path, config_text, "model_config")
+    if not is_model_config(model):
+        raise InputError(path, "model_config is not a Keras model config")
+    return _build(path, model, training=training, source_format="h5", source_path=str(path),
+                  framework_version=version)
+
+
+def read_keras_zip(path: Path) -> Graph:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(path, f"not a readable zip archive ({exc})") from None
+    with zf:
+        names = set(zf.namelist())
+        if "config.json" not in names:
+            if any(n.endswith("data.pkl") or n.endswith(".data/version") or n.endswith("/version") for n in names):
+                raise InputError(path, "zip archive looks like a PyTorch checkpoint, not a Keras "
+                                 ".keras archive (no config.json)")
+            raise InputError(path, "zip archive has no config.json: not a Keras .keras archive")
+        try:
+            config_text = zf.read("config.json").decode("utf-8")
+            meta_text = zf.read("metadata.json").decode("utf-8") if "metadata.json" in names else None
+        except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as exc:
+            raise InputError(path, f"corrupt .keras archive ({exc})") from None
+        except Exception as exc:  # zlib.error and friends from a damaged member
+            raise InputError(path, f"corrupt .keras archive ({type(exc).__name__}: {exc})") from None
+    model = _json(path, config_text, "config.json")
+    meta = _json(path, meta_text, "metadata.json") if meta_text else {}
+    if not is_model_config(model):
+        raise InputError(path, "config.json is not a Keras model config")
+    training = training_from_compile_config(model.get("compile_config"))
+    return _build(path, model, training=training, source_format="keras", source_path=str(path),
+                  framework_version=(meta or {}).get("keras_version"))
+
+
+def read_json(path: Path) -> Graph:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text, so not a model JSON") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror})") from None
+    model = _json(path, text, "file")
+    if isinstance(model, dict) and is_model_config(model):
+        training = training_from_compile_config(model.get("compile_config"))
+        return _build(path, model, training=training, source_format="json", source_path=str(path),
+                      framework_version=model.get("keras_version"))
+    raise InputError(path, "JSON is not a Keras model (expected an object with class_name "
+                     "Sequential/Functional/Model and config, as written by model.to_json())")

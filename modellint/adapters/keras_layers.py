@@ -1,0 +1,423 @@
+"""Keras layer configs -> canonical ops and attributes.
+
+One table, :data:`LAYERS`, maps a Keras ``class_name`` to a function that reads
+the layer's ``config`` dict and returns ``(op, attrs)``. It covers the Keras 1.2
+names and argument spellings (``Convolution2D``, ``nb_filter``, ``border_mode``,
+``subsample``, ``output_dim``, ``dim_ordering``...) as well as Keras 2 and 3, so
+the graph builder never branches on versions.
+
+Nothing here imports Keras: configs are plain JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+_MISSING = object()
+
+
+def get(cfg: dict, *names, default=None):
+    """The first of ``names`` present in ``cfg`` (Keras renamed arguments over versions)."""
+    for n in names:
+        v = cfg.get(n, _MISSING)
+        if v is not _MISSING:
+            return v
+    return default
+
+
+def tup(value, n: int) -> tuple:
+    if value is None:
+        return (1,) * n
+    if isinstance(value, (list, tuple)):
+        value = tuple(int(v) for v in value)
+        return value if len(value) == n else value * n if len(value) == 1 else value
+    return (int(value),) * n
+
+
+def activation_name(value) -> str:
+    """Normalise a serialised activation (string, dict, None) to a name."""
+    if value is None:
+        return "linear"
+    if isinstance(value, dict):  # Keras 3 may serialise functions as objects
+        inner = value.get("config")
+        if isinstance(inner, str):
+            value = inner
+        elif isinstance(inner, dict) and "name" in inner:
+            value = inner["name"]
+        else:
+            value = value.get("class_name", "unknown")
+    name = str(value).lower()
+    return {"swish": "silu", "leakyrelu": "leaky_relu", "hard_swish": "hard_silu"}.get(name, name)
+
+
+def _padding(cfg):
+    return str(get(cfg, "padding", "border_mode", default="valid")).lower()
+
+
+# -- handlers ---------------------------------------------------------------
+
+def _conv(rank, op="conv"):
+    def read(cfg):
+        if rank == 2 and "nb_row" in cfg:  # Keras 1
+            kernel = (cfg["nb_row"], cfg["nb_col"])
+        elif rank == 1 and "filter_length" in cfg:
+            kernel = (cfg["filter_length"],)
+        elif rank == 3 and "kernel_dim1" in cfg:
+            kernel = (cfg["kernel_dim1"], cfg["kernel_dim2"], cfg["kernel_dim3"])
+        else:
+            kernel = tup(get(cfg, "kernel_size"), rank)
+        attrs = {
+            "rank": rank,
+            "kernel": tup(kernel, rank),
+            "strides": tup(get(cfg, "strides", "subsample", "subsample_length", default=1), rank),
+            "dilation": tup(get(cfg, "dilation_rate", "atrous_rate", default=1), rank),
+            "padding": _padding(cfg),
+            "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
+            "activation": activation_name(cfg.get("activation")),
+        }
+        if op != "depthwise_conv":
+            attrs["filters"] = int(get(cfg, "filters", "nb_filter"))
+        if op in ("depthwise_conv", "separable_conv"):
+            attrs["depth_multiplier"] = int(get(cfg, "depth_multiplier", default=1))
+        if op == "conv":
+            attrs["groups"] = int(get(cfg, "groups", default=1))
+        if op == "conv_transpose":
+            if cfg.get("output_padding") is not None:
+                attrs["output_padding"] = tup(cfg["output_padding"], rank)
+        return op, attrs
+
+    return read
+
+
+def _dense(cfg):
+    return "dense", {
+        "units": int(get(cfg, "units", "output_dim")),
+        "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
+        "activation": activation_name(cfg.get("activation")),
+    }
+
+
+def _batchnorm(cfg):
+    return "batchnorm", {
+        "axis": get(cfg, "axis", default=-1),
+        "center": bool(cfg.get("center", True)),
+        "scale": bool(cfg.get("scale", True)),
+        "epsilon": cfg.get("epsilon"),
+        "momentum": cfg.get("momentum"),
+    }
+
+
+def _layernorm(cfg):
+    return "layernorm", {
+        "axis": get(cfg, "axis", default=-1),
+        "center": bool(cfg.get("center", True)),
+        "scale": bool(get(cfg, "scale", "rms_scaling", default=True)),
+        "epsilon": cfg.get("epsilon"),
+    }
+
+
+def _groupnorm(cfg):
+    return "groupnorm", {"groups": cfg.get("groups"), "axis": cfg.get("axis", -1),
+                         "center": bool(cfg.get("center", True)), "scale": bool(cfg.get("scale", True))}
+
+
+def _normalization(cfg):
+    axis = cfg.get("axis", -1)
+    return "normalization", {"axis": axis if axis is not None else -1, "mean": cfg.get("mean"),
+                             "variance": cfg.get("variance"), "invert": cfg.get("invert", False)}
+
+
+def _activation(cfg):
+    return "activation", {"function": activation_name(cfg.get("activation"))}
+
+
+def _relu(cfg):
+    max_value = cfg.get("max_value")
+    slope = float(cfg.get("negative_slope") or 0.0)
+    fn = "relu6" if max_value == 6 else "leaky_relu" if slope else "relu"
+    return "activation", {"function": fn, "max_value": max_value, "negative_slope": slope,
+                          "threshold": cfg.get("threshold", 0.0)}
+
+
+def _fixed_activation(fn, **extra):
+    def read(cfg):
+        attrs = {"function": fn}
+        for key in extra:
+            attrs[key] = cfg.get(key, extra[key])
+        return "activation", attrs
+
+    return read
+
+
+def _prelu(cfg):
+    return "activation", {"function": "prelu", "shared_axes": cfg.get("shared_axes")}
+
+
+def _dropout(variant):
+    def read(cfg):
+        return "dropout", {"variant": variant, "rate": get(cfg, "rate", "p", "stddev", default=0.0)}
+
+    return read
+
+
+def _pool(rank, op):
+    def read(cfg):
+        size = get(cfg, "pool_size", "pool_length", default=2)
+        strides = get(cfg, "strides", "stride")
+        return op, {
+            "rank": rank,
+            "pool_size": tup(size, rank),
+            "strides": tup(strides if strides is not None else size, rank),
+            "padding": _padding(cfg),
+        }
+
+    return read
+
+
+def _global_pool(mode):
+    def read(cfg):
+        return "global_pool", {"mode": mode, "keepdims": bool(cfg.get("keepdims", False))}
+
+    return read
+
+
+def _pad_like(op, key, rank):
+    def read(cfg):
+        value = cfg.get(key, 1 if op == "pad" else 0)
+        if isinstance(value, int):
+            pairs = ((value, value),) * rank
+        else:
+            pairs = []
+            for v in value:
+                pairs.append((v, v) if isinstance(v, int) else (int(v[0]), int(v[1])))
+            if len(pairs) == 2 and rank == 1:  # Cropping1D/ZeroPadding1D take (lo, hi)
+                pairs = [(value[0], value[1])]
+            pairs = tuple(pairs)
+        return op, {"rank": rank, key: pairs}
+
+    return read
+
+
+def _upsample(rank):
+    def read(cfg):
+        return "upsample", {"rank": rank, "size": tup(get(cfg, "size", "length", default=2), rank),
+                            "interpolation": cfg.get("interpolation", "nearest")}
+
+    return read
+
+
+def _merge(op):
+    def read(cfg):
+        attrs = {}
+        if op == "concat":
+            attrs["axis"] = get(cfg, "axis", "concat_axis", default=-1)
+        if op == "dot":
+            attrs["axes"] = cfg.get("axes", -1)
+            attrs["normalize"] = cfg.get("normalize", False)
+        return op, attrs
+
+    return read
+
+
+_KERAS1_MERGE_MODES = {"sum": "add", "mul": "multiply", "concat": "concat", "ave": "average",
+                       "max": "maximum", "dot": "dot", "cos": "dot"}
+
+
+def _keras1_merge(cfg):
+    op = _KERAS1_MERGE_MODES.get(cfg.get("mode"), "unknown")
+    attrs = {"axis": cfg.get("concat_axis", -1)} if op == "concat" else {}
+    if op == "dot":
+        attrs["axes"] = cfg.get("dot_axes", -1)
+    return op, attrs
+
+
+def _reshape(cfg):
+    return "reshape", {"target_shape": tuple(cfg["target_shape"])}
+
+
+def _permute(cfg):
+    return "permute", {"dims": tuple(cfg["dims"])}
+
+
+def _repeat(cfg):
+    return "repeat", {"n": int(cfg["n"])}
+
+
+def _embedding(cfg):
+    return "embedding", {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"])}
+
+
+def _rnn(cell):
+    def read(cfg):
+        return "rnn", {
+            "cell": cell,
+            "units": int(get(cfg, "units", "output_dim")),
+            "return_sequences": bool(cfg.get("return_sequences", False)),
+            "return_state": bool(cfg.get("return_state", False)),
+            "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
+            "reset_after": bool(cfg.get("reset_after", cell == "gru" and "reset_after" in cfg)),
+            "activation": activation_name(cfg.get("activation", "tanh")),
+        }
+
+    return read
+
+
+def _attention(cfg):
+    out = cfg.get("output_shape")
+    if isinstance(out, (list, tuple)):
+        out = out[-1] if out else None
+    return "attention", {
+        "num_heads": int(cfg["num_heads"]),
+        "key_dim": int(cfg["key_dim"]),
+        "value_dim": cfg.get("value_dim") or None,
+        "output_dim": out,
+        "use_bias": bool(cfg.get("use_bias", True)),
+        "dropout": cfg.get("dropout", 0.0),
+    }
+
+
+def _rescaling(cfg):
+    return "rescaling", {"scale": cfg.get("scale"), "offset": cfg.get("offset", 0.0)}
+
+
+def _resize(cfg):
+    return "resize", {"height": int(cfg["height"]), "width": int(cfg["width"]),
+                      "interpolation": cfg.get("interpolation")}
+
+
+def _augment(kind):
+    def read(cfg):
+        attrs = {"kind": kind}
+        if kind == "crop":
+            attrs.update(height=int(cfg["height"]), width=int(cfg["width"]))
+        if kind in ("height", "width"):
+            attrs["factor"] = cfg.get("factor")
+        return "augment", attrs
+
+    return read
+
+
+def _identity(kind):
+    def read(cfg):
+        return "identity", {"kind": kind}
+
+    return read
+
+
+def _layer_scale(cfg):
+    return "scale", {"init_values": cfg.get("init_values")}
+
+
+def _unknown(cfg):
+    return "unknown", {}
+
+
+# class_name -> reader. Nested models, Bidirectional and TimeDistributed are
+# handled by the graph builder (they wrap other configs).
+LAYERS: dict[str, Callable] = {}
+
+
+def _register(names, reader):
+    for n in names.split():
+        LAYERS[n] = reader
+
+
+_register("Conv1D Convolution1D", _conv(1))
+_register("Conv2D Convolution2D AtrousConvolution2D", _conv(2))
+_register("Conv3D Convolution3D", _conv(3))
+_register("Conv1DTranspose", _conv(1, "conv_transpose"))
+_register("Conv2DTranspose Deconvolution2D Deconv2D", _conv(2, "conv_transpose"))
+_register("Conv3DTranspose Deconvolution3D", _conv(3, "conv_transpose"))
+_register("DepthwiseConv1D", _conv(1, "depthwise_conv"))
+_register("DepthwiseConv2D", _conv(2, "depthwise_conv"))
+_register("SeparableConv1D SeparableConvolution1D", _conv(1, "separable_conv"))
+_register("SeparableConv2D SeparableConvolution2D", _conv(2, "separable_conv"))
+_register("Dense", _dense)
+_register("BatchNormalization SyncBatchNormalization", _batchnorm)
+_register("LayerNormalization", _layernorm)
+_register("GroupNormalization", _groupnorm)
+_register("UnitNormalization", lambda cfg: ("unitnorm", {"axis": cfg.get("axis", -1)}))
+_register("Normalization", _normalization)
+_register("Rescaling", _rescaling)
+_register("Resizing CenterCrop", _resize)
+_register("RandomCrop", _augment("crop"))
+_register("RandomFlip", _augment("flip"))
+_register("RandomRotation", _augment("rotation"))
+_register("RandomZoom", _augment("zoom"))
+_register("RandomTranslation", _augment("translation"))
+_register("RandomContrast", _augment("contrast"))
+_register("RandomBrightness", _augment("brightness"))
+_register("RandomHeight", _augment("height"))
+_register("RandomWidth", _augment("width"))
+_register("RandomGrayscale RandomHue RandomSaturation RandomSharpness RandomShear "
+          "RandomColorJitter RandomColorDegeneration RandomPosterization RandomInvert "
+          "RandomErasing RandomGaussianBlur RandomPerspective RandomElasticTransform "
+          "AutoContrast Solarization Equalization AugMix RandAugment MixUp CutMix",
+          _augment("other"))
+_register("Activation", _activation)
+_register("ReLU", _relu)
+_register("LeakyReLU", _fixed_activation("leaky_relu", negative_slope=0.3, alpha=0.3))
+_register("PReLU", _prelu)
+_register("ELU", _fixed_activation("elu", alpha=1.0))
+_register("ThresholdedReLU", _fixed_activation("thresholded_relu", theta=1.0))
+_register("Softmax", _fixed_activation("softmax", axis=-1))
+_register("Dropout", _dropout("dropout"))
+_register("SpatialDropout1D SpatialDropout2D SpatialDropout3D", _dropout("spatial"))
+_register("GaussianDropout", _dropout("gaussian"))
+_register("AlphaDropout", _dropout("alpha"))
+_register("GaussianNoise", _dropout("noise"))
+_register("MaxPooling1D MaxPool1D", _pool(1, "pool_max"))
+_register("MaxPooling2D MaxPool2D", _pool(2, "pool_max"))
+_register("MaxPooling3D MaxPool3D", _pool(3, "pool_max"))
+_register("AveragePooling1D AvgPool1D", _pool(1, "pool_avg"))
+_register("AveragePooling2D AvgPool2D", _pool(2, "pool_avg"))
+_register("AveragePooling3D AvgPool3D", _pool(3, "pool_avg"))
+_register("GlobalAveragePooling1D GlobalAveragePooling2D GlobalAveragePooling3D "
+          "GlobalAvgPool1D GlobalAvgPool2D GlobalAvgPool3D", _global_pool("avg"))
+_register("GlobalMaxPooling1D GlobalMaxPooling2D GlobalMaxPooling3D "
+          "GlobalMaxPool1D GlobalMaxPool2D GlobalMaxPool3D", _global_pool("max"))
+_register("Flatten", lambda cfg: ("flatten", {}))
+_register("Reshape", _reshape)
+_register("Permute", _permute)
+_register("RepeatVector", _repeat)
+_register("ZeroPadding1D", _pad_like("pad", "padding", 1))
+_register("ZeroPadding2D", _pad_like("pad", "padding", 2))
+_register("ZeroPadding3D", _pad_like("pad", "padding", 3))
+_register("Cropping1D", _pad_like("crop", "cropping", 1))
+_register("Cropping2D", _pad_like("crop", "cropping", 2))
+_register("Cropping3D", _pad_like("crop", "cropping", 3))
+_register("UpSampling1D", _upsample(1))
+_register("UpSampling2D", _upsample(2))
+_register("UpSampling3D", _upsample(3))
+_register("Add", _merge("add"))
+_register("Subtract", _merge("subtract"))
+_register("Multiply", _merge("multiply"))
+_register("Average", _merge("average"))
+_register("Maximum", _merge("maximum"))
+_register("Minimum", _merge("minimum"))
+_register("Concatenate", _merge("concat"))
+_register("Dot", _merge("dot"))
+_register("Merge", _keras1_merge)
+_register("Embedding", _embedding)
+_register("SimpleRNN", _rnn("simple"))
+_register("LSTM CuDNNLSTM", _rnn("lstm"))
+_register("GRU CuDNNGRU", _rnn("gru"))
+_register("MultiHeadAttention", _attention)
+_register("Masking", _identity("masking"))
+_register("ActivityRegularization", _identity("activity_regularization"))
+_register("Identity", _identity("identity"))
+_register("StochasticDepth", _dropout("stochastic_depth"))
+_register("LayerScale", _layer_scale)
+
+# Layers that carry code, not configuration: recorded, never deserialised.
+CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
+
+# Containers: the builder inlines their layers.
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+
+
+def read_layer(class_name: str, cfg: dict) -> tuple:
+    reader = LAYERS.get(class_name)
+    if reader is None:
+        return "unknown", {}
+    return reader(cfg)

@@ -1,0 +1,215 @@
+"""The layer graph: one framework-free picture of a model.
+
+Every adapter (Keras files, live Keras models, later PyTorch and ONNX) returns a
+:class:`Graph`. Analyses, rules and reports read only this module's types.
+
+Conventions
+-----------
+* ``Node.name`` is the framework's own layer name, the one users see.
+* ``Node.op`` is a canonical op from :mod:`modellint.ops`.
+* Shapes are stored in one canonical layout: batch first, channels last
+  (``(None, H, W, C)``). ``Graph.layout`` remembers the source layout
+  (``"channels_last"`` or ``"channels_first"``) so reports can print the user's
+  own; :meth:`Graph.display_shape` does the conversion.
+* A fused activation (``Conv2D(activation="relu")``) becomes its own
+  ``activation`` node named ``"<layer>.activation"`` whose ``fused_into`` is the
+  layer. A layer without one carries ``attrs["activation"] == "linear"``.
+* A layer called several times (shared weights) gives one node per call; the
+  first call holds the parameters, later calls name it in ``shares_params_with``
+  and hold zero, so sums over nodes count every weight once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+Shape = tuple  # a tuple of ints, None for unknown dims (batch is always None)
+
+
+@dataclass
+class TrainingConfig:
+    """What the model was compiled with, when the source records it."""
+
+    loss: Optional[str] = None
+    from_logits: Optional[bool] = None
+    optimizer: Optional[str] = None
+    learning_rate: Optional[float] = None
+    metrics: list = field(default_factory=list)
+    optimizer_config: dict = field(default_factory=dict)
+    loss_config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "loss": self.loss,
+            "from_logits": self.from_logits,
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "metrics": list(self.metrics),
+            "optimizer_config": self.optimizer_config,
+        }
+
+
+@dataclass
+class Node:
+    name: str
+    op: str
+    source_type: str = ""
+    attrs: dict = field(default_factory=dict)
+    inputs: list = field(default_factory=list)  # producer refs: "name" or "name:k"
+    output_shapes: list = field(default_factory=list)  # canonical layout, one per output
+    params: int = 0
+    trainable_params: int = 0
+    fused_into: Optional[str] = None  # an activation node made from a layer's argument
+    shares_params_with: Optional[str] = None  # a later call of a shared layer
+    scope: str = ""  # enclosing nested model(s), "backbone/" style
+    notes: list = field(default_factory=list)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.params - self.trainable_params
+
+    @property
+    def output_shape(self) -> Optional[Shape]:
+        return self.output_shapes[0] if self.output_shapes else None
+
+    def to_dict(self) -> dict:
+        d = {
+            "name": self.name,
+            "op": self.op,
+            "source_type": self.source_type,
+            "attrs": _jsonable(self.attrs),
+            "inputs": list(self.inputs),
+            "output_shapes": [list(s) if s is not None else None for s in self.output_shapes],
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "non_trainable_params": self.non_trainable_params,
+        }
+        for key in ("fused_into", "shares_params_with", "scope"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+def split_ref(ref: str) -> tuple[str, int]:
+    """``"name:2"`` -> ``("name", 2)``; ``"name"`` -> ``("name", 0)``."""
+    name, sep, idx = ref.rpartition(":")
+    if sep and idx.isdigit():
+        return name, int(idx)
+    return ref, 0
+
+
+@dataclass
+class Graph:
+    name: str = "model"
+    framework: str = ""  # "keras", "torch", "onnx"
+    source_format: str = ""  # "h5", "keras", "json", "live", ...
+    source_path: Optional[str] = None
+    model_class: str = ""  # "Sequential", "Functional", ...
+    layout: str = "channels_last"
+    nodes: dict = field(default_factory=dict)  # name -> Node, in topological order
+    inputs: list = field(default_factory=list)  # node names of op "input"
+    outputs: list = field(default_factory=list)  # refs of model outputs
+    training: Optional[TrainingConfig] = None
+    framework_version: Optional[str] = None
+    notes: list = field(default_factory=list)
+
+    # -- building ---------------------------------------------------------
+    def add(self, node: Node) -> Node:
+        if node.name in self.nodes:
+            raise ValueError(f"duplicate node name {node.name!r}")
+        self.nodes[node.name] = node
+        return node
+
+    # -- reading ----------------------------------------------------------
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def shape_of(self, ref: str) -> Optional[Shape]:
+        name, idx = split_ref(ref)
+        node = self.nodes.get(name)
+        if node is None or idx >= len(node.output_shapes):
+            return None
+        return node.output_shapes[idx]
+
+    def producers(self, node: Node) -> list:
+        return [self.nodes[split_ref(r)[0]] for r in node.inputs]
+
+    def consumers(self, node: Node) -> list:
+        index = self._consumer_index()
+        return [self.nodes[n] for n in index.get(node.name, [])]
+
+    def _consumer_index(self) -> dict:
+        # Rebuilt lazily; graphs are small and immutable once built.
+        cache = self.__dict__.get("_consumers")
+        if cache is None or cache[0] != len(self.nodes):
+            index: dict = {}
+            for n in self.nodes.values():
+                for r in n.inputs:
+                    index.setdefault(split_ref(r)[0], []).append(n.name)
+            cache = (len(self.nodes), index)
+            self.__dict__["_consumers"] = cache
+        return cache[1]
+
+    def layers(self) -> list:
+        """Nodes that correspond to a source layer (not fused activations)."""
+        return [n for n in self.nodes.values() if n.fused_into is None]
+
+    @property
+    def total_params(self) -> int:
+        return sum(n.params for n in self.nodes.values())
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(n.trainable_params for n in self.nodes.values())
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    def input_shapes(self) -> list:
+        return [self.nodes[n].output_shape for n in self.inputs]
+
+    def display_shape(self, shape: Optional[Shape]) -> Optional[Shape]:
+        """A canonical (channels-last) shape in the source's own layout."""
+        if shape is None or self.layout != "channels_first" or len(shape) < 3:
+            return shape
+        return (shape[0], shape[-1], *shape[1:-1])
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "source_format": self.source_format,
+            "source_path": self.source_path,
+            "model_class": self.model_class,
+            "layout": self.layout,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "params": {
+                "total": self.total_params,
+                "trainable": self.trainable_params,
+                "non_trainable": self.non_trainable_params,
+            },
+            "training": self.training.to_dict() if self.training else None,
+            "notes": list(self.notes),
+            "nodes": [n.to_dict() for n in self.nodes.values()],
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,654 @@
+"""The canonical op vocabulary and what each op does to shapes, parameters,
+compute and the receptive field.
+
+One table, :data:`OPS`, holds one :class:`OpSpec` per canonical op. Adapters map
+their framework's layers to these ops and canonical attributes; everything else
+(analyses, rules, reports) asks this table instead of branching on layer types.
+
+Canonical attributes (all optional unless the op needs them)
+
+=================  ==========================================================
+``rank``           number of spatial dims (1, 2, 3) of a conv or pool
+``filters``        output channels of a conv / separable conv
+``units``          output features of a dense layer or RNN
+``kernel``         tuple of kernel sizes, one per spatial dim
+``strides``        tuple of strides
+``dilation``       tuple of dilation rates
+``padding``        ``"same"``, ``"valid"``, ``"causal"`` or per-dim ``((lo, hi), ...)``
+``groups``         grouped convolution
+``depth_multiplier`` depthwise / separable convs
+``use_bias``       bool
+``activation``     the function fused in the source layer (``"linear"`` if none)
+``function``       for ``activation`` nodes: ``relu``, ``softmax``, ...
+``rate``           dropout rate
+``axis``           normalisation / concat axis, canonical layout
+=================  ==========================================================
+
+Shapes are canonical: batch first (``None``), channels last.
+
+Conventions for cost: 1 multiply-add = 1 MAC; FLOPs = 2 x MACs. Only layers with
+weights (conv, dense, RNN, attention) and the pairwise products of attention are
+counted; element-wise ops, normalisation and pooling count zero MACs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+Shape = tuple
+
+
+class ShapeError(ValueError):
+    """Shape inference could not proceed (bad attrs or incompatible inputs)."""
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+
+def _prod(values) -> Optional[int]:
+    out = 1
+    for v in values:
+        if v is None:
+            return None
+        out *= int(v)
+    return out
+
+
+def _tuple(value, n: int) -> tuple:
+    if isinstance(value, (list, tuple)):
+        if len(value) == n:
+            return tuple(value)
+        if len(value) == 1:
+            return tuple(value) * n
+    return (value,) * n
+
+
+def conv_out_len(length, kernel, stride, dilation, padding) -> Optional[int]:
+    """Output length of a conv/pool window along one axis (Keras/TF rules)."""
+    if length is None:
+        return None
+    eff = (kernel - 1) * dilation + 1
+    if padding == "same" or padding == "causal":
+        return -(-length // stride)
+    if isinstance(padding, (tuple, list)):
+        lo, hi = padding
+        return (length + lo + hi - eff) // stride + 1
+    # valid
+    if length < eff:
+        raise ShapeError(f"window of {eff} does not fit an axis of length {length}")
+    return (length - eff) // stride + 1
+
+
+def deconv_out_len(length, kernel, stride, dilation, padding, output_padding=None) -> Optional[int]:
+    if length is None:
+        return None
+    eff = (kernel - 1) * dilation + 1
+    if output_padding is None:
+        if padding == "same":
+            return length * stride
+        if isinstance(padding, (tuple, list)):
+            return (length - 1) * stride + eff - padding[0] - padding[1]
+        return length * stride + max(eff - stride, 0)
+    pad = (eff // 2) if padding == "same" else 0
+    return (length - 1) * stride + eff - 2 * pad + output_padding
+
+
+def _spatial(shape: Shape) -> tuple:
+    return tuple(shape[1:-1])
+
+
+def _channels(shape: Shape):
+    return shape[-1]
+
+
+def _one(in_shapes) -> Shape:
+    if not in_shapes or in_shapes[0] is None:
+        raise ShapeError("input shape unknown")
+    return in_shapes[0]
+
+
+# ---------------------------------------------------------------------------
+# shape inference: f(attrs, input_shapes) -> list of output shapes
+# ---------------------------------------------------------------------------
+
+def _shape_identity(a, s):
+    return [_one(s)]
+
+
+def _shape_conv(a, s):
+    x = _one(s)
+    r = a.get("rank", len(x) - 2)
+    k, st, d = _tuple(a["kernel"], r), _tuple(a.get("strides", 1), r), _tuple(a.get("dilation", 1), r)
+    pad = a.get("padding", "valid")
+    pads = pad if isinstance(pad, (tuple, list)) else [pad] * r
+    spatial = [conv_out_len(n, k[i], st[i], d[i], pads[i]) for i, n in enumerate(_spatial(x))]
+    out_c = a.get("filters")
+    if out_c is None:  # depthwise
+        c = _channels(x)
+        out_c = None if c is None else c * a.get("depth_multiplier", 1)
+    return [(x[0], *spatial, out_c)]
+
+
+def _shape_conv_transpose(a, s):
+    x = _one(s)
+    r = a.get("rank", len(x) - 2)
+    k, st, d = _tuple(a["kernel"], r), _tuple(a.get("strides", 1), r), _tuple(a.get("dilation", 1), r)
+    op = a.get("output_padding")
+    op = _tuple(op, r) if op is not None else (None,) * r
+    pad = a.get("padding", "valid")
+    pads = pad if isinstance(pad, (tuple, list)) else [pad] * r
+    spatial = [deconv_out_len(n, k[i], st[i], d[i], pads[i], op[i]) for i, n in enumerate(_spatial(x))]
+    return [(x[0], *spatial, a["filters"])]
+
+
+def _shape_pool(a, s):
+    x = _one(s)
+    r = a.get("rank", len(x) - 2)
+    k = _tuple(a["pool_size"], r)
+    st = _tuple(a.get("strides") or a["pool_size"], r)
+    pad = a.get("padding", "valid")
+    spatial = [conv_out_len(n, k[i], st[i], 1, pad) for i, n in enumerate(_spatial(x))]
+    return [(x[0], *spatial, _channels(x))]
+
+
+def _shape_global_pool(a, s):
+    x = _one(s)
+    if a.get("keepdims"):
+        return [(x[0], *([1] * (len(x) - 2)), x[-1])]
+    return [(x[0], x[-1])]
+
+
+def _shape_dense(a, s):
+    x = _one(s)
+    return [(*x[:-1], a["units"])]
+
+
+def _shape_flatten(a, s):
+    x = _one(s)
+    return [(x[0], _prod(x[1:]))]
+
+
+def _shape_reshape(a, s):
+    x = _one(s)
+    target = list(a["target_shape"])
+    if -1 in target:
+        total = _prod(x[1:])
+        known = _prod([t for t in target if t != -1])
+        target[target.index(-1)] = None if total is None or not known else total // known
+    return [(x[0], *target)]
+
+
+def _shape_permute(a, s):
+    x = _one(s)
+    dims = a["dims"]  # 1-based, as in Keras
+    return [(x[0], *[x[d] for d in dims])]
+
+
+def _broadcast(shapes) -> Shape:
+    rank = max(len(sh) for sh in shapes)
+    out = []
+    for i in range(rank):
+        dims = [sh[i - rank + len(sh)] for sh in shapes if i - rank + len(sh) >= 0]
+        known = [d for d in dims if d not in (None, 1)]
+        if known:
+            out.append(max(known))
+        elif any(d is None for d in dims):
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def _shape_elementwise(a, s):
+    if any(sh is None for sh in s):
+        raise ShapeError("input shape unknown")
+    return [_broadcast(s)]
+
+
+def _shape_concat(a, s):
+    if any(sh is None for sh in s):
+        raise ShapeError("input shape unknown")
+    axis = a.get("axis", -1)
+    rank = len(s[0])
+    axis = axis % rank
+    out = list(s[0])
+    total = 0
+    for sh in s:
+        if sh[axis] is None:
+            total = None
+            break
+        total += sh[axis]
+    out[axis] = total
+    return [tuple(out)]
+
+
+def _shape_pad(a, s):
+    x = _one(s)
+    pads = a["padding"]  # ((lo, hi), ...) per spatial dim
+    spatial = [None if n is None else n + lo + hi for n, (lo, hi) in zip(_spatial(x), pads)]
+    return [(x[0], *spatial, x[-1])]
+
+
+def _shape_crop(a, s):
+    x = _one(s)
+    crops = a["cropping"]
+    spatial = [None if n is None else n - lo - hi for n, (lo, hi) in zip(_spatial(x), crops)]
+    return [(x[0], *spatial, x[-1])]
+
+
+def _shape_upsample(a, s):
+    x = _one(s)
+    size = _tuple(a["size"], len(x) - 2)
+    spatial = [None if n is None else n * f for n, f in zip(_spatial(x), size)]
+    return [(x[0], *spatial, x[-1])]
+
+
+def _shape_resize(a, s):
+    x = _one(s)
+    return [(x[0], a["height"], a["width"], x[-1])]
+
+
+def _shape_augment(a, s):
+    x = _one(s)
+    if a.get("height") is not None:  # RandomCrop-style layers set the output size
+        return [(x[0], a["height"], a["width"], x[-1])]
+    return [x]
+
+
+def _shape_embedding(a, s):
+    x = _one(s)
+    return [(*x, a["output_dim"])]
+
+
+def _shape_rnn(a, s):
+    x = _one(s)
+    units = a["units"] * (2 if a.get("bidirectional") and a.get("merge_mode", "concat") == "concat" else 1)
+    out = (x[0], x[1], units) if a.get("return_sequences") else (x[0], units)
+    outs = [out]
+    if a.get("return_state"):
+        n_states = {"lstm": 2}.get(a.get("cell"), 1) * (2 if a.get("bidirectional") else 1)
+        outs += [(x[0], a["units"])] * n_states
+    return outs
+
+
+def _shape_attention(a, s):
+    q = _one(s)
+    out_dim = a.get("output_dim") or q[-1]
+    outs = [(*q[:-1], out_dim)]
+    if a.get("return_attention_scores"):
+        kv = s[1] if len(s) > 1 else q
+        outs.append((q[0], a["num_heads"], q[1], kv[1]))
+    return outs
+
+
+def _shape_dot(a, s):
+    x, y = s[0], s[1]
+    axes = a.get("axes", -1)
+    axes = _tuple(axes, 2)
+    ax0, ax1 = axes[0] % len(x), axes[1] % len(y)
+    out = [d for i, d in enumerate(x) if i != ax0] + [d for i, d in enumerate(y[1:], 1) if i != ax1]
+    if len(out) == 1:
+        out.append(1)
+    return [tuple(out)]
+
+
+def _shape_unknown(a, s):
+    raise ShapeError("shape of an unknown layer cannot be inferred")
+
+
+# ---------------------------------------------------------------------------
+# parameters: f(attrs, input_shapes, output_shapes) -> (trainable, non_trainable)
+# ---------------------------------------------------------------------------
+
+def _params_none(a, s, o):
+    return 0, 0
+
+
+def _need(value, what):
+    if value is None:
+        raise ShapeError(f"{what} unknown")
+    return value
+
+
+def _params_conv(a, s, o):
+    x = _one(s)
+    c_in = _need(_channels(x), "input channels")
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    groups = a.get("groups", 1)
+    w = k * (c_in // groups) * a["filters"]
+    return w + (a["filters"] if a.get("use_bias", True) else 0), 0
+
+
+def _params_conv_transpose(a, s, o):
+    x = _one(s)
+    c_in = _need(_channels(x), "input channels")
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    groups = a.get("groups", 1)
+    w = k * c_in * (a["filters"] // groups)
+    return w + (a["filters"] if a.get("use_bias", True) else 0), 0
+
+
+def _params_depthwise(a, s, o):
+    x = _one(s)
+    c_in = _need(_channels(x), "input channels")
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    dm = a.get("depth_multiplier", 1)
+    return k * c_in * dm + (c_in * dm if a.get("use_bias", True) else 0), 0
+
+
+def _params_separable(a, s, o):
+    x = _one(s)
+    c_in = _need(_channels(x), "input channels")
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    dm = a.get("depth_multiplier", 1)
+    return k * c_in * dm + c_in * dm * a["filters"] + (a["filters"] if a.get("use_bias", True) else 0), 0
+
+
+def _params_dense(a, s, o):
+    c_in = _need(_one(s)[-1], "input features")
+    return c_in * a["units"] + (a["units"] if a.get("use_bias", True) else 0), 0
+
+
+def _norm_size(a, x):
+    axes = a.get("axis", -1)
+    axes = axes if isinstance(axes, (list, tuple)) else [axes]
+    return _need(_prod(x[ax] for ax in axes), "normalised axis")
+
+
+def _params_batchnorm(a, s, o):
+    n = _norm_size(a, _one(s))
+    return n * (int(a.get("center", True)) + int(a.get("scale", True))), 2 * n
+
+
+def _params_layernorm(a, s, o):
+    n = _norm_size(a, _one(s))
+    return n * (int(a.get("center", True)) + int(a.get("scale", True))), 0
+
+
+def _params_groupnorm(a, s, o):
+    n = _need(_channels(_one(s)), "channels")
+    return n * (int(a.get("center", True)) + int(a.get("scale", True))), 0
+
+
+def _params_normalization(a, s, o):
+    # Keras Normalization: mean and variance per feature along `axis`, plus a count.
+    n = _norm_size(a, _one(s))
+    return 0, 2 * n + 1
+
+
+def _params_activation(a, s, o):
+    if a.get("function") != "prelu":
+        return 0, 0
+    x = _one(s)
+    shared = set(a.get("shared_axes") or [])
+    dims = [d for i, d in enumerate(x[1:], 1) if i not in shared]
+    return _need(_prod(dims), "prelu shape"), 0
+
+
+def _params_scale(a, s, o):
+    return _need(_channels(_one(s)), "channels"), 0
+
+
+def _params_embedding(a, s, o):
+    return a["input_dim"] * a["output_dim"], 0
+
+
+def _params_rnn(a, s, o):
+    f = _need(_one(s)[-1], "input features")
+    u = a["units"]
+    cell = a.get("cell", "simple")
+    bias = a.get("use_bias", True)
+    if cell == "lstm":
+        n = 4 * (u * f + u * u) + (4 * u if bias else 0)
+    elif cell == "gru":
+        b = (6 * u if a.get("reset_after", True) else 3 * u) if bias else 0
+        n = 3 * (u * f + u * u) + b
+    else:
+        n = u * f + u * u + (u if bias else 0)
+    return n * (2 if a.get("bidirectional") else 1), 0
+
+
+def _params_attention(a, s, o):
+    q = _one(s)
+    v = s[1] if len(s) > 1 and s[1] is not None else q
+    k = s[2] if len(s) > 2 and s[2] is not None else v
+    h, kd = a["num_heads"], a["key_dim"]
+    vd = a.get("value_dim") or kd
+    out = a.get("output_dim") or q[-1]
+    b = a.get("use_bias", True)
+    n = q[-1] * h * kd + (h * kd if b else 0)
+    n += k[-1] * h * kd + (h * kd if b else 0)
+    n += v[-1] * h * vd + (h * vd if b else 0)
+    n += h * vd * out + (out if b else 0)
+    return n, 0
+
+
+# ---------------------------------------------------------------------------
+# MACs: f(attrs, input_shapes, output_shapes) -> int (batch 1)
+# ---------------------------------------------------------------------------
+
+def _macs_none(a, s, o):
+    return 0
+
+
+def _macs_conv(a, s, o):
+    x, y = _one(s), o[0]
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    out_pos = _prod(_spatial(y)) or 0
+    return out_pos * k * (x[-1] // a.get("groups", 1)) * a["filters"]
+
+
+def _macs_conv_transpose(a, s, o):
+    x = _one(s)
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    return (_prod(_spatial(x)) or 0) * k * x[-1] * (a["filters"] // a.get("groups", 1))
+
+
+def _macs_depthwise(a, s, o):
+    x, y = _one(s), o[0]
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    return (_prod(_spatial(y)) or 0) * k * y[-1]
+
+
+def _macs_separable(a, s, o):
+    x, y = _one(s), o[0]
+    k = _prod(_tuple(a["kernel"], a.get("rank", len(x) - 2)))
+    mid = x[-1] * a.get("depth_multiplier", 1)
+    return (_prod(_spatial(y)) or 0) * (k * mid + mid * a["filters"])
+
+
+def _macs_dense(a, s, o):
+    x = _one(s)
+    return (_prod(x[1:-1]) or 0 if len(x) > 2 else 1) * x[-1] * a["units"]
+
+
+def _macs_rnn(a, s, o):
+    x = _one(s)
+    steps, f, u = x[1] or 0, x[-1], a["units"]
+    gates = {"lstm": 4, "gru": 3}.get(a.get("cell"), 1)
+    return steps * gates * (f * u + u * u) * (2 if a.get("bidirectional") else 1)
+
+
+def _macs_attention(a, s, o):
+    q = _one(s)
+    v = s[1] if len(s) > 1 and s[1] is not None else q
+    h, kd = a["num_heads"], a["key_dim"]
+    vd = a.get("value_dim") or kd
+    out = a.get("output_dim") or q[-1]
+    tq, tv = _prod(q[1:-1]) or 0, _prod(v[1:-1]) or 0
+    proj = tq * q[-1] * h * kd + tv * v[-1] * h * (kd + vd) + tq * h * vd * out
+    return proj + h * tq * tv * (kd + vd)
+
+
+# ---------------------------------------------------------------------------
+# receptive field: f(attrs, rank) -> per-dim list of (kernel, stride, dilation)
+# A stride < 1 (as a fraction) means upsampling. None: the op ends spatial
+# structure (the output no longer has a receptive field on the input grid).
+# ---------------------------------------------------------------------------
+
+def _rf_window(a, rank):
+    k = _tuple(a["kernel"], rank)
+    st = _tuple(a.get("strides", 1), rank)
+    d = _tuple(a.get("dilation", 1), rank)
+    return [(k[i], st[i], d[i]) for i in range(rank)]
+
+
+def _rf_pool(a, rank):
+    k = _tuple(a["pool_size"], rank)
+    st = _tuple(a.get("strides") or a["pool_size"], rank)
+    return [(k[i], st[i], 1) for i in range(rank)]
+
+
+def _rf_transpose(a, rank):
+    k = _tuple(a["kernel"], rank)
+    st = _tuple(a.get("strides", 1), rank)
+    return [(k[i], 1.0 / st[i], 1) for i in range(rank)]
+
+
+def _rf_upsample(a, rank):
+    size = _tuple(a["size"], rank)
+    return [(1, 1.0 / size[i], 1) for i in range(rank)]
+
+
+def _rf_identity(a, rank):
+    return [(1, 1, 1)] * rank
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+
+# kinds: what role an op plays; rules ask for kinds, not op names.
+LEARNABLE = "learnable"  # has weights that transform features (conv, dense, rnn, ...)
+NORMALIZATION = "normalization"
+ACTIVATION = "activation"
+POOLING = "pooling"
+RESHAPE = "reshape"  # moves values around without changing them
+MERGE = "merge"
+REGULARIZATION = "regularization"  # only active in training (dropout, noise)
+PREPROCESSING = "preprocessing"  # scaling, resizing, augmentation
+IO = "io"
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    kind: str
+    shape: Callable = _shape_identity
+    params: Callable = _params_none
+    macs: Callable = _macs_none
+    rf: Optional[Callable] = _rf_identity  # None: output has no spatial grid
+    linear: bool = True  # is the op linear (affine) in its input?
+    doc: str = ""
+
+
+OPS: dict[str, OpSpec] = {}
+
+
+def _op(name, kind, doc="", **kw):
+    OPS[name] = OpSpec(name=name, kind=kind, doc=doc, **kw)
+
+
+_op("input", IO, "model input")
+_op("conv", LEARNABLE, "convolution (1D/2D/3D, grouped)", shape=_shape_conv, params=_params_conv, macs=_macs_conv, rf=_rf_window)
+_op("conv_transpose", LEARNABLE, "transposed convolution", shape=_shape_conv_transpose, params=_params_conv_transpose, macs=_macs_conv_transpose, rf=_rf_transpose)
+_op("depthwise_conv", LEARNABLE, "depthwise convolution", shape=_shape_conv, params=_params_depthwise, macs=_macs_depthwise, rf=_rf_window)
+_op("separable_conv", LEARNABLE, "depthwise then pointwise convolution", shape=_shape_conv, params=_params_separable, macs=_macs_separable, rf=_rf_window)
+_op("dense", LEARNABLE, "fully connected, on the last axis", shape=_shape_dense, params=_params_dense, macs=_macs_dense)
+_op("embedding", LEARNABLE, "lookup table", shape=_shape_embedding, params=_params_embedding, rf=None, linear=False)
+_op("rnn", LEARNABLE, "recurrent layer (simple, LSTM, GRU; maybe bidirectional)", shape=_shape_rnn, params=_params_rnn, macs=_macs_rnn, rf=None, linear=False)
+_op("attention", LEARNABLE, "multi-head attention", shape=_shape_attention, params=_params_attention, macs=_macs_attention, rf=None, linear=False)
+_op("batchnorm", NORMALIZATION, "batch normalisation", params=_params_batchnorm)
+_op("layernorm", NORMALIZATION, "layer normalisation", params=_params_layernorm, linear=False)
+_op("groupnorm", NORMALIZATION, "group normalisation", params=_params_groupnorm, linear=False)
+_op("unitnorm", NORMALIZATION, "unit-norm / L2 normalisation", linear=False)
+_op("normalization", PREPROCESSING, "fixed input standardisation (adapted mean/variance)", params=_params_normalization)
+_op("rescaling", PREPROCESSING, "fixed input scaling")
+_op("resize", PREPROCESSING, "image resizing", shape=_shape_resize, rf=None)
+_op("augment", PREPROCESSING, "random augmentation (training only)", shape=_shape_augment)
+_op("scale", OTHER, "learnable per-channel scale (LayerScale)", params=_params_scale)
+_op("activation", ACTIVATION, "non-linearity (function in attrs)", params=_params_activation, linear=False)
+_op("dropout", REGULARIZATION, "dropout family and noise layers")
+_op("pool_max", POOLING, "max pooling", shape=_shape_pool, rf=_rf_pool, linear=False)
+_op("pool_avg", POOLING, "average pooling", shape=_shape_pool, rf=_rf_pool)
+_op("global_pool", POOLING, "global pooling over all spatial positions", shape=_shape_global_pool, rf=None)
+_op("flatten", RESHAPE, "flatten to (batch, features)", shape=_shape_flatten, rf=None)
+_op("reshape", RESHAPE, "reshape", shape=_shape_reshape, rf=None)
+_op("permute", RESHAPE, "permute axes", shape=_shape_permute, rf=None)
+_op("repeat", RESHAPE, "repeat a vector along a new time axis",
+    shape=lambda a, s: [(_one(s)[0], a["n"], _one(s)[-1])], rf=None)
+_op("pad", RESHAPE, "zero padding", shape=_shape_pad)
+_op("crop", RESHAPE, "cropping", shape=_shape_crop)
+_op("upsample", RESHAPE, "nearest/bilinear upsampling", shape=_shape_upsample, rf=_rf_upsample)
+_op("identity", OTHER, "passes its input through (masking, regularisers, wrappers)")
+_op("add", MERGE, "element-wise sum", shape=_shape_elementwise)
+_op("subtract", MERGE, "element-wise difference", shape=_shape_elementwise)
+_op("multiply", MERGE, "element-wise product", shape=_shape_elementwise, linear=False)
+_op("average", MERGE, "element-wise mean", shape=_shape_elementwise)
+_op("maximum", MERGE, "element-wise max", shape=_shape_elementwise, linear=False)
+_op("minimum", MERGE, "element-wise min", shape=_shape_elementwise, linear=False)
+_op("concat", MERGE, "concatenation along an axis", shape=_shape_concat)
+_op("dot", MERGE, "batched dot product", shape=_shape_dot, rf=None, linear=False)
+_op("unknown", OTHER, "a layer modellint does not know (custom, Lambda, ...)", shape=_shape_unknown, rf=None, linear=False)
+
+
+def spec(op: str) -> OpSpec:
+    return OPS.get(op, OPS["unknown"])
+
+
+def _strip_time(shapes):
+    return [None if sh is None else (sh[0], *sh[2:]) for sh in shapes]
+
+
+def infer_shapes(op: str, attrs: dict, in_shapes: list) -> list:
+    if attrs.get("time_distributed"):  # TimeDistributed: the op runs per time step
+        inner = spec(op).shape(attrs, _strip_time(in_shapes))
+        t = in_shapes[0][1]
+        return [(sh[0], t, *sh[1:]) for sh in inner]
+    return spec(op).shape(attrs, in_shapes)
+
+
+def count_params(op: str, attrs: dict, in_shapes: list, out_shapes: list) -> tuple:
+    """(trainable, non_trainable) parameters of a layer that is itself trainable."""
+    if attrs.get("time_distributed"):
+        return spec(op).params(attrs, _strip_time(in_shapes), _strip_time(out_shapes))
+    return spec(op).params(attrs, in_shapes, out_shapes)
+
+
+def count_macs(op: str, attrs: dict, in_shapes: list, out_shapes: list) -> int:
+    """Multiply-adds of one call at batch 1 (0 where unknown)."""
+    try:
+        if attrs.get("time_distributed"):
+            steps = in_shapes[0][1] or 0
+            return steps * int(spec(op).macs(attrs, _strip_time(in_shapes), _strip_time(out_shapes)) or 0)
+        return int(spec(op).macs(attrs, in_shapes, out_shapes) or 0)
+    except (TypeError, KeyError, IndexError, ShapeError):
+        return 0
+
+
+def rf_window(op: str, attrs: dict, rank: int):
+    fn = spec(op).rf
+    return None if fn is None else fn(attrs, rank)
+
+
+def is_linear(op: str, attrs: dict) -> bool:
+    if op == "activation":
+        return attrs.get("function") in LINEAR_ACTIVATIONS
+    return spec(op).linear
+
+
+# Activation functions that are (affine-)linear: they add no non-linearity.
+LINEAR_ACTIVATIONS = frozenset({"linear", "identity", None})
+
+# Activation functions by family, for rules (initialisers, saturation).
+ACTIVATION_FAMILY = {
+    "relu": "relu", "relu6": "relu", "leaky_relu": "relu", "prelu": "relu", "elu": "relu",
+    "selu": "selu", "gelu": "relu", "silu": "relu", "swish": "relu", "hard_swish": "relu",
+    "hard_silu": "relu", "mish": "relu", "softplus": "relu", "celu": "relu", "thresholded_relu": "relu",
+    "tanh": "tanh", "sigmoid": "sigmoid", "hard_sigmoid": "sigmoid", "softsign": "tanh",
+    "softmax": "softmax", "log_softmax": "softmax", "linear": "linear", "exponential": "other",
+}
+
