@@ -113,6 +113,8 @@ class Graph:
     inputs: list = field(default_factory=list)  # node names of op "input"
     outputs: list = field(default_factory=list)  # refs of model outputs
     training: Optional[TrainingConfig] = None
+    # nested models inlined under a name scope: scope name -> {"class", "outputs"}
+    submodels: dict = field(default_factory=dict)
     framework_version: Optional[str] = None
     notes: list = field(default_factory=list)
 
@@ -201,6 +203,7 @@ class Graph:
             },
             "training": self.training.to_dict() if self.training else None,
             "notes": list(self.notes),
+            "submodels": _jsonable(self.submodels),
             "nodes": [n.to_dict() for n in self.nodes.values()],
         }
 

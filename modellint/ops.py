@@ -373,7 +373,10 @@ def _params_groupnorm(a, s, o):
 
 
 def _params_normalization(a, s, o):
-    # Keras Normalization: mean and variance per feature along `axis`, plus a count.
+    # Keras Normalization: mean and variance per feature along `axis`, plus a
+    # count; none of them are weights when mean and variance were given as constants.
+    if a.get("mean") is not None:
+        return 0, 0
     n = _norm_size(a, _one(s))
     return 0, 2 * n + 1
 

@@ -233,8 +233,8 @@ def expected_for(model, files: dict, notes: list[str]) -> dict:
     }
 
 
-def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json(path: Path, obj, indent=2) -> None:
+    path.write_text(json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
 # --------------------------------------------------------------------------
@@ -290,7 +290,11 @@ def build_functional():
     b = shared(y)   # node 1
     cat = L.Concatenate(name="concat")([a, b])
     summed = L.Add(name="add")([a, b])
-    doubled = L.Lambda(lambda t: t * 2.0, name="double")(summed)
+    # The lambda is compiled under a neutral file name so that the marshalled
+    # bytecode tf.keras stores in the config does not embed this checkout's
+    # absolute path (keeps the fixture reproducible on any machine).
+    double_fn = eval(compile("lambda x: x * 2.0", "<modellint-fixture>", "eval"))
+    doubled = L.Lambda(double_fn, name="double")(summed)
     class_out = L.Dense(5, activation="softmax", name="class_out")(cat)
     reg_out = L.Dense(1, name="reg_out")(doubled)
     model = keras.Model([image, features], [class_out, reg_out], name="two_tower")
@@ -324,7 +328,8 @@ def build_chunked(n_layers: int, name_len: int):
     layers = [keras.Input(shape=(1,), name="chunk_input")]
     for i in range(n_layers):
         stem = f"tiny_dense_{i:04d}_"
-        layers.append(L.Dense(1, name=(stem + "x" * name_len)[:name_len]))
+        layers.append(L.Dense(1, use_bias=False,
+                              name=(stem + "x" * name_len)[:name_len]))
     return keras.Sequential(layers, name="many_tiny_layers")
 
 
@@ -655,7 +660,10 @@ def main(argv=None) -> int:
 
         # 5. chunked layer_names (weights-only, kept byte-for-byte)
         keras.backend.clear_session()
-        n_layers, name_len = 700, 120
+        # 220 names x 600 bytes = 132,000 bytes > 2 * 64,512 -> 3 chunks.
+        # (Every layer group costs ~5 KB of HDF5 headers, so few-but-long
+        # names keep the file near 1 MB.)
+        n_layers, name_len = 220, 600
         chunked = build_chunked(n_layers, name_len)
         cpath = out / "chunked_layer_names_tf215.h5"
         chunked.save_weights(cpath, save_format="h5")
@@ -669,7 +677,7 @@ def main(argv=None) -> int:
                            [f"save_weights(); root layer_names split into {chunks}; "
                             "file unaltered."])
         exp["layer_names_chunks"] = chunks
-        write_json(out / "chunked_layer_names_tf215.expected.json", exp)
+        write_json(out / "chunked_layer_names_tf215.expected.json", exp, indent=None)
 
         # 6. rnn / attention
         keras.backend.clear_session()

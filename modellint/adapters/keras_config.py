@@ -285,8 +285,10 @@ class _Builder:
             first = (prefix + lname + "/") if call_idx else None
             if share_prefix is not None and not call_idx:
                 first = share_prefix + lname + "/"
-            return self.model(class_name, cfg, in_refs, prefix=scope,
+            outs = self.model(class_name, cfg, in_refs, prefix=scope,
                               trainable=layer_trainable, share_prefix=first)
+            self.g.submodels[node_name] = {"class": class_name, "outputs": list(outs)}
+            return outs
 
         attrs_extra = {}
         if class_name == "Bidirectional":

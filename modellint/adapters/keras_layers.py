@@ -408,6 +408,8 @@ _register("ActivityRegularization", _identity("activity_regularization"))
 _register("Identity", _identity("identity"))
 _register("StochasticDepth", _dropout("stochastic_depth"))
 _register("LayerScale", _layer_scale)
+# keras.applications.inception_resnet_v2: inputs[0] + inputs[1] * scale
+_register("CustomScaleLayer", lambda cfg: ("add", {"scale": cfg.get("scale")}))
 
 # Layers that carry code, not configuration: recorded, never deserialised.
 CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})

@@ -67,6 +67,8 @@ def receptive_fields(graph: Graph) -> dict:
             window = ops.rf_window(node.op, node.attrs, rank)
         except (KeyError, TypeError):
             window = None
+        if window is None and node.op == "unknown" and _same_grid(graph, node):
+            window = [(1, 1, 1)] * rank  # assume a custom layer that keeps the grid is pointwise
         if window is None:
             out[node.name] = None
             continue
@@ -76,6 +78,12 @@ def receptive_fields(graph: Graph) -> dict:
             new_stride.append(stride[i] * s)
         out[node.name] = ReceptiveField(tuple(new_size), tuple(new_stride))
     return out
+
+
+def _same_grid(graph: Graph, node) -> bool:
+    shapes = [graph.shape_of(r) for r in node.inputs]
+    out = node.output_shape
+    return bool(shapes) and all(s is not None and out is not None and s[1:-1] == out[1:-1] for s in shapes)
 
 
 def last_spatial(graph: Graph, rfs: Optional[dict] = None):

@@ -1,0 +1,1 @@
+"""Writers: pure functions from analysed models to text, JSON, ..."""
