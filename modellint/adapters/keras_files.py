@@ -73,9 +73,18 @@ def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
         training = None
         if config_text is not None:
             training = training_from_h5(_json(path, _text(attrs.get("training_config")), "training_config"))
-        weights_only = config_text is None and (
+        weights_only = config_text is None and bool(
             h5_layer_names(attrs) or "model_weights" in f or "layers" in f or "vars" in f)
         n_weight_layers = len(h5_layer_names(attrs)) if weights_only else 0
+        if config_text is not None:
+            model = _json(path, config_text, "model_config")
+            if not is_model_config(model):
+                raise InputError(path, "model_config is not a Keras model config")
+            graph = _build(path, model, training=training, source_format="h5", source_path=str(path),
+                           framework_version=version)
+            if "model_weights" in f:
+                params_from_weights(graph, f["model_weights"])
+            return graph
     if config_text is None:
         if config_path is not None:
             graph = read_json(config_path)
@@ -89,11 +98,30 @@ def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
             raise InputError(path, "holds weights only (no model_config attribute), so it has no "
                              "architecture; pass it with its architecture JSON: --config model.json")
         raise InputError(path, "HDF5 file is not a Keras model (no model_config attribute)")
-    model = _json(path, config_text, "model_config")
-    if not is_model_config(model):
-        raise InputError(path, "model_config is not a Keras model config")
-    return _build(path, model, training=training, source_format="h5", source_path=str(path),
-                  framework_version=version)
+
+
+def params_from_weights(graph: Graph, weights) -> None:
+    """Count the parameters of layers the config cannot size (custom layers, layers
+    after a Lambda) from the weight datasets' shapes. No data is read."""
+    import h5py
+
+    for node in graph:
+        if node.params or node.shares_params_with or node.fused_into:
+            continue
+        if node.op != "unknown" and not any(n.startswith("parameters unknown") for n in node.notes):
+            continue
+        group = weights.get(node.name.split("@")[0])
+        if not isinstance(group, h5py.Group):
+            continue
+        sizes = {}
+        group.visititems(lambda name, obj: sizes.__setitem__(name, obj.size)
+                         if isinstance(obj, h5py.Dataset) else None)
+        if not sizes:
+            continue
+        node.params = sum(sizes.values())
+        node.trainable_params = sum(v for k, v in sizes.items() if "moving_" not in k)
+        node.notes = [n for n in node.notes if not n.startswith("parameters unknown")]
+        node.notes.append("parameters counted from the weights stored in the file")
 
 
 def read_keras_zip(path: Path) -> Graph:
