@@ -193,6 +193,7 @@ class Graph:
             "source_format": self.source_format,
             "source_path": self.source_path,
             "model_class": self.model_class,
+            "framework_version": self.framework_version,
             "layout": self.layout,
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),

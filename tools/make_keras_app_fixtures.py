@@ -23,7 +23,12 @@ by inspecting the module, not from a hard-coded list), this script:
         "keras_config": <parsed config.json>,
         "h5_model_config": <parsed model_config>,
         "expected": {"total": ..., "trainable": ..., "non_trainable": ...,
-                     "layers": [{"name", "class_name", "output_shape"}, ...]}}
+                     "layers": [{"name", "class_name", "output_shape"}, ...],
+                     "operations": [same, for every model.operations entry]}}
+
+   ``operations`` is a superset of ``layers``: Keras 3 functional models
+   also serialize raw ops such as ``keras.ops.add`` (not Layers, so not in
+   ``model.layers``) as entries of ``config["layers"]``.
 
 and finally rewrites ``tests/fixtures/keras_apps/README.md``.
 
@@ -181,6 +186,17 @@ def build_fixture(apps, name: str, tmp: Path) -> dict:
         }
         for layer in model.layers
     ]
+    # Keras 3 functional configs also list raw ops (e.g. ``keras.ops.add``
+    # -> class ``Add`` from ``keras.src.ops.numpy``) which are not Layers and
+    # so are absent from ``model.layers``; ``model.operations`` has them all.
+    operations = [
+        {
+            "name": op.name,
+            "class_name": op.__class__.__name__,
+            "output_shape": output_shape(op),
+        }
+        for op in model.operations
+    ]
     fixture = {
         "model": name,
         "keras_version": keras.__version__,
@@ -192,6 +208,7 @@ def build_fixture(apps, name: str, tmp: Path) -> dict:
             "trainable": trainable,
             "non_trainable": non_trainable,
             "layers": layers,
+            "operations": operations,
         },
     }
     del model
@@ -236,7 +253,11 @@ def write_readme(out: Path, keras_version: str, backend: str,
         "  `model.non_trainable_weights`) and `layers`: for every layer of",
         "  `model.layers` in order, `name`, `class_name` and `output_shape`",
         "  (from `layer.output.shape`, `null` for the batch dimension; a list",
-        "  of shapes for multi-output layers).",
+        "  of shapes for multi-output layers); `operations`: the same for",
+        "  every entry of `model.operations`, which in Keras 3 also includes",
+        "  non-Layer ops such as `keras.ops.add` (serialized in the configs",
+        "  with `module: keras.src.ops.numpy`, class `Add`) that",
+        "  `model.layers` omits.",
         "",
         "The configs are stored as Keras wrote them, with one exception: the",
         "`shared_object_id` values in `keras_config` (Python `id()`s of",

@@ -40,8 +40,9 @@ def graph_from_config(model: dict, *, training: Optional[TrainingConfig] = None,
                       known_shapes: Optional[dict] = None, **graph_fields) -> Graph:
     """``model`` is ``{"class_name": ..., "config": ...}`` as Keras serialises it.
 
-    ``known_shapes`` maps a top-level layer name to its output shapes in the
-    source layout (a live model knows them); used only where a config cannot tell.
+    ``known_shapes`` maps a top-level layer name to ``{"shapes": [...], "params":
+    (total, trainable)}`` in the source layout (a live model knows them); used
+    only for layers the config cannot size.
     """
     if not is_model_config(model):
         raise KerasConfigError("not a Keras model config (expected class_name Sequential, Functional or Model)")
@@ -331,10 +332,14 @@ class _Builder:
             node.attrs["shared_axes"] = [_canon_axis(a, rank, self.layout) % rank
                                          for a in node.attrs["shared_axes"]]
         self._infer(node, in_shapes)
-        if node.op == "unknown" and not node.output_shapes and node_name in self.known_shapes:
-            node.output_shapes = [self.canon(s) for s in self.known_shapes[node_name]]
+        known = self.known_shapes.get(node_name) if node.op == "unknown" else None
+        if known and not node.output_shapes:
+            node.output_shapes = [self.canon(s) for s in known["shapes"]]
             node.notes.append("output shape taken from the live model")
         self._count(node, in_shapes, layer_trainable)
+        if known and known.get("params"):
+            node.params, node.trainable_params = known["params"]
+            node.notes.append("parameters counted from the live model's weights")
         self.g.add(node)
 
         act = attrs.get("activation")

@@ -148,8 +148,29 @@ def read_keras_zip(path: Path) -> Graph:
     if not is_model_config(model):
         raise InputError(path, "config.json is not a Keras model config")
     training = training_from_compile_config(model.get("compile_config"))
-    return _build(path, model, training=training, source_format="keras", source_path=str(path),
-                  framework_version=(meta or {}).get("keras_version"))
+    graph = _build(path, model, training=training, source_format="keras", source_path=str(path),
+                   framework_version=(meta or {}).get("keras_version"))
+    if "model.weights.h5" in names and _needs_weights(graph):
+        _params_from_keras_weights(path, graph)
+    return graph
+
+
+def _needs_weights(graph: Graph) -> bool:
+    return any(n.op == "unknown" or any(x.startswith("parameters unknown") for x in n.notes) for n in graph)
+
+
+def _params_from_keras_weights(path: Path, graph: Graph) -> None:
+    """Weights of a .keras archive live under layers/<name>/vars/<i>; shapes only are read."""
+    import io
+
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
+            if "layers" in f:
+                params_from_weights(graph, f["layers"])
+    except (OSError, KeyError, zipfile.BadZipFile):
+        graph.notes.append("weights file in the archive is unreadable; unknown layers' parameters not counted")
 
 
 def read_json(path: Path) -> Graph:

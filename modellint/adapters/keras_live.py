@@ -39,7 +39,7 @@ def graph_from_keras_model(model) -> Graph:
 
 
 def _unknown_layer_shapes(model) -> dict:
-    """Output shapes (source layout) of layers the framework-free table does not know."""
+    """Output shapes (source layout) and weight counts of layers the table does not know."""
     from .keras_layers import LAYERS, MODEL_CLASSES
 
     shapes = {}
@@ -50,7 +50,18 @@ def _unknown_layer_shapes(model) -> dict:
         try:
             out = layer.output
             outs = out if isinstance(out, (list, tuple)) else [out]
-            shapes[layer.name] = [tuple(o.shape) for o in outs]
+            shapes[layer.name] = {"shapes": [tuple(o.shape) for o in outs],
+                                  "params": (_size(layer.weights), _size(layer.trainable_weights))}
         except Exception:  # a layer never called, or called several times
             continue
     return shapes
+
+
+def _size(weights) -> int:
+    total = 0
+    for w in weights:
+        n = 1
+        for d in w.shape:
+            n *= int(d)
+        total += n
+    return total
