@@ -22,6 +22,10 @@ Canonical attributes (all optional unless the op needs them)
 ``function``       for ``activation`` nodes: ``relu``, ``softmax``, ...
 ``rate``           dropout rate
 ``axis``           normalisation / concat axis, canonical layout
+``data_format``    the layer's own layout where it says (``channels_last`` ops in a
+                   ``channels_first`` graph read the source axes)
+``output_shape``   attention output feature dims (int or tuple; default: the query's)
+``return_attention_scores`` attention also outputs ``(batch, heads, Tq, Tk)``
 =================  ==========================================================
 
 Shapes are canonical: batch first (``None``), channels last.
@@ -107,6 +111,20 @@ def _one(in_shapes) -> Shape:
     if not in_shapes or in_shapes[0] is None:
         raise ShapeError("input shape unknown")
     return in_shapes[0]
+
+
+def to_source(shape: Optional[Shape], layout: str) -> Optional[Shape]:
+    """A canonical (channels-last) shape in the source layout."""
+    if shape is None or layout != "channels_first" or len(shape) < 3:
+        return shape
+    return (shape[0], shape[-1], *shape[1:-1])
+
+
+def to_canonical(shape: Optional[Shape], layout: str) -> Optional[Shape]:
+    """A source-layout shape in the canonical (channels-last) layout."""
+    if shape is None or layout != "channels_first" or len(shape) < 3:
+        return shape
+    return (shape[0], *shape[2:], shape[1])
 
 
 # ---------------------------------------------------------------------------
@@ -264,22 +282,31 @@ def _shape_embedding(a, s):
 
 def _shape_rnn(a, s):
     x = _one(s)
-    units = a["units"] * (2 if a.get("bidirectional") and a.get("merge_mode", "concat") == "concat" else 1)
+    bi = bool(a.get("bidirectional"))
+    merge = a.get("merge_mode", "concat") if bi else "concat"
+    units = a["units"] * (2 if bi and merge == "concat" else 1)
     out = (x[0], x[1], units) if a.get("return_sequences") else (x[0], units)
-    outs = [out]
+    outs = [out, out] if bi and merge is None else [out]  # merge_mode=None: forward, backward
     if a.get("return_state"):
         n_states = {"lstm": 2}.get(a.get("cell"), 1) * (2 if a.get("bidirectional") else 1)
         outs += [(x[0], a["units"])] * n_states
     return outs
 
 
+def _attention_out(a, q) -> tuple:
+    """Output feature dims of attention: ``output_shape`` (int or tuple) or the query's."""
+    out = a.get("output_shape") or a.get("output_dim")
+    if out is None:
+        return (q[-1],)
+    return tuple(out) if isinstance(out, (list, tuple)) else (out,)
+
+
 def _shape_attention(a, s):
     q = _one(s)
-    out_dim = a.get("output_dim") or q[-1]
-    outs = [(*q[:-1], out_dim)]
-    if a.get("return_attention_scores"):
-        kv = s[1] if len(s) > 1 else q
-        outs.append((q[0], a["num_heads"], q[1], kv[1]))
+    outs = [(*q[:-1], *_attention_out(a, q))]
+    if a.get("return_attention_scores"):  # (batch, heads, query steps, key steps)
+        k = s[2] if len(s) > 2 and s[2] is not None else s[1] if len(s) > 1 and s[1] is not None else q
+        outs.append((q[0], a["num_heads"], q[1], k[1]))
     return outs
 
 
@@ -419,7 +446,7 @@ def _params_attention(a, s, o):
     k = s[2] if len(s) > 2 and s[2] is not None else v
     h, kd = a["num_heads"], a["key_dim"]
     vd = a.get("value_dim") or kd
-    out = a.get("output_dim") or q[-1]
+    out = _need(_prod(_attention_out(a, q)), "attention output size")
     b = a.get("use_bias", True)
     n = q[-1] * h * kd + (h * kd if b else 0)
     n += k[-1] * h * kd + (h * kd if b else 0)
@@ -479,7 +506,7 @@ def _macs_attention(a, s, o):
     v = s[1] if len(s) > 1 and s[1] is not None else q
     h, kd = a["num_heads"], a["key_dim"]
     vd = a.get("value_dim") or kd
-    out = a.get("output_dim") or q[-1]
+    out = _prod(_attention_out(a, q)) or 0
     tq, tv = _prod(q[1:-1]) or 0, _prod(v[1:-1]) or 0
     proj = tq * q[-1] * h * kd + tv * v[-1] * h * (kd + vd) + tq * h * vd * out
     return proj + h * tq * tv * (kd + vd)
@@ -546,6 +573,9 @@ class OpSpec:
     rf: Optional[Callable] = _rf_identity  # None: output has no spatial grid
     linear: bool = True  # is the op linear (affine) in its input?
     doc: str = ""
+    # True: the op has no data_format; its rules read the source layout's own
+    # axes (a Dense acts on the last source axis even in a channels_first model)
+    source_axes: bool = False
 
 
 OPS: dict[str, OpSpec] = {}
@@ -560,10 +590,10 @@ _op("conv", LEARNABLE, "convolution (1D/2D/3D, grouped)", shape=_shape_conv, par
 _op("conv_transpose", LEARNABLE, "transposed convolution", shape=_shape_conv_transpose, params=_params_conv_transpose, macs=_macs_conv_transpose, rf=_rf_transpose)
 _op("depthwise_conv", LEARNABLE, "depthwise convolution", shape=_shape_conv, params=_params_depthwise, macs=_macs_depthwise, rf=_rf_window)
 _op("separable_conv", LEARNABLE, "depthwise then pointwise convolution", shape=_shape_conv, params=_params_separable, macs=_macs_separable, rf=_rf_window)
-_op("dense", LEARNABLE, "fully connected, on the last axis", shape=_shape_dense, params=_params_dense, macs=_macs_dense)
-_op("embedding", LEARNABLE, "lookup table", shape=_shape_embedding, params=_params_embedding, rf=None, linear=False)
-_op("rnn", LEARNABLE, "recurrent layer (simple, LSTM, GRU; maybe bidirectional)", shape=_shape_rnn, params=_params_rnn, macs=_macs_rnn, rf=None, linear=False)
-_op("attention", LEARNABLE, "multi-head attention", shape=_shape_attention, params=_params_attention, macs=_macs_attention, rf=None, linear=False)
+_op("dense", LEARNABLE, "fully connected, on the last axis", shape=_shape_dense, params=_params_dense, macs=_macs_dense, source_axes=True)
+_op("embedding", LEARNABLE, "lookup table", shape=_shape_embedding, params=_params_embedding, rf=None, linear=False, source_axes=True)
+_op("rnn", LEARNABLE, "recurrent layer (simple, LSTM, GRU; maybe bidirectional)", shape=_shape_rnn, params=_params_rnn, macs=_macs_rnn, rf=None, linear=False, source_axes=True)
+_op("attention", LEARNABLE, "multi-head attention", shape=_shape_attention, params=_params_attention, macs=_macs_attention, rf=None, linear=False, source_axes=True)
 _op("batchnorm", NORMALIZATION, "batch normalisation", params=_params_batchnorm)
 _op("layernorm", NORMALIZATION, "layer normalisation", params=_params_layernorm, linear=False)
 _op("groupnorm", NORMALIZATION, "group normalisation", params=_params_groupnorm, linear=False)
@@ -572,17 +602,17 @@ _op("normalization", PREPROCESSING, "fixed input standardisation (adapted mean/v
 _op("rescaling", PREPROCESSING, "fixed input scaling")
 _op("resize", PREPROCESSING, "image resizing", shape=_shape_resize, rf=None)
 _op("augment", PREPROCESSING, "random augmentation (training only)", shape=_shape_augment)
-_op("scale", OTHER, "learnable per-channel scale (LayerScale)", params=_params_scale)
+_op("scale", OTHER, "learnable per-channel scale (LayerScale)", params=_params_scale, source_axes=True)
 _op("activation", ACTIVATION, "non-linearity (function in attrs)", params=_params_activation, linear=False)
 _op("dropout", REGULARIZATION, "dropout family and noise layers")
 _op("pool_max", POOLING, "max pooling", shape=_shape_pool, rf=_rf_pool, linear=False)
 _op("pool_avg", POOLING, "average pooling", shape=_shape_pool, rf=_rf_pool)
 _op("global_pool", POOLING, "global pooling over all spatial positions", shape=_shape_global_pool, rf=None)
 _op("flatten", RESHAPE, "flatten to (batch, features)", shape=_shape_flatten, rf=None)
-_op("reshape", RESHAPE, "reshape", shape=_shape_reshape, rf=None)
-_op("permute", RESHAPE, "permute axes", shape=_shape_permute, rf=None)
+_op("reshape", RESHAPE, "reshape", shape=_shape_reshape, rf=None, source_axes=True)
+_op("permute", RESHAPE, "permute axes", shape=_shape_permute, rf=None, source_axes=True)
 _op("repeat", RESHAPE, "repeat a vector along a new time axis",
-    shape=lambda a, s: [(_one(s)[0], a["n"], _one(s)[-1])], rf=None)
+    shape=lambda a, s: [(_one(s)[0], a["n"], _one(s)[-1])], rf=None, source_axes=True)
 _op("pad", RESHAPE, "zero padding", shape=_shape_pad)
 _op("crop", RESHAPE, "cropping", shape=_shape_crop)
 _op("upsample", RESHAPE, "nearest/bilinear upsampling", shape=_shape_upsample, rf=_rf_upsample)
@@ -594,7 +624,7 @@ _op("average", MERGE, "element-wise mean", shape=_shape_elementwise)
 _op("maximum", MERGE, "element-wise max", shape=_shape_elementwise, linear=False)
 _op("minimum", MERGE, "element-wise min", shape=_shape_elementwise, linear=False)
 _op("concat", MERGE, "concatenation along an axis", shape=_shape_concat)
-_op("dot", MERGE, "batched dot product", shape=_shape_dot, rf=None, linear=False)
+_op("dot", MERGE, "batched dot product", shape=_shape_dot, rf=None, linear=False, source_axes=True)
 _op("unknown", OTHER, "a layer modellint does not know (custom, Lambda, ...)", shape=_shape_unknown, rf=None, linear=False)
 
 
@@ -602,32 +632,75 @@ def spec(op: str) -> OpSpec:
     return OPS.get(op, OPS["unknown"])
 
 
-def _strip_time(shapes):
-    return [None if sh is None else (sh[0], *sh[2:]) for sh in shapes]
+class _Frame:
+    """Graph shapes (canonical) <-> the shapes an op's rules read.
+
+    Most ops read canonical channels-last shapes. In a ``channels_first`` graph an
+    op without a data_format (``source_axes``) or one whose ``data_format`` attr
+    says ``channels_last`` reads the source layout as it is, and a
+    ``TimeDistributed`` op reads one time step: the time axis is source axis 1,
+    so it is stripped in the source layout, and the step is made canonical
+    again for ops that read channels.
+    """
+
+    def __init__(self, op: str, attrs: dict, layout: str):
+        cf = layout == "channels_first"
+        own = spec(op).source_axes or attrs.get("data_format") == "channels_last"
+        self.layout = layout
+        self.td = bool(attrs.get("time_distributed"))
+        self.source = cf and (self.td or own)
+        self.recanon = cf and self.td and not own
+        self.steps = None
+
+    def into(self, shapes: list) -> list:
+        out = []
+        for sh in shapes:
+            if sh is not None:
+                if self.source:
+                    sh = to_source(sh, self.layout)
+                if self.td:
+                    self.steps = sh[1] if self.steps is None else self.steps
+                    sh = (sh[0], *sh[2:])
+                if self.recanon:
+                    sh = to_canonical(sh, self.layout)
+            out.append(sh)
+        return out
+
+    def back(self, shapes: list) -> list:
+        out = []
+        for sh in shapes:
+            if sh is not None:
+                if self.recanon:
+                    sh = to_source(sh, self.layout)
+                if self.td:
+                    sh = (sh[0], self.steps, *sh[1:])
+                if self.source:
+                    sh = to_canonical(sh, self.layout)
+            out.append(sh)
+        return out
 
 
-def infer_shapes(op: str, attrs: dict, in_shapes: list) -> list:
-    if attrs.get("time_distributed"):  # TimeDistributed: the op runs per time step
-        inner = spec(op).shape(attrs, _strip_time(in_shapes))
-        t = in_shapes[0][1]
-        return [(sh[0], t, *sh[1:]) for sh in inner]
-    return spec(op).shape(attrs, in_shapes)
+def infer_shapes(op: str, attrs: dict, in_shapes: list, layout: str = "channels_last") -> list:
+    """Canonical output shapes from canonical input shapes; ``layout`` is the graph's."""
+    frame = _Frame(op, attrs, layout)
+    return frame.back(spec(op).shape(attrs, frame.into(in_shapes)))
 
 
-def count_params(op: str, attrs: dict, in_shapes: list, out_shapes: list) -> tuple:
+def count_params(op: str, attrs: dict, in_shapes: list, out_shapes: list,
+                 layout: str = "channels_last") -> tuple:
     """(trainable, non_trainable) parameters of a layer that is itself trainable."""
-    if attrs.get("time_distributed"):
-        return spec(op).params(attrs, _strip_time(in_shapes), _strip_time(out_shapes))
-    return spec(op).params(attrs, in_shapes, out_shapes)
+    frame = _Frame(op, attrs, layout)
+    return spec(op).params(attrs, frame.into(in_shapes), frame.into(out_shapes))
 
 
-def count_macs(op: str, attrs: dict, in_shapes: list, out_shapes: list) -> int:
+def count_macs(op: str, attrs: dict, in_shapes: list, out_shapes: list,
+               layout: str = "channels_last") -> int:
     """Multiply-adds of one call at batch 1 (0 where unknown)."""
     try:
-        if attrs.get("time_distributed"):
-            steps = in_shapes[0][1] or 0
-            return steps * int(spec(op).macs(attrs, _strip_time(in_shapes), _strip_time(out_shapes)) or 0)
-        return int(spec(op).macs(attrs, in_shapes, out_shapes) or 0)
+        frame = _Frame(op, attrs, layout)
+        ins, outs = frame.into(in_shapes), frame.into(out_shapes)
+        steps = (frame.steps or 0) if frame.td else 1
+        return steps * int(spec(op).macs(attrs, ins, outs) or 0)
     except (TypeError, KeyError, IndexError, ShapeError):
         return 0
 

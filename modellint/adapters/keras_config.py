@@ -22,7 +22,7 @@ from typing import Optional
 
 from .. import ops
 from ..graph import Graph, Node, TrainingConfig
-from .keras_layers import CODE_LAYERS, MODEL_CLASSES, activation_name, read_layer
+from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, activation_name, read_layer
 
 FUSABLE = frozenset({"conv", "conv_transpose", "depthwise_conv", "separable_conv", "dense"})
 AXIS_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "normalization", "concat", "unitnorm"})
@@ -119,6 +119,21 @@ def parse_call(node) -> list:
     return refs
 
 
+def call_kwargs(entry: dict, call_idx: int) -> dict:
+    """Keyword arguments of one call of a layer (Keras 3 ``kwargs``; Keras 2 the
+    dict after the first tensor reference). Empty in Sequential configs."""
+    nodes = entry.get("inbound_nodes") or []
+    node = nodes[call_idx] if call_idx < len(nodes) else None
+    if isinstance(node, dict):
+        kwargs = node.get("kwargs")
+        return kwargs if isinstance(kwargs, dict) else {}
+    if isinstance(node, list):
+        for item in node:
+            if _is_tensor_ref(item) and len(item) > 3 and isinstance(item[3], dict):
+                return item[3]
+    return {}
+
+
 def _ref_list(value) -> list:
     """``input_layers`` / ``output_layers``: one [name, node, tensor] or a list of them."""
     if not value:
@@ -159,9 +174,6 @@ class _Builder:
         if self.layout == "channels_first" and len(shape) >= 3:
             return (shape[0], *shape[2:], shape[1])
         return shape
-
-    def source(self, shape):
-        return self.g.display_shape(shape)
 
     # -- models -----------------------------------------------------------
     def model(self, class_name, cfg, in_refs, *, prefix, trainable, share_prefix):
@@ -307,6 +319,7 @@ class _Builder:
             except (KeyError, TypeError, ValueError) as exc:
                 op, attrs = "unknown", {"error": f"unreadable {class_name} config: {exc}"}
         attrs.update(attrs_extra)
+        attrs.update({k: v for k, v in call_kwargs(entry, call_idx).items() if k in CALL_ATTRS})
 
         node = Node(name=node_name, op=op, source_type=class_name, attrs=attrs,
                     inputs=list(in_refs), shares_params_with=shared,
@@ -373,15 +386,7 @@ class _Builder:
             return
         a = node.attrs
         try:
-            if self.layout == "channels_first" and node.op in ("reshape", "permute"):
-                src = [self.source(s) for s in in_shapes]
-                if node.op == "reshape" and -1 not in a["target_shape"]:
-                    out = [(src[0][0], *a["target_shape"])]
-                else:
-                    out = ops.infer_shapes(node.op, a, src)
-                node.output_shapes = [self.canon(s) for s in out]
-            else:
-                node.output_shapes = ops.infer_shapes(node.op, a, in_shapes)
+            node.output_shapes = ops.infer_shapes(node.op, a, in_shapes, self.layout)
         except (ops.ShapeError, KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
             node.output_shapes = [] if node.op == "unknown" else [None]
             if node.op != "unknown":
@@ -394,7 +399,7 @@ class _Builder:
             node.notes.append("parameters unknown: input shape unknown")
             return
         try:
-            tr, ntr = ops.count_params(node.op, node.attrs, in_shapes, node.output_shapes)
+            tr, ntr = ops.count_params(node.op, node.attrs, in_shapes, node.output_shapes, self.layout)
         except (ops.ShapeError, KeyError, TypeError, ValueError, IndexError) as exc:
             node.notes.append(f"parameters unknown: {exc}")
             return

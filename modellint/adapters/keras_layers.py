@@ -50,6 +50,14 @@ def activation_name(value) -> str:
     return {"swish": "silu", "leakyrelu": "leaky_relu", "hard_swish": "hard_silu"}.get(name, name)
 
 
+def data_format(cfg: dict):
+    """``channels_first`` / ``channels_last`` where the layer says (Keras 1: ``th`` / ``tf``)."""
+    fmt = cfg.get("data_format")
+    if fmt in ("channels_first", "channels_last"):
+        return fmt
+    return {"th": "channels_first", "tf": "channels_last"}.get(cfg.get("dim_ordering"))
+
+
 def _padding(cfg):
     return str(get(cfg, "padding", "border_mode", default="valid")).lower()
 
@@ -108,12 +116,18 @@ def _batchnorm(cfg):
 
 
 def _layernorm(cfg):
+    rms = bool(cfg.get("rms_scaling", False))  # Keras 3: gamma only, no beta
     return "layernorm", {
         "axis": get(cfg, "axis", default=-1),
-        "center": bool(cfg.get("center", True)),
-        "scale": bool(get(cfg, "scale", "rms_scaling", default=True)),
+        "center": bool(cfg.get("center", True)) and not rms,
+        "scale": bool(cfg.get("scale", True)) or rms,
         "epsilon": cfg.get("epsilon"),
     }
+
+
+def _rmsnorm(cfg):
+    return "layernorm", {"axis": get(cfg, "axis", default=-1), "center": False, "scale": True,
+                         "epsilon": cfg.get("epsilon"), "rms": True}
 
 
 def _groupnorm(cfg):
@@ -193,15 +207,21 @@ def _pad_like(op, key, rank):
             if len(pairs) == 2 and rank == 1:  # Cropping1D/ZeroPadding1D take (lo, hi)
                 pairs = [(value[0], value[1])]
             pairs = tuple(pairs)
-        return op, {"rank": rank, key: pairs}
+        attrs = {"rank": rank, key: pairs}
+        if rank == 1:  # Cropping1D (and ZeroPadding1D before Keras 3) act on axis 1 whatever the layout
+            attrs["data_format"] = data_format(cfg) or "channels_last"
+        return op, attrs
 
     return read
 
 
 def _upsample(rank):
     def read(cfg):
-        return "upsample", {"rank": rank, "size": tup(get(cfg, "size", "length", default=2), rank),
-                            "interpolation": cfg.get("interpolation", "nearest")}
+        attrs = {"rank": rank, "size": tup(get(cfg, "size", "length", default=2), rank),
+                 "interpolation": cfg.get("interpolation", "nearest")}
+        if rank == 1:  # UpSampling1D has no data_format: it always repeats axis 1
+            attrs["data_format"] = "channels_last"
+        return "upsample", attrs
 
     return read
 
@@ -263,14 +283,14 @@ def _rnn(cell):
 
 
 def _attention(cfg):
-    out = cfg.get("output_shape")
+    out = cfg.get("output_shape")  # None, an int or a tuple of feature dims
     if isinstance(out, (list, tuple)):
-        out = out[-1] if out else None
+        out = tuple(int(d) for d in out) or None
     return "attention", {
         "num_heads": int(cfg["num_heads"]),
         "key_dim": int(cfg["key_dim"]),
         "value_dim": cfg.get("value_dim") or None,
-        "output_dim": out,
+        "output_shape": out,
         "use_bias": bool(cfg.get("use_bias", True)),
         "dropout": cfg.get("dropout", 0.0),
     }
@@ -335,6 +355,7 @@ _register("SeparableConv2D SeparableConvolution2D", _conv(2, "separable_conv"))
 _register("Dense", _dense)
 _register("BatchNormalization SyncBatchNormalization", _batchnorm)
 _register("LayerNormalization", _layernorm)
+_register("RMSNormalization", _rmsnorm)
 _register("GroupNormalization", _groupnorm)
 _register("UnitNormalization", lambda cfg: ("unitnorm", {"axis": cfg.get("axis", -1)}))
 _register("Normalization", _normalization)
@@ -411,6 +432,10 @@ _register("LayerScale", _layer_scale)
 # keras.applications.inception_resnet_v2: inputs[0] + inputs[1] * scale
 _register("CustomScaleLayer", lambda cfg: ("add", {"scale": cfg.get("scale")}))
 
+# Call arguments (recorded with each call in a functional config, not in the
+# layer's config) that change a layer's outputs; the builder copies them to attrs.
+CALL_ATTRS = frozenset({"return_attention_scores"})
+
 # Layers that carry code, not configuration: recorded, never deserialised.
 CODE_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 
@@ -422,4 +447,8 @@ def read_layer(class_name: str, cfg: dict) -> tuple:
     reader = LAYERS.get(class_name)
     if reader is None:
         return "unknown", {}
-    return reader(cfg)
+    op, attrs = reader(cfg)
+    fmt = data_format(cfg)
+    if fmt:  # a channels_last layer in a channels_first graph reads the source axes
+        attrs.setdefault("data_format", fmt)
+    return op, attrs

@@ -44,7 +44,7 @@ def node_costs(graph: Graph) -> dict:
         in_shapes = [graph.shape_of(r) for r in node.inputs]
         macs = 0
         if node.output_shapes and all(s is not None for s in in_shapes) and node.output_shape is not None:
-            macs = ops.count_macs(node.op, node.attrs, in_shapes, node.output_shapes)
+            macs = ops.count_macs(node.op, node.attrs, in_shapes, node.output_shapes, graph.layout)
         width = BYTES.get(str(node.attrs.get("dtype", "float32")), 4)
         mem = sum(_elements(s) for s in node.output_shapes if s is not None) * width
         if node.fused_into:
