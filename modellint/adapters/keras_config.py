@@ -20,11 +20,10 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .. import ops
 from ..graph import Graph, Node, TrainingConfig
+from .common import add_with_activation, count_node, infer_node
 from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, activation_name, read_layer
 
-FUSABLE = frozenset({"conv", "conv_transpose", "depthwise_conv", "separable_conv", "dense"})
 AXIS_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "normalization", "concat", "unitnorm"})
 
 
@@ -344,24 +343,18 @@ class _Builder:
         if op == "activation" and node.attrs.get("function") == "prelu" and node.attrs.get("shared_axes"):
             node.attrs["shared_axes"] = [_canon_axis(a, rank, self.layout) % rank
                                          for a in node.attrs["shared_axes"]]
-        self._infer(node, in_shapes)
+        infer_node(node, in_shapes, self.layout)
         known = self.known_shapes.get(node_name) if node.op == "unknown" else None
         if known and not node.output_shapes:
             node.output_shapes = [self.canon(s) for s in known["shapes"]]
             node.notes.append("output shape taken from the live model")
-        self._count(node, in_shapes, layer_trainable)
+        count_node(node, in_shapes, layer_trainable, self.layout)
         if known and known.get("params"):
             node.params, node.trainable_params = known["params"]
             node.notes.append("parameters counted from the live model's weights")
-        self.g.add(node)
-
-        act = attrs.get("activation")
-        if op in FUSABLE and act not in (None, "linear"):
-            act_node = Node(name=node_name + ".activation", op="activation", source_type=class_name,
-                            attrs={"function": act}, inputs=[node_name],
-                            output_shapes=list(node.output_shapes), fused_into=node_name, scope=prefix)
-            self.g.add(act_node)
-            return [act_node.name]
+        out = add_with_activation(self.g, node)
+        if out != node_name:
+            return [out]
         if len(node.output_shapes) > 1:
             return [f"{node_name}:{i}" if i else node_name for i in range(len(node.output_shapes))]
         return [node_name]
@@ -377,36 +370,6 @@ class _Builder:
                 if producer is not None and not producer.output_shapes:
                     producer.output_shapes = [in_shapes[i]]
                     producer.notes.append("output shape taken from the next layer's build_config")
-
-    def _infer(self, node, in_shapes):
-        if any(s is None for s in in_shapes):
-            node.output_shapes = [] if node.op == "unknown" else [None]
-            if node.op != "unknown":
-                node.notes.append("shape unknown: an input's shape is unknown")
-            return
-        a = node.attrs
-        try:
-            node.output_shapes = ops.infer_shapes(node.op, a, in_shapes, self.layout)
-        except (ops.ShapeError, KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
-            node.output_shapes = [] if node.op == "unknown" else [None]
-            if node.op != "unknown":
-                node.notes.append(f"shape inference failed: {exc}")
-
-    def _count(self, node, in_shapes, trainable):
-        if node.shares_params_with:
-            return
-        if any(s is None for s in in_shapes) and ops.spec(node.op).params is not ops._params_none:
-            node.notes.append("parameters unknown: input shape unknown")
-            return
-        try:
-            tr, ntr = ops.count_params(node.op, node.attrs, in_shapes, node.output_shapes, self.layout)
-        except (ops.ShapeError, KeyError, TypeError, ValueError, IndexError) as exc:
-            node.notes.append(f"parameters unknown: {exc}")
-            return
-        if not trainable:
-            tr, ntr = 0, tr + ntr
-        node.params = tr + ntr
-        node.trainable_params = tr
 
 
 # ---------------------------------------------------------------------------
