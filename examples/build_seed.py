@@ -6,7 +6,7 @@ padding="same" and Keras' default (linear) activation reproduces every number.
 
 Run with a Keras-equipped Python (``make examples``):
 
-    python examples/build_seed.py            # writes examples/seed_cnn.{keras,h5}
+    python examples/build_seed.py   # writes examples/seed_cnn{,_fixed}.{keras,h5}
 """
 
 from __future__ import annotations
@@ -40,6 +40,38 @@ def build_seed():
     return model
 
 
+def build_seed_fixed():
+    """The seed with modellint's advice applied (see README): fixed input scaling
+    instead of BatchNorm on raw pixels, augmentation, ReLU after every conv, no conv
+    bias before BatchNorm, one more stage and two convs per stage so the receptive
+    field (140 px) covers the 128 px input, no channel drop before the head, dropout
+    before the classifier."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(128, 128, 3), name="image")
+    x = layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = layers.RandomFlip("horizontal", name="flip")(x)
+    x = layers.RandomRotation(0.1, name="rotate")(x)
+    x = layers.RandomZoom(0.1, name="zoom")(x)
+    filters = (16, 32, 64, 128, 128)
+    for stage, f in enumerate(filters, start=1):
+        for i in (1, 2):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                              name=f"stage{stage}_conv{i}")(x)
+            x = layers.BatchNormalization(name=f"stage{stage}_bn{i}")(x)
+            x = layers.Activation("relu", name=f"stage{stage}_relu{i}")(x)
+        if stage < len(filters):
+            x = layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    outputs = layers.Dense(13, activation="softmax", name="classes")(x)
+    model = keras.Model(inputs, outputs, name="seed_cnn_fixed")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def main(out_dir: Path = HERE) -> int:
     keras_path, h5_path = out_dir / "seed_cnn.keras", out_dir / "seed_cnn.h5"
     # Keras 3 strips the optimizer from the in-memory compile config when saving
@@ -48,6 +80,11 @@ def main(out_dir: Path = HERE) -> int:
     model = build_seed()
     model.save(h5_path)
     print(f"wrote {keras_path} and {h5_path}: {model.count_params():,} params")
+    fixed_keras, fixed_h5 = out_dir / "seed_cnn_fixed.keras", out_dir / "seed_cnn_fixed.h5"
+    build_seed_fixed().save(fixed_keras)
+    fixed = build_seed_fixed()
+    fixed.save(fixed_h5)
+    print(f"wrote {fixed_keras} and {fixed_h5}: {fixed.count_params():,} params")
     return 0
 
 

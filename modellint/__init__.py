@@ -22,4 +22,32 @@ def load_graph(source, **kwargs):
     return _load(source, **kwargs)
 
 
-__all__ = ["__version__", "load_graph", "Graph", "Node", "TrainingConfig", "InputError", "ModelLintError"]
+def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None, **load_kwargs):
+    """Load a model (path or live object), run the rules, return a :class:`~modellint.engine.Report`.
+
+    ``dataset`` is optional: a dict ``{"samples": 8000, "classes": 13, "image_size": (128, 128)}``,
+    a folder of class sub-folders, or a :class:`~modellint.rules.context.DatasetFacts`.
+    ``select`` / ``ignore`` / ``extend_select`` take codes, code prefixes or categories.
+
+    >>> report = analyze("examples/seed_cnn.h5", dataset={"samples": 8000, "classes": 13})  # doctest: +SKIP
+    >>> [f.code for f in report.findings]                                                      # doctest: +SKIP
+    """
+    import os
+
+    from .dataset import facts_from_folder, facts_from_values
+    from .engine import run_rules, select_rules
+    from .rules.context import DatasetFacts
+
+    graph = load_graph(model, **load_kwargs)
+    if isinstance(dataset, DatasetFacts) or dataset is None:
+        facts = dataset
+    elif isinstance(dataset, (str, os.PathLike)):
+        facts = facts_from_folder(dataset)
+    else:
+        facts = facts_from_values(dataset.get("samples"), dataset.get("classes"), dataset.get("image_size"),
+                                  source="analyze(dataset=...)")
+    rules = select_rules(select=select, ignore=ignore, extend_select=extend_select)
+    return run_rules(graph, rules, facts)
+
+
+__all__ = ["analyze", "__version__", "load_graph", "Graph", "Node", "TrainingConfig", "InputError", "ModelLintError"]

@@ -31,6 +31,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="JSON", help="architecture JSON for a weights-only .h5")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     p.set_defaults(func=cmd_summary)
+
+    c = sub.add_parser("check", help="find problems in models, with evidence and fixes",
+                       description="Check model files for problems an expert reviewer would flag. Exit "
+                                   "codes: 0 clean, 1 findings at or above --fail-on, 2 bad input or "
+                                   "configuration.")
+    c.add_argument("paths", nargs="+", metavar="PATH", help="model files, globs or directories")
+    sel = c.add_argument_group("rule selection (codes, code prefixes like ML1, or categories)")
+    sel.add_argument("--select", action="append", default=[], metavar="RULES",
+                     help="comma-separated; replaces the default (all rules)")
+    sel.add_argument("--extend-select", action="append", default=[], metavar="RULES",
+                     help="comma-separated; added to the selection")
+    sel.add_argument("--ignore", action="append", default=[], metavar="RULES", help="comma-separated")
+    data = c.add_argument_group("dataset facts (rules that need them are skipped without them)")
+    data.add_argument("--samples", type=int, metavar="N", help="number of training images")
+    data.add_argument("--classes", type=int, metavar="C", help="number of classes")
+    data.add_argument("--image-size", metavar="HxW", help="training image size, e.g. 128x128")
+    data.add_argument("--data", metavar="DIR", help="folder of class sub-folders (counted, not loaded)")
+    out = c.add_argument_group("output")
+    out.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
+    out.add_argument("--output-file", metavar="FILE", help="write the report here instead of stdout")
+    out.add_argument("--fail-on", choices=("error", "warning", "info"),
+                     help="lowest severity that makes the exit code 1 (default: warning)")
+    out.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    out.add_argument("--explain", action="store_true", help="also list rules that did not run, and why")
+    out.add_argument("--quiet", "-q", action="store_true", help="only the finding lines")
+    c.add_argument("--settings", metavar="TOML",
+                   help="configuration file (default: nearest modellint.toml or pyproject.toml "
+                        "with [tool.modellint])")
+    c.add_argument("--no-settings", action="store_true", help="ignore configuration files")
+    c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("rules", help="list the rules, or show one rule's page",
+                       description="List every rule, or print the documentation page of one.")
+    r.add_argument("code", nargs="?", help="a rule code, e.g. ML101")
+    r.add_argument("--format", choices=("text", "json"), default="text")
+    r.set_defaults(func=cmd_rules)
     return parser
 
 
@@ -41,6 +77,135 @@ def cmd_summary(args) -> int:
     graph = load_graph(args.model, config=args.config)
     summary = summarize(graph)
     print(render_json(summary) if args.format == "json" else render_text(summary))
+    return EXIT_OK
+
+
+def _split(values) -> list:
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+def _expand_paths(patterns) -> list:
+    """Files, globs and directories (searched for model files) -> a sorted list of paths."""
+    import glob
+    from pathlib import Path
+
+    from .adapters import MODEL_SUFFIXES
+
+    out = []
+    for pattern in patterns:
+        p = Path(pattern)
+        if any(ch in pattern for ch in "*?[") and not p.exists():
+            matches = sorted(glob.glob(pattern, recursive=True))
+            out.extend(Path(m) for m in matches if Path(m).is_file())
+            if not matches:
+                out.append(p)  # reported as missing
+        elif p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MODEL_SUFFIXES
+                           and f.suffix.lower() != ".json" and ".venv" not in f.parts)
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_check(args) -> int:
+    from pathlib import Path
+
+    from . import config as cfg
+    from .adapters import load_graph
+    from .dataset import facts_from_folder, facts_from_values, merge
+    from .engine import run_rules, select_rules
+    from .errors import ConfigError
+
+    settings = cfg.Settings()
+    if args.settings:
+        settings = cfg.load(Path(args.settings))
+    elif not args.no_settings:
+        found = cfg.find_config(Path.cwd())
+        if found:
+            settings = cfg.load(found)
+    rules = select_rules(select=_split(args.select) or settings.select,
+                         ignore=settings.ignore + _split(args.ignore),
+                         extend_select=settings.extend_select + _split(args.extend_select))
+    ds = dict(settings.dataset)
+    config_facts = facts_from_values(ds.get("samples"), ds.get("classes"), ds.get("image_size"),
+                                     source=f"config {settings.source}")
+    folder = args.data or ds.get("data")
+    folder_facts = facts_from_folder(folder) if folder else None
+    flag_facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags")
+    dataset = merge(config_facts, folder_facts, flag_facts)
+    fail_on = args.fail_on or settings.fail_on
+
+    reports, failed = [], False
+    paths = _expand_paths(args.paths)
+    if not paths:
+        raise ConfigError("no model files found in " + ", ".join(args.paths))
+    for path in paths:
+        try:
+            graph = load_graph(path)
+        except ModelLintError as exc:
+            print(f"modellint: error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        reports.append(run_rules(graph, rules, dataset))
+    text = _render(reports, args)
+    if args.output_file:
+        try:
+            Path(args.output_file).write_text(text + ("\n" if text and not text.endswith("\n") else ""),
+                                              encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{args.output_file}: cannot write ({exc.strerror})") from None
+    elif text:
+        print(text)
+    if failed:
+        return EXIT_ERROR
+    if args.exit_zero:
+        return EXIT_OK
+    return EXIT_FINDINGS if any(r.at_or_above(fail_on) for r in reports) else EXIT_OK
+
+
+def _render(reports, args) -> str:
+    import json
+
+    if args.format == "json":
+        from . import __version__ as version
+
+        return json.dumps({"modellint": version, "reports": [r.to_dict() for r in reports]}, indent=2)
+    if args.format == "sarif":
+        from .reports.sarif import to_sarif
+
+        return json.dumps(to_sarif(reports), indent=2)
+    if args.format == "github":
+        from .reports.github import render
+
+        return render(reports)
+    from .reports.text import render
+
+    return render(reports, quiet=args.quiet, explain=args.explain)
+
+
+def cmd_rules(args) -> int:
+    import json
+
+    from .errors import ConfigError
+    from .rules import all_rules, get_rule
+
+    if args.code:
+        rule = get_rule(args.code)
+        if rule is None:
+            raise ConfigError(f"no rule {args.code!r} (see: modellint rules)")
+        from .rules.docs import render_rule_page
+
+        print(render_rule_page(rule))
+        return EXIT_OK
+    rules = all_rules()
+    if args.format == "json":
+        print(json.dumps([{"code": r.code, "name": r.name, "category": r.category, "severity": r.severity,
+                           "needs": list(r.needs)} for r in rules], indent=2))
+        return EXIT_OK
+    for r in rules:
+        needs = f"  (needs {', '.join(r.needs)})" if r.needs else ""
+        print(f"{r.code}  {r.name:<36} {r.category:<16} {r.severity}{needs}")
     return EXIT_OK
 
 

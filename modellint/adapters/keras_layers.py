@@ -11,7 +11,8 @@ Nothing here imports Keras: configs are plain JSON.
 
 from __future__ import annotations
 
-from typing import Callable
+import re
+from typing import Callable, Optional
 
 _MISSING = object()
 
@@ -58,6 +59,34 @@ def data_format(cfg: dict):
     return {"th": "channels_first", "tf": "channels_last"}.get(cfg.get("dim_ordering"))
 
 
+def initializer_name(value) -> Optional[str]:
+    """``"he_normal"`` from ``"he_normal"``, ``{"class_name": "HeNormal", ...}`` or Keras 1 ``init``."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        name = value.get("class_name", "")
+        cfg = value.get("config") or {}
+        if name == "VarianceScaling":  # He/LeCun/Glorot are VarianceScaling presets
+            scale, mode = cfg.get("scale", 1.0), cfg.get("mode", "fan_in")
+            dist = "normal" if "normal" in str(cfg.get("distribution", "")) else "uniform"
+            family = {(2.0, "fan_in"): "he", (1.0, "fan_in"): "lecun", (1.0, "fan_avg"): "glorot"}.get(
+                (float(scale), mode))
+            return f"{family}_{dist}" if family else "variance_scaling"
+        if name == "Constant":
+            return "zeros" if not cfg.get("value") else "constant"
+        value = name
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(value)).lower()
+    return {"zero": "zeros", "one": "ones", "uniform": "random_uniform", "normal": "random_normal"}.get(s, s)
+
+
+def _weights_setup(cfg, init_key) -> dict:
+    """Initializer and regulariser of a learnable layer's kernel (for rules)."""
+    return {
+        "kernel_initializer": initializer_name(get(cfg, init_key, "init", default="glorot_uniform")),
+        "kernel_regularizer": bool(get(cfg, "kernel_regularizer", "W_regularizer", "depthwise_regularizer")),
+    }
+
+
 def _padding(cfg):
     return str(get(cfg, "padding", "border_mode", default="valid")).lower()
 
@@ -82,6 +111,7 @@ def _conv(rank, op="conv"):
             "padding": _padding(cfg),
             "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
             "activation": activation_name(cfg.get("activation")),
+            **_weights_setup(cfg, "depthwise_initializer" if op == "depthwise_conv" else "kernel_initializer"),
         }
         if op != "depthwise_conv":
             attrs["filters"] = int(get(cfg, "filters", "nb_filter"))
@@ -102,6 +132,7 @@ def _dense(cfg):
         "units": int(get(cfg, "units", "output_dim")),
         "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
         "activation": activation_name(cfg.get("activation")),
+        **_weights_setup(cfg, "kernel_initializer"),
     }
 
 

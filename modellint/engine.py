@@ -1,0 +1,130 @@
+"""Selects rules, runs them on a graph, and gathers a :class:`Report`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from .errors import ConfigError
+from .graph import Graph
+from .rules import REGISTRY, all_rules
+from .rules.base import CATEGORIES, SEVERITY_RANK, Finding
+from .rules.context import Context, DatasetFacts
+
+
+def _matches(code: str, category: str, selector: str) -> bool:
+    s = selector.strip()
+    return s.upper() == "ALL" or code.startswith(s.upper()) or s.lower() == category
+
+
+def validate_selectors(selectors: Iterable[str], option: str) -> list:
+    out = []
+    for s in selectors or ():
+        s = s.strip()
+        if not s:
+            continue
+        if not (s.upper() == "ALL" or s.lower() in CATEGORIES
+                or any(code.startswith(s.upper()) for code in REGISTRY)):
+            raise ConfigError(f"{option}: {s!r} is not a rule code, code prefix or category")
+        out.append(s)
+    return out
+
+
+def select_rules(select=None, ignore=None, extend_select=None) -> list:
+    """Rule classes chosen by code, code prefix or category (``ruff`` semantics:
+    ``select`` replaces the default set of all rules, ``extend_select`` adds, ``ignore`` removes;
+    the most specific selector wins is not needed here: ignore always wins)."""
+    select = validate_selectors(select, "select") or ["ALL"]
+    extend = validate_selectors(extend_select, "extend-select")
+    ignore = validate_selectors(ignore, "ignore")
+    chosen = []
+    for rule in all_rules():
+        picked = any(_matches(rule.code, rule.category, s) for s in select + extend)
+        if picked and not any(_matches(rule.code, rule.category, s) for s in ignore):
+            chosen.append(rule)
+    return chosen
+
+
+@dataclass
+class Report:
+    """Everything one analysis found: the graph, the findings, what ran and what did not."""
+
+    graph: Graph
+    findings: list = field(default_factory=list)
+    rules_run: list = field(default_factory=list)  # codes
+    rules_skipped: dict = field(default_factory=dict)  # code -> reason
+    dataset: DatasetFacts = field(default_factory=DatasetFacts)
+    errors: list = field(default_factory=list)  # rules that crashed (a bug of ours)
+
+    @property
+    def path(self) -> Optional[str]:
+        return self.graph.source_path
+
+    def counts(self) -> dict:
+        out = {s: 0 for s in ("error", "warning", "info")}
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+    def at_or_above(self, severity: str) -> list:
+        return [f for f in self.findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK[severity]]
+
+    def to_dict(self) -> dict:
+        from .reports.summary import summarize
+
+        s = summarize(self.graph).to_dict()
+        return {
+            "model": s["model"],
+            "params": s["params"],
+            "macs": s["macs"],
+            "receptive_field": s["receptive_field"],
+            "dataset": self.dataset.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "counts": self.counts(),
+            "rules_run": list(self.rules_run),
+            "rules_skipped": dict(self.rules_skipped),
+            "errors": list(self.errors),
+        }
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_sarif(self) -> dict:
+        from .reports.sarif import to_sarif
+
+        return to_sarif([self])
+
+    def to_text(self, **kwargs) -> str:
+        from .reports.text import render
+
+        return render([self], **kwargs)
+
+
+def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None) -> Report:
+    dataset = dataset or DatasetFacts()
+    ctx = Context(graph, dataset)
+    report = Report(graph=graph, dataset=dataset)
+    order = {n.name: i for i, n in enumerate(graph)}
+    for rule_cls in rules:
+        missing = [need for need in rule_cls.needs if not dataset.has(need)]
+        if missing:
+            flags = ", ".join("--" + m.replace("_", "-") for m in missing)
+            report.rules_skipped[rule_cls.code] = f"needs dataset facts: {flags} (or --data DIR)"
+            continue
+        rule = rule_cls()
+        try:
+            found = list(rule.check(ctx))
+        except Exception as exc:  # a rule bug must not hide the other findings
+            report.errors.append(f"{rule_cls.code}: {type(exc).__name__}: {exc}")
+            continue
+        report.rules_run.append(rule_cls.code)
+        for f in found:
+            f.path = graph.source_path
+            report.findings.append(f)
+    report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], _first_layer(f, order), f.code))
+    return report
+
+
+def _first_layer(f: Finding, order: dict) -> int:
+    return min((order.get(name, len(order)) for name in f.layers), default=-1)

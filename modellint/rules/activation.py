@@ -1,0 +1,248 @@
+"""ML2xx: non-linearities: missing, doubled, misplaced, saturating."""
+
+from __future__ import annotations
+
+from .. import ops
+from .base import Rule, register
+from .context import names
+
+_SATURATING = ("tanh", "sigmoid", "hard_sigmoid", "softsign")
+
+
+@register
+class MissingNonlinearity(Rule):
+    """
+    ## What it does
+    Flags learnable layers (convolutions, dense layers) whose output reaches the
+    next learnable layer through no non-linearity: only normalization, pooling,
+    dropout, padding or reshaping in between.
+
+    ## Why is this bad
+    A composition of linear maps is one linear map. BatchNormalization is affine
+    at inference, average pooling and reshapes are linear, and max pooling is a
+    poor substitute for an activation; the stacked layers then add parameters
+    and compute but little expressive power. Keras layers default to
+    `activation=None` (linear), which makes this easy to miss.
+
+    ## Fix
+    Give each hidden conv/dense layer a non-linearity: `Conv2D(..., activation="relu")`,
+    or an `Activation("relu")` after its BatchNormalization.
+    """
+
+    code = "ML201"
+    name = "missing-nonlinearity"
+    category = "activation"
+    severity = "warning"
+    references = ("Goodfellow, Bengio, Courville 2016, Deep Learning, sec. 6.1",)
+    INVALID = ["seq(inp(32, 32, 3), conv(16), pool(2), bn(), conv(32), gap(), dense(10, act='softmax'))",
+               "seq(inp(64,), dense(32), dense(10, act='softmax'))"]
+    VALID = ["seq(inp(32, 32, 3), conv(16), bn(), relu(), pool(2), conv(32, act='relu'), gap(), "
+             "dense(10, act='softmax'))",
+             "seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))"]
+
+    def check(self, ctx):
+        linear_chain = []
+        for node in ctx.learnable_layers():
+            if node.op in ("rnn", "attention"):
+                continue
+            passthrough = lambda n: not ctx.is_learnable(n) and not ctx.is_nonlinear(n)  # noqa: E731
+            nxt = [n for n in ctx.forward(node, through=passthrough) if ctx.is_learnable(n)]
+            if nxt:
+                for n in [node, *nxt]:
+                    if n.name not in [x.name for x in linear_chain]:
+                        linear_chain.append(n)
+        if linear_chain:
+            order = {n.name: i for i, n in enumerate(ctx.graph)}
+            linear_chain.sort(key=lambda n: order[n.name])
+            between = sorted({n.source_type or n.op for n in ctx.graph
+                              if n.op in ("batchnorm", "pool_max", "pool_avg", "dropout", "global_pool")
+                              and any(p.name in {x.name for x in linear_chain} for p in ctx.producers(n))})
+            yield self.finding(
+                f"{names(linear_chain)}: no non-linearity between learnable layers",
+                layers=[n.name for n in linear_chain],
+                evidence={"layers": [n.name for n in linear_chain],
+                          "activations": {n.name: n.attrs.get("activation", "linear") for n in linear_chain},
+                          "only_between": between},
+                explanation="These layers have linear activations and only linear or near-linear ops "
+                            f"({', '.join(between) or 'nothing'}) between them, so they act almost as one "
+                            "linear map.",
+                fix="Add a non-linearity after each hidden conv/dense layer.",
+                snippets={"keras": 'Conv2D(filters, 3, padding="same", activation="relu")\n'
+                                   '# or: Conv2D(..., use_bias=False), BatchNormalization(), Activation("relu")',
+                          "torch": "nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), "
+                                   "nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))"})
+
+
+@register
+class DoubleActivation(Rule):
+    """
+    ## What it does
+    Flags an activation applied directly to the output of another activation.
+
+    ## Why is this bad
+    Usually a mistake: `Dense(..., activation="relu")` followed by
+    `Activation("relu")` does nothing twice; ReLU before the output softmax
+    clips every negative logit to zero, so the classifier cannot express
+    "unlikely" for most classes.
+
+    ## Fix
+    Keep one activation; the output layer should produce raw logits for its softmax.
+    """
+
+    code = "ML202"
+    name = "double-activation"
+    category = "activation"
+    severity = "warning"
+    INVALID = ["seq(inp(64,), dense(32, act='relu'), relu(), dense(10, act='softmax'))",
+               "seq(inp(64,), dense(10, act='relu'), softmax())"]
+    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), softmax())"]
+
+    def check(self, ctx):
+        for node in ctx.graph:
+            if node.op != "activation" or node.attrs.get("function") in ops.LINEAR_ACTIVATIONS:
+                continue
+            for p in ctx.producers(node):
+                if p.op == "activation" and p.attrs.get("function") not in ops.LINEAR_ACTIVATIONS:
+                    first, second = p.attrs["function"], node.attrs["function"]
+                    layer = ctx.layer_of(p)
+                    yield self.finding(
+                        f"{ctx.layer_of(node).name}: {second} applied to the output of {layer.name}'s {first}",
+                        layers=[layer.name, ctx.layer_of(node).name],
+                        evidence={"first": first, "second": second},
+                        explanation="Two activations in a row are almost always a mistake"
+                                    + ("; ReLU before softmax zeroes every negative logit."
+                                       if second == "softmax" and first.startswith("relu") else "."),
+                        fix=f"Remove one of them (make {layer.name} linear).")
+
+
+@register
+class SoftmaxInsideNetwork(Rule):
+    """
+    ## What it does
+    Flags softmax (or sigmoid) activations inside the network whose output is
+    neither a model output nor used as a gate (multiplied with features) or as
+    attention weights.
+
+    ## Why is this bad
+    Softmax squashes a whole feature vector into a probability distribution:
+    most values become tiny, gradients through it vanish, and the next layer
+    sees features that sum to one. It belongs at the output (or in attention
+    and gating, where the normalisation is the point).
+
+    ## Fix
+    Use ReLU (or another hidden activation) inside the network.
+    """
+
+    code = "ML203"
+    name = "softmax-inside-network"
+    category = "activation"
+    severity = "warning"
+    INVALID = ["seq(inp(64,), dense(32, act='softmax'), dense(10, act='softmax'))"]
+    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))"]
+
+    def check(self, ctx):
+        outputs = {n.name for n in ctx.outputs()}
+        for node in ctx.graph:
+            fn = node.attrs.get("function") if node.op == "activation" else None
+            if fn not in ("softmax", "sigmoid") or node.name in outputs:
+                continue
+            after = list(ctx.forward(node, through=lambda n: n.op in ("reshape", "flatten", "dropout",
+                                                                       "identity")))
+            if not after or any(n.op in ("multiply", "dot", "attention", "unknown") for n in after):
+                continue
+            if all(n.name in outputs for n in after):
+                continue
+            layer = ctx.layer_of(node)
+            yield self.finding(f"{layer.name}: {fn} inside the network feeds {names(after)}",
+                               layers=[layer.name], evidence={"function": fn},
+                               explanation=f"{fn} squashes hidden features and saturates gradients; it belongs "
+                                           "at the output or in gating/attention.",
+                               fix="Use relu (or gelu/silu) for hidden layers.")
+
+
+@register
+class DeepSaturatingStack(Rule):
+    """
+    ## What it does
+    Flags chains of four or more tanh/sigmoid activations with no normalization
+    layer anywhere in the model.
+
+    ## Why is this bad
+    tanh and sigmoid saturate: their gradient is at most 1 (tanh) or 0.25
+    (sigmoid) and near zero for large inputs, so gradients shrink
+    geometrically with depth ("vanishing gradients"). Normalization or
+    ReLU-family activations avoid it.
+
+    ## Fix
+    Use ReLU/GELU for hidden layers, or add BatchNormalization/LayerNormalization.
+    """
+
+    code = "ML204"
+    name = "deep-saturating-stack"
+    category = "activation"
+    severity = "warning"
+    references = ("Glorot & Bengio 2010, Understanding the difficulty of training deep feedforward "
+                  "neural networks (AISTATS)",)
+    INVALID = ["seq(inp(64,), dense(64, act='tanh'), dense(64, act='tanh'), dense(64, act='sigmoid'), "
+               "dense(64, act='tanh'), dense(10, act='softmax'))"]
+    VALID = ["seq(inp(64,), dense(64, act='tanh'), dense(64, act='tanh'), dense(10, act='softmax'))",
+             "seq(inp(64,), dense(64, act='relu'), dense(64, act='relu'), dense(64, act='relu'), "
+             "dense(64, act='relu'), dense(10, act='softmax'))"]
+
+    def check(self, ctx):
+        if any(ctx.kind(n) == ops.NORMALIZATION for n in ctx.graph):
+            return
+        outputs = {n.name for n in ctx.outputs()}
+        saturating = [n for n in ctx.graph if n.op == "activation" and n.attrs.get("function") in _SATURATING
+                      and n.name not in outputs]
+        if len(saturating) >= 4:
+            layers = [ctx.layer_of(n).name for n in saturating]
+            yield self.finding(f"{names(layers)}: {len(saturating)} saturating activations and no normalization",
+                               layers=layers, evidence={"count": len(saturating),
+                                                        "functions": sorted({n.attrs['function'] for n in saturating})},
+                               explanation="Gradients shrink by the activation's slope (<= 1 for tanh, <= 0.25 "
+                                           "for sigmoid) at every layer.",
+                               fix="Use relu/gelu in hidden layers or add normalization between them.")
+
+
+@register
+class MissingOutputActivation(Rule):
+    """
+    ## What it does
+    Flags a model compiled with a probability loss (cross-entropy with
+    `from_logits=False`, the Keras default) whose output has no softmax or
+    sigmoid.
+
+    ## Why is this bad
+    The loss treats raw logits as probabilities: Keras clips them into (0, 1)
+    and renormalises, so training optimises the wrong objective and gradients
+    vanish wherever a logit leaves that range.
+
+    ## Fix
+    Add `activation="softmax"` (or sigmoid) to the output layer, or compile with
+    `from_logits=True`.
+    """
+
+    code = "ML205"
+    name = "missing-output-activation"
+    category = "activation"
+    severity = "error"
+    INVALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), loss='categorical_crossentropy')"]
+    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'), loss='categorical_crossentropy')",
+             "seq(inp(64,), dense(32, act='relu'), dense(10), loss='categorical_crossentropy', from_logits=True)"]
+
+    def check(self, ctx):
+        t = ctx.graph.training
+        if not t or not t.loss or "crossentropy" not in t.loss or t.from_logits is not False:
+            return
+        for out in ctx.outputs():
+            head = ctx.head(out)
+            if head["activation"] in (None, "linear"):
+                yield self.finding(
+                    f"{ctx.layer_of(out).name}: output has no softmax/sigmoid but the loss "
+                    f"{t.loss} expects probabilities", layers=[ctx.layer_of(out).name],
+                    evidence={"loss": t.loss, "from_logits": t.from_logits, "output_activation": head["activation"]},
+                    explanation="The loss will clip the raw outputs into (0, 1): the wrong objective.",
+                    fix="Add the output activation, or compile the loss with from_logits=True.",
+                    snippets={"keras": 'Dense(num_classes, activation="softmax")\n# or: '
+                                       'loss=keras.losses.CategoricalCrossentropy(from_logits=True)'})

@@ -1,0 +1,84 @@
+"""What a rule is, and what it reports.
+
+A rule is a small class: a code (``ML`` + three digits, grouped by concern), a
+category from :data:`CATEGORIES`, a default severity, its documentation (the
+class docstring: what it checks / why it matters / the fix), ``VALID`` and
+``INVALID`` example graphs that the test suite runs, and one method,
+:meth:`Rule.check`, that yields :class:`Finding` objects. Rules read the graph,
+the analyses and optional dataset facts; they never read files or import a
+framework. Modelled on Meta's Fixit and ruff's rule pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterable, Optional
+
+SEVERITIES = ("info", "warning", "error")  # error: certainly wrong; warning: likely hurts; info: advice
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+CATEGORIES = ("activation", "loss", "optimizer", "learning-rate", "normalization", "architecture",
+              "capacity", "receptive-field", "regularization", "initialization", "input-shape",
+              "output-head", "efficiency", "data", "training")
+
+
+@dataclass
+class Finding:
+    code: str
+    category: str
+    severity: str
+    message: str  # one line, names the layer
+    layers: list = field(default_factory=list)  # layer names the finding is about ([] = the model)
+    evidence: dict = field(default_factory=dict)  # the numbers that prove it
+    explanation: str = ""  # why it matters, one or two sentences
+    fix: str = ""  # prose
+    snippets: dict = field(default_factory=dict)  # {"keras": "...", "torch": "..."}
+    references: list = field(default_factory=list)
+    path: Optional[str] = None  # the model file
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("code", "category", "severity", "message", "layers", "evidence",
+                                             "explanation", "fix", "snippets", "references", "path")}
+
+
+class Rule:
+    """Base class; subclasses set the class attributes and implement :meth:`check`."""
+
+    code: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # kebab-case, e.g. "batchnorm-on-raw-input"
+    category: ClassVar[str] = ""
+    severity: ClassVar[str] = "warning"
+    needs: ClassVar[tuple] = ()  # dataset facts the rule needs: "samples", "classes", "image_size"
+    references: ClassVar[tuple] = ()
+    VALID: ClassVar[list] = []  # example graphs (builder source, see modellint.build) that must not fire
+    INVALID: ClassVar[list] = []  # example graphs that must fire
+    EXAMPLE_DATASET: ClassVar[dict] = {}  # dataset facts the examples assume (for rules that need them)
+
+    def check(self, ctx) -> Iterable[Finding]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def finding(self, message: str, *, layers=(), evidence=None, explanation="", fix="", snippets=None,
+                severity: Optional[str] = None) -> Finding:
+        return Finding(code=self.code, category=self.category, severity=severity or self.severity,
+                       message=message, layers=list(layers), evidence=dict(evidence or {}),
+                       explanation=explanation, fix=fix, snippets=dict(snippets or {}),
+                       references=list(self.references))
+
+    @classmethod
+    def doc(cls) -> str:
+        import inspect
+
+        return inspect.cleandoc(cls.__doc__ or "")
+
+
+REGISTRY: dict = {}
+
+
+def register(cls: type) -> type:
+    """Class decorator: add a rule to the registry (codes are unique)."""
+    assert cls.code and cls.code not in REGISTRY, cls.code
+    assert cls.category in CATEGORIES, (cls.code, cls.category)
+    assert cls.severity in SEVERITIES, (cls.code, cls.severity)
+    REGISTRY[cls.code] = cls
+    return cls
+

@@ -1,0 +1,236 @@
+"""ML5xx: capacity against the data."""
+
+from __future__ import annotations
+
+from .base import Rule, register
+
+#: Trainable parameters per training sample above which an unregularised model is
+#: flagged. Zhang et al. (2017) show that networks with far more parameters than
+#: samples memorise even random labels; 100 per sample is a conservative line
+#: (the seed model has 21 per sample).
+PARAMS_PER_SAMPLE = 100
+#: Below this many images per class, training from scratch is the weaker choice.
+SMALL_PER_CLASS = 1000
+#: Below this many images in all, a model without augmentation is flagged.
+SMALL_DATASET = 50_000
+
+
+def _regularised(ctx) -> list:
+    """What regularises training: dropout, augmentation, weight decay, kernel regularisers."""
+    found = []
+    g = ctx.graph
+    if any(n.op == "dropout" and n.attrs.get("rate") for n in g):
+        found.append("dropout")
+    if any(n.op == "augment" for n in g):
+        found.append("augmentation")
+    if any(n.attrs.get("kernel_regularizer") for n in g):
+        found.append("kernel_regularizer")
+    if g.training and (g.training.optimizer_config or {}).get("weight_decay"):
+        found.append("weight_decay")
+    return found
+
+
+def _is_image_model(ctx) -> bool:
+    img = ctx.input_image()
+    return img is not None and img[-1] in (1, 3, 4)
+
+
+@register
+class TooManyParamsForData(Rule):
+    """
+    ## What it does
+    Compares trainable parameters with the number of training samples and
+    flags more than 100 parameters per sample when nothing regularises
+    training (no dropout, augmentation, weight decay or kernel regulariser).
+
+    ## Why is this bad
+    A network with far more parameters than samples can memorise the training
+    set, labels and noise alike; without regularisation it will, and
+    validation accuracy stalls while training accuracy reaches 100 %.
+
+    ## Fix
+    Add augmentation and dropout/weight decay, shrink the model, or start from
+    a pretrained backbone.
+    """
+
+    code = "ML501"
+    name = "too-many-params-for-data"
+    category = "capacity"
+    severity = "warning"
+    needs = ("samples",)
+    references = ("Zhang et al. 2017, Understanding deep learning requires rethinking generalization (ICLR)",)
+    EXAMPLE_DATASET = {"samples": 1000}
+    INVALID = ["seq(inp(64, 64, 3), conv(64, act='relu'), pool(2), flatten(), dense(256, act='relu'), "
+               "dense(10, act='softmax'))  # 1,000 samples"]
+    VALID = ["seq(inp(64, 64, 3), augment('flip'), conv(64, act='relu'), pool(2), flatten(), dropout(0.5), "
+             "dense(256, act='relu'), dense(10, act='softmax'))  # 1,000 samples"]
+
+    def check(self, ctx):
+        samples = ctx.dataset.samples
+        params = ctx.graph.trainable_params
+        ratio = params / samples
+        if ratio > PARAMS_PER_SAMPLE and not _regularised(ctx):
+            yield self.finding(f"{params:,} trainable parameters for {samples:,} samples "
+                               f"({ratio:,.0f} per sample) and no regularisation",
+                               evidence={"trainable_params": params, "samples": samples,
+                                         "params_per_sample": round(ratio, 1), "threshold": PARAMS_PER_SAMPLE},
+                               explanation="With this many parameters per sample the model can memorise the "
+                                           "training set.",
+                               fix="Add augmentation and dropout or weight decay, or use a smaller/pretrained "
+                                   "model.")
+
+
+@register
+class NarrowBeforeHead(Rule):
+    """
+    ## What it does
+    Flags a classifier whose input has fewer features than it has classes, and
+    a last convolution that reduces the channel count right before global
+    pooling and the head (e.g. 128 → 64).
+
+    ## Why is this bad
+    The head can only separate as many directions as it is fed: fewer features
+    than classes is a hard bottleneck. Halving the channels in the very last
+    layer throws away the widest representation the network built, just before
+    the classifier needs it.
+
+    ## Fix
+    Keep (or increase) the width of the last stage: e.g. `Conv2D(256, 3)` as the
+    last conv, then global pooling.
+    """
+
+    code = "ML502"
+    name = "narrow-before-head"
+    category = "capacity"
+    severity = "info"
+    INVALID = ["seq(inp(32, 32, 3), conv(64, act='relu'), pool(2), conv(128, act='relu'), pool(2), "
+               "conv(32, act='relu'), gap(), dense(10, act='softmax'))",
+               "seq(inp(64,), dense(8, act='relu'), dense(10, act='softmax'))"]
+    VALID = ["seq(inp(32, 32, 3), conv(64, act='relu'), pool(2), conv(128, act='relu'), pool(2), "
+             "conv(256, act='relu'), gap(), dense(10, act='softmax'))"]
+
+    def check(self, ctx):
+        for out in ctx.outputs():
+            head = ctx.head(out)
+            dense = ctx.layer_of(out)
+            if dense.op != "dense" or not dense.inputs:
+                continue
+            feats = ctx.graph.shape_of(dense.inputs[0])
+            units = head["units"]
+            if feats and feats[-1] and units and feats[-1] < units:
+                yield self.finding(f"{dense.name}: {feats[-1]} features feed {units} output units",
+                                   layers=[dense.name], severity="warning",
+                                   evidence={"features": feats[-1], "units": units},
+                                   explanation="The head cannot separate more classes than it has input "
+                                               "dimensions.",
+                                   fix="Widen the layer before the head to at least the number of classes.")
+            convs = [n for n in ctx.backward(dense, through=lambda n: not ctx.is_learnable(n)) if n.op == "conv"]
+            for conv in convs:
+                before = [n for n in ctx.backward(conv, through=lambda n: not ctx.is_learnable(n))
+                          if n.op in ("conv", "separable_conv")]
+                widest = max((n.attrs["filters"] for n in before), default=0)
+                if widest and conv.attrs["filters"] < widest:
+                    yield self.finding(
+                        f"{conv.name}: channels drop {widest} → {conv.attrs['filters']} right before the head",
+                        layers=[conv.name],
+                        evidence={"before": widest, "after": conv.attrs["filters"], "classes": units},
+                        explanation=f"The classifier reads {conv.attrs['filters']} features for {units} "
+                                    f"classes; the widest representation ({widest}) is discarded one layer "
+                                    "before pooling.",
+                        fix=f"Keep at least {widest} channels in the last convolution.")
+
+
+@register
+class SmallDatasetFromScratch(Rule):
+    """
+    ## What it does
+    Flags an image classifier trained from scratch (no pretrained backbone in
+    the model) on fewer than 1,000 images per class.
+
+    ## Why is this bad
+    At a few hundred images per class a network learns its low-level filters
+    from very little data; an ImageNet-pretrained backbone brings them for free
+    and typically wins by a wide margin.
+
+    ## Fix
+    Use a pretrained backbone that accepts your input size (MobileNetV2 or
+    EfficientNetB0 at 128–224 px) and fine-tune it.
+    """
+
+    code = "ML503"
+    name = "small-dataset-from-scratch"
+    category = "capacity"
+    severity = "warning"
+    needs = ("samples",)
+    references = ("Kornblith, Shlens, Le 2019, Do Better ImageNet Models Transfer Better? (CVPR)",)
+    EXAMPLE_DATASET = {"samples": 8000, "classes": 13}
+    INVALID = ["seq(inp(128, 128, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), gap(), "
+               "dense(13, act='softmax'))  # 8,000 samples, 13 classes"]
+    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(13, act='softmax'))  # not an image model"]
+
+    def check(self, ctx):
+        if not _is_image_model(ctx) or ctx.graph.submodels:
+            return
+        samples, classes = ctx.dataset.samples, ctx.dataset.classes
+        per_class = samples / classes if classes else None
+        small = per_class < SMALL_PER_CLASS if per_class else samples < SMALL_PER_CLASS * 10
+        if not small:
+            return
+        per = f" (≈{per_class:,.0f} per class)" if per_class else ""
+        img = ctx.input_image()
+        yield self.finding(f"{samples:,} images{per} trained from scratch",
+                           evidence={"samples": samples, "classes": classes,
+                                     "per_class": round(per_class) if per_class else None,
+                                     "input": list(img[:2])},
+                           explanation="A pretrained backbone that accepts this input size usually beats a "
+                                       "from-scratch CNN at this data size.",
+                           fix="Fine-tune a pretrained backbone (e.g. MobileNetV2 or EfficientNetB0).",
+                           snippets={"keras": "base = keras.applications.MobileNetV2(include_top=False, "
+                                              f"input_shape=({img[0]}, {img[1]}, 3), weights='imagenet')",
+                                     "torch": "torchvision.models.mobilenet_v2(weights='IMAGENET1K_V2')"})
+
+
+@register
+class NoAugmentation(Rule):
+    """
+    ## What it does
+    Flags an image model with no augmentation layers trained on fewer than
+    50,000 images.
+
+    ## Why is this bad
+    Augmentation (flips, crops, small rotations and zooms) is the cheapest
+    regulariser for images: it multiplies the effective data and encodes
+    invariances the model would otherwise have to learn from scarce examples.
+
+    ## Fix
+    Add augmentation layers at the start of the model (they are inactive at
+    inference), or augment in the data pipeline.
+    """
+
+    code = "ML504"
+    name = "no-augmentation"
+    category = "regularization"
+    severity = "warning"
+    needs = ("samples",)
+    references = ("Shorten & Khoshgoftaar 2019, A survey on Image Data Augmentation for Deep Learning",)
+    EXAMPLE_DATASET = {"samples": 8000}
+    INVALID = ["seq(inp(128, 128, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), gap(), "
+               "dense(13, act='softmax'))  # 8,000 samples"]
+    VALID = ["seq(inp(128, 128, 3), augment('flip'), augment('rotation'), conv(32, act='relu'), pool(2), "
+             "conv(64, act='relu'), gap(), dense(13, act='softmax'))  # 8,000 samples"]
+
+    def check(self, ctx):
+        if not _is_image_model(ctx) or any(n.op == "augment" for n in ctx.graph):
+            return
+        if ctx.dataset.samples < SMALL_DATASET:
+            yield self.finding(f"no augmentation layers for {ctx.dataset.samples:,} training images",
+                               evidence={"samples": ctx.dataset.samples, "threshold": SMALL_DATASET},
+                               explanation="Augmentation multiplies the effective data and teaches invariances.",
+                               fix="Add RandomFlip/RandomRotation/RandomZoom (or augment in the input pipeline; "
+                                   "then ignore this rule).",
+                               snippets={"keras": 'keras.Sequential([layers.RandomFlip("horizontal"), '
+                                                  'layers.RandomRotation(0.1), layers.RandomZoom(0.1)])',
+                                         "torch": "transforms.Compose([transforms.RandomHorizontalFlip(), "
+                                                  "transforms.RandomResizedCrop(128)])"})
+
+

@@ -1,0 +1,144 @@
+"""What a rule sees: the graph, its analyses, optional dataset facts, and
+small graph-walking helpers so each rule stays a few lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, Iterable, Optional
+
+from .. import ops
+from ..analysis import node_costs, receptive_fields
+from ..graph import Graph, Node, split_ref
+
+
+@dataclass
+class DatasetFacts:
+    """What a rule may know about the training data (all optional)."""
+
+    samples: Optional[int] = None
+    classes: Optional[int] = None
+    image_size: Optional[tuple] = None  # (H, W)
+    channels: Optional[int] = None
+    source: str = ""  # "--samples/--classes", "config", "--data DIR"
+
+    def has(self, fact: str) -> bool:
+        return getattr(self, fact) is not None
+
+    def to_dict(self) -> dict:
+        return {"samples": self.samples, "classes": self.classes,
+                "image_size": list(self.image_size) if self.image_size else None,
+                "channels": self.channels, "source": self.source}
+
+
+class Context:
+    def __init__(self, graph: Graph, dataset: Optional[DatasetFacts] = None):
+        self.graph = graph
+        self.dataset = dataset or DatasetFacts()
+
+    # -- analyses, computed once ------------------------------------------------
+    @cached_property
+    def rf(self) -> dict:
+        return receptive_fields(self.graph)
+
+    @cached_property
+    def costs(self) -> dict:
+        return node_costs(self.graph)
+
+    # -- node classes -------------------------------------------------------------
+    @staticmethod
+    def kind(node: Node) -> str:
+        return ops.spec(node.op).kind
+
+    def is_learnable(self, node: Node) -> bool:
+        return self.kind(node) == ops.LEARNABLE and node.op != "embedding"
+
+    @staticmethod
+    def activation(node: Node) -> Optional[str]:
+        return node.attrs.get("function") if node.op == "activation" else None
+
+    @staticmethod
+    def is_nonlinear(node: Node) -> bool:
+        """Does this node make the function non-linear in a way that matters for
+        stacking layers? (max pooling and dropout do not count.)"""
+        if node.op == "activation":
+            return node.attrs.get("function") not in ops.LINEAR_ACTIVATIONS
+        return node.op in ("rnn", "attention", "multiply", "dot", "unknown", "layernorm", "groupnorm",
+                           "embedding", "unitnorm")
+
+    def learnable_layers(self) -> list:
+        return [n for n in self.graph if self.is_learnable(n) and not n.shares_params_with]
+
+    # -- walking ----------------------------------------------------------------
+    def consumers(self, node: Node) -> list:
+        return self.graph.consumers(node)
+
+    def producers(self, node: Node) -> list:
+        return self.graph.producers(node)
+
+    def forward(self, node: Node, through: Callable[[Node], bool]) -> Iterable[Node]:
+        """Nodes reached from ``node`` passing only through nodes where ``through`` holds;
+        yields the first node on each path where it does not."""
+        seen, stack = set(), list(self.consumers(node))
+        while stack:
+            n = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if through(n):
+                stack.extend(self.consumers(n))
+            else:
+                yield n
+
+    def backward(self, node: Node, through: Callable[[Node], bool]) -> Iterable[Node]:
+        seen, stack = set(), list(self.producers(node))
+        while stack:
+            n = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if through(n):
+                stack.extend(self.producers(n))
+            else:
+                yield n
+
+    # -- the head -----------------------------------------------------------------
+    def outputs(self) -> list:
+        return [self.graph[split_ref(r)[0]] for r in self.graph.outputs]
+
+    def head(self, out: Node) -> dict:
+        """The classifier head behind an output: its final activation and units."""
+        function = None
+        node = out
+        # the last activation on the way back, through shape-only ops
+        while True:
+            if node.op == "activation":
+                function = node.attrs.get("function")
+                break
+            if node.op in ("reshape", "flatten", "identity", "dropout") and node.inputs:
+                node = self.producers(node)[0]
+                continue
+            break
+        shape = out.output_shape
+        units = shape[-1] if shape else None
+        return {"activation": function, "units": units, "output": out}
+
+    def layer_of(self, node: Node) -> Node:
+        """The source layer a (fused activation) node belongs to."""
+        return self.graph[node.fused_into] if node.fused_into else node
+
+    def input_image(self) -> Optional[tuple]:
+        """(H, W, C) of the first image-like input, or None."""
+        for name in self.graph.inputs:
+            shape = self.graph[name].output_shape
+            if shape is not None and len(shape) == 4:
+                return tuple(shape[1:])
+        return None
+
+
+def names(nodes) -> str:
+    """``conv2d_1 … conv2d_4`` style for messages (first and last of a long list)."""
+    nodes = [n if isinstance(n, str) else n.name for n in nodes]
+    if len(nodes) <= 3:
+        return ", ".join(nodes)
+    return f"{nodes[0]} … {nodes[-1]} ({len(nodes)} layers)"

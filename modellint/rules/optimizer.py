@@ -1,0 +1,169 @@
+"""ML6xx: optimizer and learning rate, from the saved compile configuration."""
+
+from __future__ import annotations
+
+from .base import Rule, register
+
+#: Sane learning-rate ranges by optimizer family (inclusive), for the rule and its docs.
+LR_RANGES = {
+    "adaptive": (1e-5, 1e-2),  # Adam, AdamW, Nadam, RMSprop, Adamax, Lion (Lion prefers the low end)
+    "sgd": (1e-4, 1.0),
+}
+_ADAPTIVE = ("adam", "adamw", "nadam", "adamax", "rmsprop", "lion", "adafactor", "lamb", "adagrad", "adadelta")
+
+
+def _opt(ctx):
+    t = ctx.graph.training
+    if not t or not t.optimizer:
+        return None, None, {}
+    name = t.optimizer.lower().split(">")[-1]  # "custom>adam" in tf.keras 2.11+ files
+    return name, t.learning_rate, t.optimizer_config or {}
+
+
+@register
+class LearningRateOutOfRange(Rule):
+    """
+    ## What it does
+    Flags a compiled learning rate outside the usual range for the optimizer:
+    1e-5 to 1e-2 for adaptive optimizers (Adam, RMSprop, ...), 1e-4 to 1.0 for SGD.
+
+    ## Why is this bad
+    Too high and the loss diverges or bounces; too low and training crawls and
+    settles in the first plateau. Adam's default 1e-3 and SGD's 0.1 (with
+    momentum, for batch 256) are the usual starting points.
+
+    ## Fix
+    Start from the optimizer's default and tune with a learning-rate range test
+    (`modellint probe` runs one).
+    """
+
+    code = "ML601"
+    name = "learning-rate-out-of-range"
+    category = "learning-rate"
+    severity = "warning"
+    references = ("Smith 2017, Cyclical Learning Rates for Training Neural Networks (WACV)",
+                  "Google Research, Deep Learning Tuning Playbook (2023)")
+    INVALID = ["seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='adam', lr=0.5)",
+               "seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='sgd', lr=10.0)"]
+    VALID = ["seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='adam', lr=1e-3)"]
+
+    def check(self, ctx):
+        name, lr, _ = _opt(ctx)
+        if lr is None or name is None:
+            return
+        family = "sgd" if name == "sgd" else "adaptive" if name in _ADAPTIVE else None
+        if family is None:
+            return
+        lo, hi = LR_RANGES[family]
+        if not lo <= lr <= hi:
+            yield self.finding(f"learning rate {lr:g} for {name} is {'above' if lr > hi else 'below'} the usual "
+                               f"range {lo:g}–{hi:g}", evidence={"learning_rate": lr, "optimizer": name,
+                                                                  "range": [lo, hi]},
+                               severity="warning",
+                               explanation="Too high diverges, too low crawls.",
+                               fix=f"Start near {'1e-3' if family == 'adaptive' else '0.1 with momentum 0.9'} "
+                                   "and tune with a learning-rate range test.")
+
+
+@register
+class SgdWithoutMomentum(Rule):
+    """
+    ## What it does
+    Flags plain SGD with momentum 0.
+
+    ## Why is this bad
+    Without momentum SGD is slow on the ill-conditioned loss surfaces of deep
+    networks; momentum 0.9 is the standard choice in every reference training
+    recipe for CNNs.
+
+    ## Fix
+    `SGD(learning_rate=0.1, momentum=0.9, nesterov=True)` (scale the rate with the batch size).
+    """
+
+    code = "ML602"
+    name = "sgd-without-momentum"
+    category = "optimizer"
+    severity = "info"
+    references = ("Sutskever et al. 2013, On the importance of initialization and momentum in deep learning",)
+    INVALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='sgd', lr=0.01, momentum=0.0)"]
+    VALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='sgd', lr=0.1, momentum=0.9)"]
+
+    def check(self, ctx):
+        name, _, cfg = _opt(ctx)
+        if name == "sgd" and not cfg.get("momentum"):
+            yield self.finding("SGD without momentum", evidence={"momentum": cfg.get("momentum", 0.0)},
+                               explanation="Momentum speeds up SGD on deep networks' loss surfaces.",
+                               fix="SGD(momentum=0.9, nesterov=True)",
+                               snippets={"keras": "keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, "
+                                                  "nesterov=True)",
+                                         "torch": "torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)"})
+
+
+@register
+class CoupledWeightDecay(Rule):
+    """
+    ## What it does
+    Flags Adam-family optimizers with L2-style (coupled) weight decay, where
+    the decay is added to the gradient and then rescaled by Adam's adaptive
+    step (PyTorch's `torch.optim.Adam(weight_decay=...)`, older Keras setups).
+    Keras 3 optimizers apply `weight_decay` decoupled already and are not flagged.
+
+    ## Why is this bad
+    Coupled decay is divided by the running gradient magnitude: weights with
+    large gradients are barely regularised. AdamW decouples the decay and
+    generalises better at the same cost.
+
+    ## Fix
+    Use AdamW (`keras.optimizers.AdamW`, `torch.optim.AdamW`).
+    """
+
+    code = "ML603"
+    name = "coupled-weight-decay"
+    category = "optimizer"
+    severity = "warning"
+    references = ("Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization (ICLR)",)
+    INVALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='adam', lr=1e-3, weight_decay=1e-4, "
+               "decoupled_weight_decay=False)"]
+    VALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='adamw', lr=1e-3, weight_decay=1e-4, "
+             "decoupled_weight_decay=True)"]
+
+    def check(self, ctx):
+        name, _, cfg = _opt(ctx)
+        if name in ("adam", "nadam", "adamax", "rmsprop") and cfg.get("weight_decay") \
+                and not cfg.get("decoupled_weight_decay"):
+            yield self.finding(f"{name} with coupled weight decay {cfg['weight_decay']:g}",
+                               evidence={"optimizer": name, "weight_decay": cfg["weight_decay"]},
+                               explanation="Adam rescales coupled decay by the gradient magnitude.",
+                               fix="Use AdamW.", snippets={"torch": "torch.optim.AdamW(params, lr=1e-3, "
+                                                                    "weight_decay=1e-2)"})
+
+
+@register
+class ExtremeEpsilon(Rule):
+    """
+    ## What it does
+    Flags an Adam-family epsilon of 0.01 or more.
+
+    ## Why is this bad
+    Epsilon is added to the root of the second-moment estimate; when it
+    dominates, the adaptive scaling disappears and the optimizer behaves like
+    SGD with momentum and a tiny learning rate. (Epsilon 1.0 is used on
+    purpose in some large-batch recipes; then tune the learning rate with it.)
+
+    ## Fix
+    Keep the default (1e-7 in Keras, 1e-8 in PyTorch) unless you have measured otherwise.
+    """
+
+    code = "ML604"
+    name = "extreme-epsilon"
+    category = "optimizer"
+    severity = "info"
+    INVALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='adam', lr=1e-3, epsilon=0.1)"]
+    VALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='adam', lr=1e-3, epsilon=1e-7)"]
+
+    def check(self, ctx):
+        name, _, cfg = _opt(ctx)
+        eps = cfg.get("epsilon")
+        if name in _ADAPTIVE and isinstance(eps, (int, float)) and eps >= 0.01:
+            yield self.finding(f"{name} epsilon {eps:g} overrides the adaptive step size",
+                               evidence={"epsilon": eps}, fix="Use the default epsilon (1e-7).")
