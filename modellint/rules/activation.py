@@ -9,13 +9,30 @@ from .context import names
 _SATURATING = ("tanh", "sigmoid", "hard_sigmoid", "softsign")
 
 
+def _full_layer(ctx, node) -> bool:
+    """A layer that mixes channels *and* space (or a dense layer on vectors). Pairs
+    involving a pointwise (1×1, or Dense on a feature map) or depthwise convolution
+    are factorisations by design (separable convs, MobileNetV2's linear bottleneck,
+    ConvNeXt blocks) and are not flagged."""
+    if not ctx.is_learnable(node) or node.op in ("rnn", "attention", "depthwise_conv"):
+        return False
+    if node.op == "dense":
+        shape = ctx.graph.shape_of(node.inputs[0]) if node.inputs else None
+        return shape is not None and len(shape) == 2
+    if node.op in ("conv", "separable_conv", "conv_transpose"):
+        return max(node.attrs.get("kernel", (1,))) > 1 and node.attrs.get("groups", 1) == 1
+    return False
+
+
 @register
 class MissingNonlinearity(Rule):
     """
     ## What it does
     Flags learnable layers (convolutions, dense layers) whose output reaches the
     next learnable layer through no non-linearity: only normalization, pooling,
-    dropout, padding or reshaping in between.
+    dropout, padding or reshaping in between. Pairs with a pointwise (1×1) or
+    depthwise convolution are factorisations by design (separable convolutions,
+    linear bottlenecks) and are not flagged.
 
     ## Why is this bad
     A composition of linear maps is one linear map. BatchNormalization is affine
@@ -43,10 +60,10 @@ class MissingNonlinearity(Rule):
     def check(self, ctx):
         linear_chain = []
         for node in ctx.learnable_layers():
-            if node.op in ("rnn", "attention"):
+            if not _full_layer(ctx, node):
                 continue
             passthrough = lambda n: not ctx.is_learnable(n) and not ctx.is_nonlinear(n)  # noqa: E731
-            nxt = [n for n in ctx.forward(node, through=passthrough) if ctx.is_learnable(n)]
+            nxt = [n for n in ctx.forward(node, through=passthrough) if _full_layer(ctx, n)]
             if nxt:
                 for n in [node, *nxt]:
                     if n.name not in [x.name for x in linear_chain]:

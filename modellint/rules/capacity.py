@@ -119,7 +119,7 @@ class NarrowBeforeHead(Rule):
             units = head["units"]
             if feats and feats[-1] and units and feats[-1] < units:
                 yield self.finding(f"{dense.name}: {feats[-1]} features feed {units} output units",
-                                   layers=[dense.name], severity="warning",
+                                   layers=[dense.name],
                                    evidence={"features": feats[-1], "units": units},
                                    explanation="The head cannot separate more classes than it has input "
                                                "dimensions.",

@@ -91,7 +91,8 @@ class CoverageGaps(Rule):
     ## Why is this bad
     A 1×1 convolution with stride 2 reads only one pixel in four: three
     quarters of the activations never influence the output (ResNet-D fixes
-    exactly this in ResNet's downsampling). Stacked equal dilations sample a
+    exactly this in ResNet's downsampling). A subsampling shortcut is not
+    flagged when a sibling branch from the same input reads every position. Stacked equal dilations sample a
     checkerboard of the input and miss the pixels in between.
 
     ## Fix
@@ -121,7 +122,7 @@ class CoverageGaps(Rule):
             except (KeyError, TypeError):
                 continue
             span = [(ki - 1) * di + 1 for ki, di in zip(k, d)]
-            if any(si > sp for si, sp in zip(s, span)):
+            if any(si > sp for si, sp in zip(s, span)) and not _covered_by_sibling(ctx, node):
                 skipped = 1 - 1
                 for si, sp in zip(s, span):
                     skipped = 1 - (1 - skipped) * min(sp, si) / si
@@ -148,6 +149,26 @@ class CoverageGaps(Rule):
                                        explanation="Stacked equal dilation rates only ever combine inputs on a "
                                                    "sparse grid.",
                                        fix="Use dilation rates without a common factor, e.g. 1, 2, 3.")
+
+
+def _skips(node) -> bool:
+    k, s, d = _window(node)
+    return any(si > (ki - 1) * di + 1 for ki, si, di in zip(k, s, d))
+
+
+def _covered_by_sibling(ctx, node) -> bool:
+    """True when another branch from the same input reads every position (a ResNetV2
+    or Xception shortcut subsamples, while the main path's 3×3 window covers all)."""
+    for producer in ctx.producers(node):
+        for sibling in ctx.consumers(producer):
+            if sibling.name == node.name:
+                continue
+            first = [sibling] if sibling.op in _WINDOW_OPS else list(
+                ctx.forward(sibling, through=lambda n: n.op not in _WINDOW_OPS and not ctx.is_learnable(n)
+                            or (ctx.is_learnable(n) and n.op not in _WINDOW_OPS)))
+            if any(w.op in _WINDOW_OPS and not _skips(w) for w in first):
+                return True
+    return False
 
 
 @register
@@ -177,15 +198,15 @@ class FeatureMapCollapse(Rule):
 
     def check(self, ctx):
         for node in ctx.graph:
-            shape = node.output_shape
-            if shape is None or len(shape) != 4 or shape[1:3] != (1, 1) or node.fused_into:
+            if not _is_1x1(node) or node.fused_into:
                 continue
-            if ctx.graph[node.inputs[0].split(":")[0]].output_shape[1:3] == (1, 1) if node.inputs else False:
-                continue  # report the first layer that reaches 1x1 only
-            later = [n for n in ctx.graph if n.op in _WINDOW_OPS and ctx.rf.get(n.name) is not None
-                     and _after(ctx, node, n)]
-            wasteful = [n for n in later if max(_window(n)[0]) > 1]
+            if any(_is_1x1(p) for p in ctx.producers(node)):
+                continue  # report the first layer that reaches 1×1 only
+            # spatial layers that still work on this 1×1 map (a squeeze-and-excitation
+            # branch returns to the full map through a multiply and is left alone)
+            wasteful = [n for n in _reached_1x1(ctx, node) if n.op in _WINDOW_OPS and max(_window(n)[0]) > 1]
             if wasteful:
+                shape = node.output_shape
                 yield self.finding(f"{node.name}: feature map is 1×1 but {len(wasteful)} spatial layers follow "
                                    f"({wasteful[0].name} …)", layers=[node.name, *[n.name for n in wasteful]],
                                    evidence={"shape": list(shape[1:]), "spatial_layers_after": len(wasteful)},
@@ -193,9 +214,25 @@ class FeatureMapCollapse(Rule):
                                    fix="Downsample less, or use larger inputs.")
 
 
-def _after(ctx, a, b) -> bool:
-    order = ctx.__dict__.setdefault("_order", {n.name: i for i, n in enumerate(ctx.graph)})
-    return order[b.name] > order[a.name]
+def _is_1x1(node) -> bool:
+    shape = node.output_shape
+    return shape is not None and len(shape) == 4 and shape[1:3] == (1, 1)
+
+
+def _reached_1x1(ctx, node) -> list:
+    out, seen, stack = [], set(), list(ctx.consumers(node))
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        in_shape = ctx.graph.shape_of(n.inputs[0]) if n.inputs else None
+        if in_shape is None or len(in_shape) != 4 or in_shape[1:3] != (1, 1):
+            continue
+        out.append(n)
+        if _is_1x1(n):
+            stack.extend(ctx.consumers(n))
+    return out
 
 
 @register
