@@ -19,6 +19,10 @@ test: $(DEV)
 bench: $(DEV)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Regenerate the rule reference (rules/*.md) from the rules' own docs and examples.
+rules: $(DEV)
+	$(BIN)/python -c "from modellint.rules.docs import write_all; write_all('rules')"
+
 # Rebuild the shipped example models with the installed Keras.
 examples: $(DEV)
 	$(BIN)/python examples/build_seed.py

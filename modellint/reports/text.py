@@ -1,0 +1,196 @@
+"""`modellint check` as text: a header per model, one block per finding, a summary line.
+
+::
+
+    examples/seed_cnn.h5  Sequential · 13 layers · 168,793 params (168,339 trainable) · 184.0 M MACs · input 128×128×3
+    examples/seed_cnn.h5:conv2d_1: ML102 [warning] conv2d_1 … conv2d_4 (4 layers): bias is cancelled ...
+        wasted_params: 224
+        A per-channel bias passes unchanged through pooling and dropout, and the next
+        BatchNormalization subtracts the channel mean: 224 parameters that never matter.
+        fix  Drop the bias of layers that feed BatchNormalization.
+             Conv2D(filters, 3, padding='same', use_bias=False)
+
+    6 findings: 4 warnings, 2 info · 31 rules ran · 4 skipped (need --data)
+
+The finding line is ``path:layer: CODE [severity] message`` so editors and grep can
+jump to it; ``quiet=True`` prints only those lines. Output is a pure function of the
+reports, in ``report.findings`` order.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Iterable
+
+from .summary import human, summarize
+
+INDENT = "    "
+WIDTH = 100
+_SEVERITY_ORDER = ("error", "warning", "info")
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, show_evidence: bool = True) -> str:
+    """Render one or more :class:`~modellint.engine.Report` objects as text (no trailing
+    newline: ``print()`` adds it)."""
+    reports = list(reports)
+    out: list = []
+    for i, report in enumerate(reports):
+        if not quiet:
+            if i:
+                out.append("")
+            out.append(header(report))
+            if report.findings:
+                out.append("")
+        for j, f in enumerate(report.findings):
+            if j and not quiet:
+                out.append("")
+            out.extend(finding_lines(report, f, quiet=quiet, show_evidence=show_evidence))
+        if not quiet:
+            for err in report.errors:
+                out.append(f"{INDENT}! rule crashed (a modellint bug, please report): {oneline(str(err))}")
+    if not quiet:
+        out.append("")
+        out.append(summary_line(reports))
+        if explain:
+            out.extend(skipped_lines(reports))
+    return "\n".join(out)
+
+
+# -- pieces ---------------------------------------------------------------------
+
+def oneline(text: str) -> str:
+    """Names and messages on a finding line stay on one line (control characters escaped)."""
+    return "".join(_CONTROL.get(c, c) for c in str(text))
+
+
+def location(report, finding) -> str:
+    return oneline(finding.path or report.graph.source_path or report.graph.name or "<model>")
+
+
+def header(report) -> str:
+    g = report.graph
+    s = summarize(g)
+    n_layers = sum(1 for r in s.rows if r.op != "input")
+    parts = [f"{g.model_class or g.framework or 'model'}", f"{n_layers} layers",
+             f"{g.total_params:,} params ({g.trainable_params:,} trainable)", f"{human(s.macs)} MACs"]
+    shapes = []
+    for name in g.inputs:
+        shape = g.display_shape(g[name].output_shape)
+        if shape is not None:
+            shapes.append("×".join("?" if d is None else str(d) for d in list(shape)[1:]))
+    if shapes:
+        parts.append("input " + ", ".join(shapes))
+    return f"{oneline(g.source_path or g.name)}  " + " · ".join(parts)
+
+
+def finding_lines(report, f, *, quiet: bool = False, show_evidence: bool = True) -> list:
+    layer = oneline(f.layers[0]) if f.layers else "(model)"
+    lines = [f"{location(report, f)}:{layer}: {f.code} [{f.severity}] {oneline(f.message)}"]
+    if quiet:
+        return lines
+    if show_evidence:
+        ev = evidence_text(f)
+        if ev:
+            lines.extend(_wrap(ev, INDENT))
+    if f.explanation:
+        lines.extend(_wrap(f.explanation, INDENT))
+    if f.fix or f.snippets:
+        fix = f.fix or "see below"
+        first = _wrap(fix, INDENT + "fix  ", INDENT + "     ")
+        lines.extend(first)
+        snippet = _snippet_for(report, f)
+        if snippet:
+            lines.extend(INDENT + "     " + s for s in snippet.splitlines())
+    return lines
+
+
+def _snippet_for(report, f) -> str:
+    if not f.snippets:
+        return ""
+    framework = report.graph.framework or ""
+    if framework in f.snippets:
+        return f.snippets[framework]
+    return ""
+
+
+def evidence_text(f) -> str:
+    items = []
+    for key, value in f.evidence.items():
+        if key == "layers" and list(value or []) == list(f.layers):
+            continue  # already on the finding line / in the message
+        items.append(f"{key}: {_value(value)}")
+    return " · ".join(items)
+
+
+def _value(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_value(x)}" for k, x in v.items()) + "}"
+    if hasattr(v, "item"):  # numpy scalar
+        return _value(v.item())
+    return oneline(str(v))
+
+
+def _wrap(text: str, first: str, rest: str = None) -> list:
+    rest = INDENT if rest is None else rest
+    out = []
+    for i, para in enumerate(str(text).splitlines() or [""]):
+        wrapped = textwrap.wrap(para, width=WIDTH, initial_indent=first if i == 0 else rest,
+                                subsequent_indent=rest, break_long_words=False, break_on_hyphens=False)
+        out.extend(wrapped or [(first if i == 0 else rest).rstrip()])
+    return out
+
+
+def _plural(n: int, word: str) -> str:
+    if word == "info":
+        return f"{n} info"
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def summary_line(reports: list) -> str:
+    counts = {s: 0 for s in _SEVERITY_ORDER}
+    for r in reports:
+        for sev, n in r.counts().items():
+            counts[sev] = counts.get(sev, 0) + n
+    total = sum(counts.values())
+    head = _plural(total, "finding")
+    if total:
+        head += ": " + ", ".join(_plural(counts[s], s) for s in _SEVERITY_ORDER if counts.get(s))
+    if len(reports) > 1:
+        head += f" in {len(reports)} models"
+    ran = sorted({c for r in reports for c in r.rules_run})
+    skipped = {}
+    for r in reports:
+        for code, reason in r.rules_skipped.items():
+            skipped.setdefault(code, reason)
+    parts = [head, f"{len(ran)} rule{'' if len(ran) == 1 else 's'} ran"]
+    if skipped:
+        if all("dataset facts" in reason for reason in skipped.values()):
+            parts.append(f"{len(skipped)} skipped (need --data)")
+        else:
+            parts.append(f"{len(skipped)} skipped (--explain says why)")
+    errors = sum(len(r.errors) for r in reports)
+    if errors:
+        parts.append(f"{errors} crashed")
+    return " · ".join(parts)
+
+
+def skipped_lines(reports: list) -> list:
+    skipped = {}
+    for r in reports:
+        for code, reason in r.rules_skipped.items():
+            skipped.setdefault(code, reason)
+    if not skipped:
+        return []
+    return ["skipped:"] + [f"{INDENT}{code}  {oneline(reason)}" for code, reason in sorted(skipped.items())]
