@@ -13,7 +13,6 @@ Keys (kebab-case as in ruff)::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -36,13 +35,15 @@ class Settings:
 
 def find_config(start: Path) -> Optional[Path]:
     """The nearest modellint.toml / .modellint.toml / pyproject.toml with [tool.modellint]."""
+    import tomllib
+
     start = start.resolve()
     for folder in (start, *start.parents):
         for name in ("modellint.toml", ".modellint.toml"):
             if (folder / name).is_file():
                 return folder / name
         py = folder / "pyproject.toml"
-        if py.is_file():
+        if py.is_file() and "tool.modellint" in py.read_text(encoding="utf-8", errors="replace"):
             try:
                 if "modellint" in tomllib.loads(py.read_text(encoding="utf-8")).get("tool", {}):
                     return py
@@ -60,6 +61,8 @@ def _strings(path, key, value) -> list:
 
 
 def load(path: Path) -> Settings:
+    import tomllib
+
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -58,46 +58,72 @@ def h5_layer_names(attrs) -> list:
     return names
 
 
-def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
+def _open_h5(path: Path):
     import h5py  # a core dependency, imported late to keep `import modellint` light
 
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as exc:
         reason = str(exc).split("(")[0].strip().rstrip(":") or "unreadable"
         raise InputError(path, f"not a readable HDF5 file, truncated or corrupt ({reason})") from None
-    with f:
-        attrs = f.attrs
-        version = _text(attrs.get("keras_version"))
-        config_text = _text(attrs.get("model_config"))
-        training = None
-        if config_text is not None:
-            training = training_from_h5(_json(path, _text(attrs.get("training_config")), "training_config"))
-        weights_only = config_text is None and bool(
-            h5_layer_names(attrs) or "model_weights" in f or "layers" in f or "vars" in f)
-        n_weight_layers = len(h5_layer_names(attrs)) if weights_only else 0
-        if config_text is not None:
-            model = _json(path, config_text, "model_config")
-            if not is_model_config(model):
-                raise InputError(path, "model_config is not a Keras model config")
-            graph = _build(path, model, training=training, source_format="h5", source_path=str(path),
-                           framework_version=version)
-            if "model_weights" in f:
-                params_from_weights(graph, f["model_weights"])
-            return graph
-    if config_text is None:
-        if config_path is not None:
-            graph = read_json(config_path)
-            graph.source_format = "h5+json"
-            graph.notes.append(f"architecture from {config_path}, weights file {path}")
-            if n_weight_layers:
-                graph.notes.append(f"weights file lists {n_weight_layers} layers")
-            graph.source_path = str(path)
-            return graph
-        if weights_only:
-            raise InputError(path, "holds weights only (no model_config attribute), so it has no "
-                             "architecture; pass it with its architecture JSON: --config model.json")
-        raise InputError(path, "HDF5 file is not a Keras model (no model_config attribute)")
+
+
+def _root_attrs_fast(path: Path) -> Optional[dict]:
+    """Root attributes read without h5py and numpy (see :mod:`.hdf5_attrs`); None
+    when the fast reader cannot read the file, so that h5py decides."""
+    from .hdf5_attrs import Unsupported, read_root_attrs
+
+    try:
+        return read_root_attrs(path, ("model_config", "training_config", "keras_version"), scalar_only=True)
+    except Unsupported:
+        return None
+
+
+def _root_attrs_h5py(path: Path) -> tuple:
+    """(root attributes as text, number of weight layers listed) through h5py."""
+    try:
+        with _open_h5(path) as f:
+            attrs = {k: _text(f.attrs.get(k)) for k in ("model_config", "training_config", "keras_version")
+                     if k in f.attrs}
+            names = h5_layer_names(f.attrs)
+            weights_only = bool(names or "model_weights" in f or "layers" in f or "vars" in f)
+            return attrs, (len(names) or -1) if weights_only else 0
+    except (RuntimeError, KeyError, ValueError) as exc:  # damaged structures inside a valid file
+        raise InputError(path, f"corrupt HDF5 file ({type(exc).__name__}: {exc})") from None
+
+
+def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
+    attrs = _root_attrs_fast(path)
+    weight_layers = 0
+    if not attrs or "model_config" not in attrs:
+        attrs, weight_layers = _root_attrs_h5py(path)
+    if "model_config" in attrs:
+        training = training_from_h5(_json(path, attrs.get("training_config"), "training_config"))
+        model = _json(path, attrs["model_config"], "model_config")
+        if not is_model_config(model):
+            raise InputError(path, "model_config is not a Keras model config")
+        graph = _build(path, model, training=training, source_format="h5", source_path=str(path),
+                       framework_version=attrs.get("keras_version"))
+        if _needs_weights(graph):
+            try:
+                with _open_h5(path) as f:
+                    if "model_weights" in f:
+                        params_from_weights(graph, f["model_weights"])
+            except (RuntimeError, KeyError, ValueError):
+                graph.notes.append("stored weights unreadable; unknown layers' parameters not counted")
+        return graph
+    if config_path is not None:
+        graph = read_json(config_path)
+        graph.source_format = "h5+json"
+        graph.notes.append(f"architecture from {config_path}, weights file {path}")
+        if weight_layers > 0:
+            graph.notes.append(f"weights file lists {weight_layers} layers")
+        graph.source_path = str(path)
+        return graph
+    if weight_layers:
+        raise InputError(path, "holds weights only (no model_config attribute), so it has no "
+                         "architecture; pass it with its architecture JSON: --config model.json")
+    raise InputError(path, "HDF5 file is not a Keras model (no model_config attribute)")
 
 
 def params_from_weights(graph: Graph, weights) -> None:
