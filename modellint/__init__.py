@@ -50,4 +50,16 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     return run_rules(graph, rules, facts)
 
 
-__all__ = ["analyze", "__version__", "load_graph", "Graph", "Node", "TrainingConfig", "InputError", "ModelLintError"]
+def __getattr__(name):  # Report and Finding without importing the engine up front
+    if name == "Report":
+        from .engine import Report
+
+        return Report
+    if name == "Finding":
+        from .rules.base import Finding
+
+        return Finding
+    raise AttributeError(f"module 'modellint' has no attribute {name!r}")
+
+
+__all__ = ["analyze", "Report", "Finding", "__version__", "load_graph", "Graph", "Node", "TrainingConfig", "InputError", "ModelLintError"]

@@ -175,8 +175,9 @@ def _covered_by_sibling(ctx, node) -> bool:
 class FeatureMapCollapse(Rule):
     """
     ## What it does
-    Flags spatial layers whose feature map has shrunk to 1×1 while further
-    spatial layers (convolutions, pooling) still follow.
+    Flags a convolution or pooling window larger than the feature map it slides
+    over, and feature maps that have shrunk to 1×1 while further spatial layers
+    (convolutions, pooling) still follow.
 
     ## Why is this bad
     Once the map is 1×1 a 3×3 convolution sees mostly padding and pooling does
@@ -192,11 +193,26 @@ class FeatureMapCollapse(Rule):
     category = "receptive-field"
     severity = "warning"
     INVALID = ["seq(inp(8, 8, 3), conv(16, act='relu'), pool(2), pool(2), pool(2), conv(32, act='relu'), "
-               "conv(32, act='relu'), gap(), dense(10, act='softmax'))"]
+               "conv(32, act='relu'), gap(), dense(10, act='softmax'))",
+               "seq(inp(16, 16, 3), conv(16, act='relu'), pool(4), conv(32, kernel=5, act='relu'), gap(), "
+               "dense(10, act='softmax'))"]
     VALID = ["seq(inp(32, 32, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), pool(2), gap(), "
              "dense(10, act='softmax'))"]
 
     def check(self, ctx):
+        for node in ctx.graph:  # a window larger than the map it slides over
+            if node.op not in _WINDOW_OPS or not node.inputs:
+                continue
+            src = ctx.graph.shape_of(node.inputs[0])
+            span = [(k - 1) * d + 1 for k, d in zip(_window(node)[0], _window(node)[2])]
+            if src is None or len(src) != 4 or not all(src[1:3]) or src[1:3] == (1, 1):
+                continue
+            if any(sz < sp for sz, sp in zip(src[1:3], span)):
+                yield self.finding(f"{node.name}: {'×'.join(map(str, span))} window on a "
+                                   f"{src[1]}×{src[2]} feature map", layers=[node.name],
+                                   evidence={"window": span, "feature_map": list(src[1:3])},
+                                   explanation="Most of the window covers padding, not features.",
+                                   fix="Use a smaller window here, downsample less, or feed larger inputs.")
         for node in ctx.graph:
             if not _is_1x1(node) or node.fused_into:
                 continue
