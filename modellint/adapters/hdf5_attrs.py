@@ -248,14 +248,8 @@ class _Reader:
                     raise Unsupported("message not aligned")
                 if pos + msize > length:
                     raise Unsupported("message runs past its chunk")
-                data = buf[pos:pos + msize]
+                self._take(mtype, mflags, buf[pos:pos + msize], out, chunks)
                 pos += msize
-                self._check_message(mtype, mflags)
-                out.append((mtype, mflags, data))
-                if len(out) > MAX_MESSAGES:
-                    raise Unsupported("too many messages")
-                if mtype == MSG_CONTINUATION:
-                    chunks.append(self._continuation(data))
         if len(out) != nmesgs:
             raise Unsupported("object header message count mismatch")
         return out
@@ -298,20 +292,23 @@ class _Reader:
             self._parse_v2(block, 4, len(block) - 4, hdr, out, pending)
         return out
 
+    def _take(self, mtype: int, mflags: int, data: bytes, out: list, pending: list) -> None:
+        """Keep one header message; queue the block a continuation message points to."""
+        self._check_message(mtype, mflags)
+        out.append((mtype, mflags, data))
+        if len(out) > MAX_MESSAGES:
+            raise Unsupported("too many messages")
+        if mtype == MSG_CONTINUATION:
+            pending.append(self._continuation(data))
+
     def _parse_v2(self, buf: bytes, pos: int, end: int, hdr: int, out, pending) -> None:
         while end - pos >= hdr:   # less than one message header left: a gap
             mtype, msize, mflags = struct.unpack_from("<BHB", buf, pos)
             pos += hdr
             if pos + msize > end:
                 raise Unsupported("message runs past its chunk")
-            data = buf[pos:pos + msize]
+            self._take(mtype, mflags, buf[pos:pos + msize], out, pending)
             pos += msize
-            self._check_message(mtype, mflags)
-            out.append((mtype, mflags, data))
-            if len(out) > MAX_MESSAGES:
-                raise Unsupported("too many messages")
-            if mtype == MSG_CONTINUATION:
-                pending.append(self._continuation(data))
 
     @staticmethod
     def _check_message(mtype: int, mflags: int) -> None:

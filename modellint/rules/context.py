@@ -79,26 +79,22 @@ class Context:
     def forward(self, node: Node, through: Callable[[Node], bool]) -> Iterable[Node]:
         """Nodes reached from ``node`` passing only through nodes where ``through`` holds;
         yields the first node on each path where it does not."""
-        seen, stack = set(), list(self.consumers(node))
-        while stack:
-            n = stack.pop()
-            if n.name in seen:
-                continue
-            seen.add(n.name)
-            if through(n):
-                stack.extend(self.consumers(n))
-            else:
-                yield n
+        return self._walk(node, self.consumers, through)
 
     def backward(self, node: Node, through: Callable[[Node], bool]) -> Iterable[Node]:
-        seen, stack = set(), list(self.producers(node))
+        """As :meth:`forward`, towards the inputs."""
+        return self._walk(node, self.producers, through)
+
+    @staticmethod
+    def _walk(node, step, through) -> Iterable[Node]:
+        seen, stack = set(), list(step(node))
         while stack:
             n = stack.pop()
             if n.name in seen:
                 continue
             seen.add(n.name)
             if through(n):
-                stack.extend(self.producers(n))
+                stack.extend(step(n))
             else:
                 yield n
 
