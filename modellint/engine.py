@@ -122,7 +122,10 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None)
         for f in found:
             f.path = graph.source_path
             report.findings.append(f)
-    report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], _first_layer(f, order), f.code))
+    # Ranking: severity, then the rule's expected impact on results, then position in the model.
+    impact = {r.code: r.impact for r in rules}
+    report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], -impact.get(f.code, 2),
+                                        _first_layer(f, order), f.code))
     return report
 
 

@@ -47,6 +47,7 @@ class MissingNonlinearity(Rule):
     """
 
     code = "ML201"
+    impact = 3
     name = "missing-nonlinearity"
     category = "activation"
     severity = "warning"
@@ -241,6 +242,7 @@ class MissingOutputActivation(Rule):
     """
 
     code = "ML205"
+    impact = 3
     name = "missing-output-activation"
     category = "activation"
     severity = "error"

@@ -48,6 +48,7 @@ class Rule:
     name: ClassVar[str] = ""  # kebab-case, e.g. "batchnorm-on-raw-input"
     category: ClassVar[str] = ""
     severity: ClassVar[str] = "warning"
+    impact: ClassVar[int] = 2  # expected effect on results when fixed: 3 high, 2 medium, 1 low (for ranking)
     needs: ClassVar[tuple] = ()  # dataset facts the rule needs: "samples", "classes", "image_size"
     references: ClassVar[tuple] = ()
     VALID: ClassVar[list] = []  # example graphs (builder source, see modellint.build) that must not fire

@@ -100,6 +100,7 @@ class NarrowBeforeHead(Rule):
     """
 
     code = "ML502"
+    impact = 1
     name = "narrow-before-head"
     category = "capacity"
     severity = "info"
@@ -158,6 +159,7 @@ class SmallDatasetFromScratch(Rule):
     """
 
     code = "ML503"
+    impact = 3
     name = "small-dataset-from-scratch"
     category = "capacity"
     severity = "warning"

@@ -25,6 +25,7 @@ class ChannelsNotMultipleOf8(Rule):
     """
 
     code = "ML951"
+    impact = 1
     name = "channels-not-multiple-of-8"
     category = "efficiency"
     severity = "info"
@@ -62,6 +63,7 @@ class DominantLayer(Rule):
     """
 
     code = "ML952"
+    impact = 1
     name = "dominant-layer"
     category = "efficiency"
     severity = "info"

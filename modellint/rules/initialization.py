@@ -37,6 +37,7 @@ class SymmetricInit(Rule):
     """
 
     code = "ML701"
+    impact = 3
     name = "symmetric-init"
     category = "initialization"
     severity = "error"
@@ -76,6 +77,7 @@ class InitActivationMismatch(Rule):
     """
 
     code = "ML702"
+    impact = 1
     name = "init-activation-mismatch"
     category = "initialization"
     severity = "info"

@@ -71,6 +71,7 @@ class NoInputScaling(Rule):
     """
 
     code = "ML902"
+    impact = 1
     name = "no-input-scaling"
     category = "input-shape"
     severity = "info"

@@ -31,6 +31,7 @@ class BatchNormOnRawInput(Rule):
     """
 
     code = "ML101"
+    impact = 1
     name = "batchnorm-on-raw-input"
     category = "normalization"
     severity = "info"
@@ -75,6 +76,7 @@ class BiasBeforeBatchNorm(Rule):
     """
 
     code = "ML102"
+    impact = 1
     name = "bias-before-batchnorm"
     category = "normalization"
     severity = "warning"
@@ -203,6 +205,7 @@ class StackedNormalization(Rule):
     """
 
     code = "ML105"
+    impact = 1
     name = "stacked-normalization"
     category = "normalization"
     severity = "warning"

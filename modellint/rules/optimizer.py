@@ -38,6 +38,7 @@ class LearningRateOutOfRange(Rule):
     """
 
     code = "ML601"
+    impact = 3
     name = "learning-rate-out-of-range"
     category = "learning-rate"
     severity = "warning"
@@ -81,6 +82,7 @@ class SgdWithoutMomentum(Rule):
     """
 
     code = "ML602"
+    impact = 1
     name = "sgd-without-momentum"
     category = "optimizer"
     severity = "info"
@@ -155,6 +157,7 @@ class ExtremeEpsilon(Rule):
     """
 
     code = "ML604"
+    impact = 1
     name = "extreme-epsilon"
     category = "optimizer"
     severity = "info"

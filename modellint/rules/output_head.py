@@ -35,6 +35,7 @@ class OutputUnitsVsClasses(Rule):
     """
 
     code = "ML301"
+    impact = 3
     name = "output-units-vs-classes"
     category = "output-head"
     severity = "error"
@@ -71,6 +72,7 @@ class SoftmaxOnOneUnit(Rule):
     """
 
     code = "ML302"
+    impact = 3
     name = "softmax-on-one-unit"
     category = "output-head"
     severity = "error"
@@ -107,6 +109,7 @@ class LossActivationMismatch(Rule):
     """
 
     code = "ML303"
+    impact = 3
     name = "loss-activation-mismatch"
     category = "loss"
     severity = "error"

@@ -37,6 +37,7 @@ class ReceptiveFieldTooSmall(Rule):
     """
 
     code = "ML401"
+    impact = 3
     name = "receptive-field-too-small"
     category = "receptive-field"
     severity = "warning"

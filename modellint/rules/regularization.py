@@ -89,6 +89,7 @@ class DropoutInConvBlock(Rule):
     """
 
     code = "ML803"
+    impact = 1
     name = "dropout-in-conv-block"
     category = "regularization"
     severity = "info"
