@@ -7,7 +7,7 @@ import sys
 from typing import Optional
 
 from . import __version__
-from .errors import ModelLintError
+from .errors import ConfigError, ModelLintError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -27,16 +27,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a layer table of MODEL: output shapes, parameters, receptive "
                                    "field and MACs per layer, with totals. Reads Keras .h5/.keras/JSON "
                                    "without importing Keras or TensorFlow.")
-    p.add_argument("model", metavar="MODEL", help="model file (.h5, .hdf5, .keras, or to_json() .json)")
-    p.add_argument("--config", metavar="JSON", help="architecture JSON for a weights-only .h5")
+    p.add_argument("model", metavar="MODEL",
+                   help="model file (.h5, .hdf5, .keras, to_json() .json, .pt2, TorchScript .pt, .onnx) "
+                        "or a code target package.module:factory")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    _model_options(p)
     p.set_defaults(func=cmd_summary)
 
     c = sub.add_parser("check", help="find problems in models, with evidence and fixes",
                        description="Check model files for problems an expert reviewer would flag. Exit "
                                    "codes: 0 clean, 1 findings at or above --fail-on, 2 bad input or "
                                    "configuration.")
-    c.add_argument("paths", nargs="+", metavar="PATH", help="model files, globs or directories")
+    c.add_argument("paths", nargs="+", metavar="PATH",
+                   help="model files, globs, directories, or code targets package.module:factory")
     sel = c.add_argument_group("rule selection (codes, code prefixes like ML1, or categories)")
     sel.add_argument("--select", action="append", default=[], metavar="RULES",
                      help="comma-separated; replaces the default (all rules)")
@@ -56,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     out.add_argument("--explain", action="store_true", help="also list rules that did not run, and why")
     out.add_argument("--quiet", "-q", action="store_true", help="only the finding lines")
+    _model_options(c)
     c.add_argument("--settings", metavar="TOML",
                    help="configuration file (default: nearest modellint.toml or pyproject.toml "
                         "with [tool.modellint])")
@@ -70,11 +74,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_summary(args) -> int:
+def _model_options(p) -> None:
+    g = p.add_argument_group("reading models")
+    g.add_argument("--config", metavar="JSON", help="architecture JSON for a weights-only Keras .h5")
+    g.add_argument("--input-shape", metavar="N,C,H,W",
+                   help="input shape for PyTorch models and code targets, batch included (e.g. 1,3,128,128)")
+    g.add_argument("--trust-pickle", action="store_true",
+                   help="allow unpickling a whole PyTorch module: this RUNS CODE FROM THE FILE; only for "
+                        "files you trust")
+    g.add_argument("--loss", metavar="NAME",
+                   help="the training loss, where the model file has none (e.g. categorical_crossentropy)")
+    g.add_argument("--from-logits", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --loss: the loss takes logits (as nn.CrossEntropyLoss does)")
+
+
+def _load(source, args):
+    """Load one model with the reading options of the command line."""
     from .adapters import load_graph
+    from .graph import TrainingConfig
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(x) for x in args.input_shape.replace("x", ",").split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(f"--input-shape {args.input_shape!r} is not a list of integers "
+                              "like 1,3,128,128") from None
+    graph = load_graph(source, config=args.config, trust_pickle=args.trust_pickle, input_shape=shape)
+    if args.loss:
+        old = graph.training
+        graph.training = TrainingConfig(
+            loss=args.loss.lower(), from_logits=bool(args.from_logits),
+            optimizer=old.optimizer if old else None, learning_rate=old.learning_rate if old else None,
+            metrics=list(old.metrics) if old else [], optimizer_config=dict(old.optimizer_config) if old else {})
+    return graph
+
+
+def cmd_summary(args) -> int:
     from .reports.summary import render_json, render_text, summarize
 
-    graph = load_graph(args.model, config=args.config)
+    graph = _load(args.model, args)
     summary = summarize(graph)
     print(render_json(summary) if args.format == "json" else render_text(summary))
     return EXIT_OK
@@ -89,11 +128,14 @@ def _expand_paths(patterns) -> list:
     import glob
     from pathlib import Path
 
-    from .adapters import MODEL_SUFFIXES
+    from .adapters import CODE_TARGET, MODEL_SUFFIXES
 
     out = []
     for pattern in patterns:
         p = Path(pattern)
+        if CODE_TARGET.match(pattern) and not p.exists():
+            out.append(pattern)  # package.module:factory
+            continue
         if any(ch in pattern for ch in "*?[") and not p.exists():
             matches = sorted(glob.glob(pattern, recursive=True))
             out.extend(Path(m) for m in matches if Path(m).is_file())
@@ -112,10 +154,8 @@ def cmd_check(args) -> int:
     from pathlib import Path
 
     from . import config as cfg
-    from .adapters import load_graph
     from .dataset import facts_from_folder, facts_from_values, merge
     from .engine import run_rules, select_rules
-    from .errors import ConfigError
 
     settings = cfg.Settings()
     if args.settings:
@@ -142,7 +182,7 @@ def cmd_check(args) -> int:
         raise ConfigError("no model files found in " + ", ".join(args.paths))
     for path in paths:
         try:
-            graph = load_graph(path)
+            graph = _load(path, args)
         except ModelLintError as exc:
             print(f"modellint: error: {exc}", file=sys.stderr)
             failed = True

@@ -38,9 +38,11 @@ class TrainingConfig:
     metrics: list = field(default_factory=list)
     optimizer_config: dict = field(default_factory=dict)
     loss_config: dict = field(default_factory=dict)
+    assumed: bool = False  # not read from the source: a stated default (e.g. PyTorch's usual loss)
 
     def to_dict(self) -> dict:
         return {
+            "assumed": self.assumed,
             "loss": self.loss,
             "from_logits": self.from_logits,
             "optimizer": self.optimizer,

@@ -15,6 +15,8 @@ Canonical attributes (all optional unless the op needs them)
 ``strides``        tuple of strides
 ``dilation``       tuple of dilation rates
 ``padding``        ``"same"``, ``"valid"``, ``"causal"`` or per-dim ``((lo, hi), ...)``
+``ceil_mode``      pools: round the output length up (PyTorch ``ceil_mode=True``)
+``output_padding`` transposed convs: extra size added to one side of the output
 ``groups``         grouped convolution
 ``depth_multiplier`` depthwise / separable convs
 ``use_bias``       bool
@@ -69,16 +71,26 @@ def _tuple(value, n: int) -> tuple:
     return (value,) * n
 
 
-def conv_out_len(length, kernel, stride, dilation, padding) -> Optional[int]:
-    """Output length of a conv/pool window along one axis (Keras/TF rules)."""
+def conv_out_len(length, kernel, stride, dilation, padding, ceil_mode=False) -> Optional[int]:
+    """Output length of a conv/pool window along one axis (Keras/TF rules;
+    ``ceil_mode`` as PyTorch pools: round up, but the last window must start
+    inside the input or its left padding)."""
     if length is None:
         return None
     eff = (kernel - 1) * dilation + 1
     if padding == "same" or padding == "causal":
         return -(-length // stride)
+    if ceil_mode and not isinstance(padding, (tuple, list)):
+        padding = (0, 0)
     if isinstance(padding, (tuple, list)):
         lo, hi = padding
-        return (length + lo + hi - eff) // stride + 1
+        span = length + lo + hi - eff
+        if span < 0:
+            raise ShapeError(f"window of {eff} does not fit an axis of length {length + lo + hi}")
+        if not ceil_mode:
+            return span // stride + 1
+        out = -(-span // stride) + 1
+        return out - 1 if (out - 1) * stride >= length + lo else out
     # valid
     if length < eff:
         raise ShapeError(f"window of {eff} does not fit an axis of length {length}")
@@ -89,11 +101,11 @@ def deconv_out_len(length, kernel, stride, dilation, padding, output_padding=Non
     if length is None:
         return None
     eff = (kernel - 1) * dilation + 1
+    if isinstance(padding, (tuple, list)):  # explicit (PyTorch/ONNX): output_padding adds to the end
+        return (length - 1) * stride + eff - padding[0] - padding[1] + (output_padding or 0)
     if output_padding is None:
         if padding == "same":
             return length * stride
-        if isinstance(padding, (tuple, list)):
-            return (length - 1) * stride + eff - padding[0] - padding[1]
         return length * stride + max(eff - stride, 0)
     pad = (eff // 2) if padding == "same" else 0
     return (length - 1) * stride + eff - 2 * pad + output_padding
@@ -166,8 +178,11 @@ def _shape_pool(a, s):
     r = a.get("rank", len(x) - 2)
     k = _tuple(a["pool_size"], r)
     st = _tuple(a.get("strides") or a["pool_size"], r)
+    d = _tuple(a.get("dilation", 1), r)
     pad = a.get("padding", "valid")
-    spatial = [conv_out_len(n, k[i], st[i], 1, pad) for i, n in enumerate(_spatial(x))]
+    pads = pad if isinstance(pad, (tuple, list)) else [pad] * r
+    ceil = bool(a.get("ceil_mode"))
+    spatial = [conv_out_len(n, k[i], st[i], d[i], pads[i], ceil) for i, n in enumerate(_spatial(x))]
     return [(x[0], *spatial, _channels(x))]
 
 
@@ -528,7 +543,8 @@ def _rf_window(a, rank):
 def _rf_pool(a, rank):
     k = _tuple(a["pool_size"], rank)
     st = _tuple(a.get("strides") or a["pool_size"], rank)
-    return [(k[i], st[i], 1) for i in range(rank)]
+    d = _tuple(a.get("dilation", 1), rank)
+    return [(k[i], st[i], d[i]) for i in range(rank)]
 
 
 def _rf_transpose(a, rank):

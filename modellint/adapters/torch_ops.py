@@ -1,0 +1,1092 @@
+"""PyTorch modules and functions -> canonical ops and attributes.
+
+Two tables, both keyed by name so nothing here imports torch:
+
+* :data:`MODULES` maps a ``torch.nn`` class name (``"Conv2d"``) to a reader
+  ``f(module, call) -> (op, attrs)`` that reads the module's own attributes
+  (``kernel_size``, ``stride``, ``padding``, ``groups``, ``bias``...). It serves
+  live modules and scripted TorchScript modules (whose constants keep the same
+  names).
+* :data:`FUNCTIONS` maps a function's base name (``"relu"``, ``"add"``,
+  ``"conv2d"``, ``"view"``) to a reader ``f(call) -> (op, attrs)``. One name
+  serves Python functions (``F.relu``, ``torch.flatten``, ``operator.add``, the
+  Tensor method ``x.view``) and ATen ops (``aten.add_.Tensor`` from
+  ``torch.export``, ``aten::_convolution`` from TorchScript): :func:`function_key`
+  normalises them, and :attr:`Call.dialect` tells a reader whose argument order
+  it sees where the two differ (``batch_norm``).
+
+Readers see a :class:`Call`: positional and keyword arguments with tensors
+replaced by :class:`TArg` (an activation, a parameter/buffer or a constant, each
+with its shape in the source layout, NCHW), and the activation shapes in and
+out. Attributes follow :mod:`modellint.ops`: canonical axes are channels-last,
+paddings are per-dim ``((lo, hi), ...)``. A reader that cannot make sense of a
+call raises; the graph builder then keeps an ``unknown`` node. Shapes are the
+graph builder's business (a traced call knows them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Optional
+
+# ---------------------------------------------------------------------------
+# what a reader sees
+# ---------------------------------------------------------------------------
+
+
+class TArg:
+    """A tensor argument: ``kind`` is ``"act"`` (an activation in the graph),
+    ``"param"`` (a parameter or buffer) or ``"const"`` (anything else)."""
+
+    __slots__ = ("kind", "shape", "ref", "name", "key", "numel", "trainable", "counted", "extra")
+
+    def __init__(self, kind, shape=None, *, ref=None, name=None, key=None, numel=0, trainable=False,
+                 counted=False, extra=()):
+        self.kind = kind
+        self.shape = tuple(shape) if shape is not None else None
+        self.ref = ref  # graph ref of an activation
+        self.name = name  # a parameter's qualified name
+        self.key = key  # identity of a parameter, to count it once
+        self.numel = numel
+        self.trainable = trainable
+        self.counted = counted  # parameters and running statistics count; other buffers do not
+        self.extra = tuple(extra)  # more parameters folded into this value (``cat([w1, w2])``)
+
+    def params(self):
+        """This parameter and those folded into it."""
+        yield self
+        for p in self.extra:
+            yield from p.params()
+
+    def __repr__(self):
+        return f"TArg({self.kind}, {self.shape}, {self.ref or self.name})"
+
+
+class Call:
+    """One module or function call as a reader sees it (shapes in the source layout)."""
+
+    def __init__(self, name: str, *, dialect: str = "python", args=(), kwargs=None, module=None,
+                 out_shapes=None):
+        self.name = name
+        self.dialect = dialect  # "module", "python" (F.*, torch.*, Tensor methods) or "aten"
+        self.args = list(args)
+        self.kwargs = dict(kwargs or {})
+        self.module = module
+        self.out_shapes = out_shapes  # None where unknown (TorchScript: inferred afterwards)
+
+    # -- arguments ----------------------------------------------------------
+    def arg(self, pos: Optional[int], key: Optional[str] = None, default=None):
+        if key is not None and key in self.kwargs:
+            return self.kwargs[key]
+        if pos is not None and pos < len(self.args):
+            return self.args[pos]
+        return default
+
+    def tensors(self, kind: str = "act") -> list:
+        return [t for t in _flat((self.args, list(self.kwargs.values()))) if isinstance(t, TArg) and t.kind == kind]
+
+    @property
+    def in_shapes(self) -> list:
+        return [t.shape for t in self.tensors()]
+
+    @property
+    def in_shape(self):
+        acts = self.tensors()
+        return acts[0].shape if acts else None
+
+    @property
+    def rank(self) -> int:
+        s = self.in_shape
+        if s is None:
+            raise ValueError("input shape unknown")
+        return len(s)
+
+    @property
+    def out_shape(self):
+        return self.out_shapes[0] if self.out_shapes else None
+
+    def canon_axis(self, axis, rank: Optional[int] = None):
+        return canon_axis(axis, self.rank if rank is None else rank)
+
+
+def _flat(obj):
+    if isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _flat(v)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _flat(v)
+    else:
+        yield obj
+
+
+def canon_axis(axis, rank: int):
+    """A source (channels-first) axis as a negative canonical (channels-last) axis."""
+    if isinstance(axis, (list, tuple)):
+        return [canon_axis(a, rank) for a in axis]
+    axis = int(axis)
+    if axis < 0:
+        axis += rank
+    if rank >= 3:
+        axis = rank - 1 if axis == 1 else axis - 1 if axis >= 2 else axis
+    return axis - rank
+
+
+def tup(value, n: int) -> tuple:
+    if isinstance(value, (list, tuple)):
+        value = tuple(int(v) for v in value)
+        return value if len(value) == n else value * n if len(value) == 1 else value
+    return (int(value),) * n
+
+
+def conv_padding(padding, rank: int):
+    """``padding=1`` -> ``((1, 1), (1, 1))``; ``"same"`` / ``"valid"`` stay strings; all zeros -> ``"valid"``."""
+    if isinstance(padding, str):
+        return padding.lower()
+    p = tup(padding, rank)
+    if len(p) == 2 * rank:  # explicit (lo, hi) pairs
+        pairs = tuple((p[2 * i], p[2 * i + 1]) for i in range(rank))
+    else:
+        pairs = tuple((v, v) for v in p)
+    return "valid" if all(lo == 0 and hi == 0 for lo, hi in pairs) else pairs
+
+
+def pad_pairs(pad, rank: int) -> tuple:
+    """``F.pad`` / ``ZeroPad2d`` padding (last dim first: left, right, top, bottom, ...) -> per-dim pairs."""
+    if isinstance(pad, int):
+        return ((pad, pad),) * rank
+    pad = [int(v) for v in pad]
+    if len(pad) == rank and rank != 2:  # ZeroPad3d(int) expanded by torch to 6; keep per-dim symmetric
+        return tuple((v, v) for v in pad)
+    pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]  # last dim first
+    pairs = list(reversed(pairs))
+    while len(pairs) < rank:
+        pairs.insert(0, (0, 0))
+    return tuple(pairs[-rank:])
+
+
+def _spatial_rank(call, default=2) -> int:
+    s = call.in_shape
+    return len(s) - 2 if s is not None and len(s) >= 3 else default
+
+
+# ---------------------------------------------------------------------------
+# torch.nn modules
+# ---------------------------------------------------------------------------
+
+def _conv(rank, transposed=False):
+    def read(m, call):
+        attrs = {
+            "rank": rank,
+            "filters": int(m.out_channels),
+            "kernel": tup(m.kernel_size, rank),
+            "strides": tup(m.stride, rank),
+            "dilation": tup(m.dilation, rank),
+            "padding": conv_padding(m.padding, rank),
+            "groups": int(m.groups),
+            "use_bias": m.bias is not None,
+            "activation": "linear",
+        }
+        mode = getattr(m, "padding_mode", "zeros")
+        if mode != "zeros":
+            attrs["padding_mode"] = mode
+        if transposed:
+            op = tup(getattr(m, "output_padding", 0), rank)
+            if any(op):
+                attrs["output_padding"] = op
+            return "conv_transpose", attrs
+        return "conv", attrs
+
+    return read
+
+
+def _linear(m, call):
+    return "dense", {"units": int(m.out_features), "use_bias": m.bias is not None, "activation": "linear"}
+
+
+def _batchnorm(m, call):
+    return "batchnorm", {"axis": -1, "center": bool(m.affine), "scale": bool(m.affine), "epsilon": float(m.eps),
+                         "momentum": m.momentum, "track_running_stats": bool(m.track_running_stats)}
+
+
+def _instancenorm(m, call):
+    return "groupnorm", {"groups": int(m.num_features), "axis": -1, "center": bool(m.affine),
+                         "scale": bool(m.affine), "epsilon": float(m.eps), "kind": "instance"}
+
+
+def _norm_axes(normalized_shape, rank):
+    n = len(tuple(normalized_shape)) if isinstance(normalized_shape, (list, tuple)) else 1
+    axes = canon_axis(list(range(rank - n, rank)), rank)
+    return axes[0] if len(axes) == 1 else axes
+
+
+def _layernorm(m, call):
+    affine = bool(m.elementwise_affine)
+    return "layernorm", {"axis": _norm_axes(m.normalized_shape, call.rank), "center": affine and m.bias is not None,
+                         "scale": affine, "epsilon": float(m.eps)}
+
+
+def _rmsnorm(m, call):
+    return "layernorm", {"axis": _norm_axes(m.normalized_shape, call.rank), "center": False,
+                         "scale": bool(m.elementwise_affine), "epsilon": m.eps, "rms": True}
+
+
+def _groupnorm(m, call):
+    return "groupnorm", {"groups": int(m.num_groups), "axis": -1, "center": bool(m.affine),
+                         "scale": bool(m.affine), "epsilon": float(m.eps)}
+
+
+def _act(fn, **fields):
+    """An activation module: ``fields`` maps attrs to module attributes (value: default)."""
+    def read(m, call):
+        attrs = {"function": fn}
+        for key, (attr, default) in fields.items():
+            attrs[key] = getattr(m, attr, default)
+        if getattr(m, "inplace", False):
+            attrs["inplace"] = True
+        return "activation", attrs
+
+    return read
+
+
+def _softmax_module(fn):
+    def read(m, call):
+        dim = getattr(m, "dim", None)
+        rank = len(call.in_shape) if call.in_shape is not None else None
+        if dim is None:  # legacy implicit dim: 0 for rank 0, 1, 3, else 1
+            dim = 0 if rank in (0, 1, 3) else 1
+        return "activation", {"function": fn, "axis": canon_axis(dim, rank) if rank else dim}
+
+    return read
+
+
+def _leaky(m, call):
+    return "activation", {"function": "leaky_relu", "negative_slope": float(m.negative_slope),
+                          **({"inplace": True} if getattr(m, "inplace", False) else {})}
+
+
+def _hardtanh(m, call):
+    lo, hi = float(m.min_val), float(m.max_val)
+    fn = "relu6" if (lo, hi) == (0.0, 6.0) else "hard_tanh"
+    return "activation", {"function": fn, "min_val": lo, "max_val": hi}
+
+
+def _threshold(m, call):
+    fn = "thresholded_relu" if float(m.value) == 0.0 else "threshold"
+    return "activation", {"function": fn, "theta": float(m.threshold), "value": float(m.value)}
+
+
+def _prelu(m, call):
+    rank = call.rank
+    n = int(m.num_parameters)
+    shared = list(range(1, rank)) if n == 1 else [a % rank for a in canon_axis(list(range(2, rank)), rank)]
+    return "activation", {"function": "prelu", "shared_axes": shared or None}
+
+
+def _pool(rank, op):
+    def read(m, call):
+        k = tup(m.kernel_size, rank)
+        stride = getattr(m, "stride", None)
+        attrs = {"rank": rank, "pool_size": k, "strides": tup(stride, rank) if stride else k,
+                 "padding": conv_padding(getattr(m, "padding", 0), rank)}
+        if op == "pool_max":
+            d = tup(getattr(m, "dilation", 1), rank)
+            if any(v != 1 for v in d):
+                attrs["dilation"] = d
+        if getattr(m, "ceil_mode", False):
+            attrs["ceil_mode"] = True
+        if op == "pool_avg" and not getattr(m, "count_include_pad", True):
+            attrs["count_include_pad"] = False
+        return op, attrs
+
+    return read
+
+
+def adaptive_pool(rank, mode, output_size, call):
+    """Adaptive pooling: to 1 -> global pooling (kept dims); an exact divisor of
+    the input -> an ordinary pool; otherwise an unknown op with the traced shape."""
+    out = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * rank
+    if all(o == 1 for o in out):
+        return "global_pool", {"mode": mode, "keepdims": True, "rank": rank}
+    src = call.in_shape
+    if src is None:
+        raise ValueError("adaptive pooling to a size other than 1 needs the input shape")
+    spatial = src[-rank:]
+    out = tuple(spatial[i] if o is None else int(o) for i, o in enumerate(out))
+    if all(n is not None and o and n % o == 0 for n, o in zip(spatial, out)):
+        k = tuple(n // o for n, o in zip(spatial, out))
+        return ("pool_avg" if mode == "avg" else "pool_max"), {"rank": rank, "pool_size": k, "strides": k,
+                                                               "padding": "valid", "adaptive": True}
+    if rank == 2:  # overlapping windows of varying size: a resampling to a fixed grid
+        return "resize", {"height": out[0], "width": out[1], "interpolation": f"adaptive_{mode}_pool"}
+    return "unknown", {"kind": f"adaptive_{mode}_pool", "output_size": out}
+
+
+def _adaptive(rank, mode):
+    def read(m, call):
+        return adaptive_pool(rank, mode, m.output_size, call)
+
+    return read
+
+
+def flatten_op(start, end, call):
+    rank = len(call.in_shape) if call.in_shape is not None else None
+    end_pos = end % rank if rank else end
+    if start == 1 and (end == -1 or (rank is not None and end_pos == rank - 1)):
+        return "flatten", {}
+    return reshape_op(call)
+
+
+def _flatten_module(m, call):
+    return flatten_op(int(m.start_dim), int(m.end_dim), call)
+
+
+def reshape_op(call, target=None):
+    """A reshape to the traced output shape (or ``target`` sizes, source layout, batch first);
+    ``(batch, everything)`` from a feature map is a flatten."""
+    src = call.in_shape
+    out = call.out_shape
+    if out is not None:
+        if src is not None and len(src) > 2 and len(out) == 2 and out[0] == src[0] and out[1] == _prod(src[1:]):
+            return "flatten", {}
+        return "reshape", {"target_shape": tuple(out[1:])}
+    if target is None:
+        raise ValueError("reshape target unknown")
+    target = [-1 if v is None else int(v) for v in target]
+    if src is not None and len(src) > 2 and len(target) == 2 and (target[1] == -1 or _prod(src[1:]) == target[1]):
+        return "flatten", {}
+    return "reshape", {"target_shape": tuple(target[1:])}
+
+
+def _prod(values):
+    out = 1
+    for v in values:
+        if v is None:
+            return None
+        out *= int(v)
+    return out
+
+
+def _dropout(variant):
+    def read(m, call):
+        return "dropout", {"variant": variant, "rate": float(m.p)}
+
+    return read
+
+
+def upsample_op(size, scale, mode, call):
+    src = call.in_shape
+    rank = len(src) - 2 if src is not None else None
+    factors = None
+    if scale is not None:
+        scale = scale if isinstance(scale, (list, tuple)) else [scale] * (rank or 2)
+        if all(float(s).is_integer() for s in scale):
+            factors = tuple(int(s) for s in scale)
+    elif size is not None and src is not None:
+        size = size if isinstance(size, (list, tuple)) else [size] * rank
+        sp = src[2:]
+        if all(n and s % n == 0 for s, n in zip(size, sp)):
+            factors = tuple(int(s) // int(n) for s, n in zip(size, sp))
+        elif rank == 2:
+            return "resize", {"height": int(size[0]), "width": int(size[1]), "interpolation": mode}
+    if factors is None:
+        out = call.out_shape
+        if out is not None and src is not None and all(o % i == 0 for o, i in zip(out[2:], src[2:])):
+            factors = tuple(o // i for o, i in zip(out[2:], src[2:]))
+        elif out is not None and len(out) == 4:
+            return "resize", {"height": out[2], "width": out[3], "interpolation": mode}
+        else:
+            raise ValueError("upsampling factor unknown")
+    return "upsample", {"rank": len(factors), "size": factors, "interpolation": mode}
+
+
+def _upsample_module(mode=None):
+    def read(m, call):
+        return upsample_op(m.size, m.scale_factor, mode or m.mode, call)
+
+    return read
+
+
+def _pad_module(rank, mode):
+    def read(m, call):
+        attrs = {"rank": rank, "padding": pad_pairs(m.padding, rank)}
+        if mode != "zeros":
+            attrs["mode"] = mode
+            if mode == "constant" and float(getattr(m, "value", 0.0)) != 0.0:
+                attrs["value"] = float(m.value)
+        return "pad", attrs
+
+    return read
+
+
+def _embedding(m, call):
+    attrs = {"input_dim": int(m.num_embeddings), "output_dim": int(m.embedding_dim)}
+    if m.padding_idx is not None:
+        attrs["padding_idx"] = int(m.padding_idx)
+    return "embedding", attrs
+
+
+def _rnn(cell):
+    def read(m, call):
+        mode = getattr(m, "mode", "")
+        attrs = {"cell": cell, "units": int(m.hidden_size), "return_sequences": True, "return_state": True,
+                 "bidirectional": bool(m.bidirectional), "use_bias": bool(m.bias), "num_layers": int(m.num_layers),
+                 "batch_first": bool(m.batch_first), "dropout": float(m.dropout)}
+        if cell == "gru":
+            attrs["reset_after"] = True  # PyTorch applies the reset gate after the hidden matmul
+        if cell == "simple":
+            attrs["activation"] = "relu" if "RELU" in str(mode).upper() or getattr(m, "nonlinearity", "") == "relu" \
+                else "tanh"
+        else:
+            attrs["activation"] = "tanh"
+        if getattr(m, "proj_size", 0):
+            attrs["proj_size"] = int(m.proj_size)
+        return "rnn", attrs
+
+    return read
+
+
+def _mha(m, call):
+    e, h = int(m.embed_dim), int(m.num_heads)
+    attrs = {"num_heads": h, "key_dim": e // h, "value_dim": int(m.vdim) // h, "output_shape": e,
+             "use_bias": m.in_proj_bias is not None, "dropout": float(m.dropout),
+             "batch_first": bool(m.batch_first)}
+    if call.out_shapes is not None and len([s for s in call.out_shapes if s is not None]) > 1:
+        attrs["return_attention_scores"] = True
+    return "attention", attrs
+
+
+def _identity(kind):
+    def read(m, call):
+        return "identity", {"kind": kind}
+
+    return read
+
+
+MODULES: dict[str, Callable] = {}
+
+
+def _register(table, names, reader):
+    for n in names.split():
+        table[n] = reader
+
+
+_register(MODULES, "Conv1d", _conv(1))
+_register(MODULES, "Conv2d", _conv(2))
+_register(MODULES, "Conv3d", _conv(3))
+_register(MODULES, "ConvTranspose1d", _conv(1, True))
+_register(MODULES, "ConvTranspose2d", _conv(2, True))
+_register(MODULES, "ConvTranspose3d", _conv(3, True))
+_register(MODULES, "Linear NonDynamicallyQuantizableLinear", _linear)
+_register(MODULES, "BatchNorm1d BatchNorm2d BatchNorm3d SyncBatchNorm", _batchnorm)
+_register(MODULES, "InstanceNorm1d InstanceNorm2d InstanceNorm3d", _instancenorm)
+_register(MODULES, "LayerNorm", _layernorm)
+_register(MODULES, "RMSNorm", _rmsnorm)
+_register(MODULES, "GroupNorm", _groupnorm)
+_register(MODULES, "ReLU", _act("relu"))
+_register(MODULES, "ReLU6", _act("relu6"))
+_register(MODULES, "LeakyReLU", _leaky)
+_register(MODULES, "PReLU", _prelu)
+_register(MODULES, "ELU", _act("elu", alpha=("alpha", 1.0)))
+_register(MODULES, "CELU", _act("celu", alpha=("alpha", 1.0)))
+_register(MODULES, "SELU", _act("selu"))
+_register(MODULES, "GELU", _act("gelu", approximate=("approximate", "none")))
+_register(MODULES, "SiLU", _act("silu"))
+_register(MODULES, "Mish", _act("mish"))
+_register(MODULES, "Sigmoid", _act("sigmoid"))
+_register(MODULES, "Tanh", _act("tanh"))
+_register(MODULES, "Hardswish", _act("hard_silu"))
+_register(MODULES, "Hardsigmoid", _act("hard_sigmoid"))
+_register(MODULES, "Hardtanh", _hardtanh)
+_register(MODULES, "Softplus", _act("softplus", beta=("beta", 1.0)))
+_register(MODULES, "Softsign", _act("softsign"))
+_register(MODULES, "LogSigmoid", _act("log_sigmoid"))
+_register(MODULES, "Threshold", _threshold)
+_register(MODULES, "Softmax", _softmax_module("softmax"))
+_register(MODULES, "LogSoftmax", _softmax_module("log_softmax"))
+_register(MODULES, "Softmax2d", lambda m, call: ("activation", {"function": "softmax", "axis": -1}))
+for _r in (1, 2, 3):
+    _register(MODULES, f"MaxPool{_r}d", _pool(_r, "pool_max"))
+    _register(MODULES, f"AvgPool{_r}d", _pool(_r, "pool_avg"))
+    _register(MODULES, f"AdaptiveAvgPool{_r}d", _adaptive(_r, "avg"))
+    _register(MODULES, f"AdaptiveMaxPool{_r}d", _adaptive(_r, "max"))
+    _register(MODULES, f"ZeroPad{_r}d", _pad_module(_r, "zeros"))
+    _register(MODULES, f"ConstantPad{_r}d", _pad_module(_r, "constant"))
+    _register(MODULES, f"ReflectionPad{_r}d", _pad_module(_r, "reflect"))
+    _register(MODULES, f"ReplicationPad{_r}d", _pad_module(_r, "replicate"))
+    _register(MODULES, f"CircularPad{_r}d", _pad_module(_r, "circular"))
+_register(MODULES, "Flatten", _flatten_module)
+_register(MODULES, "Unflatten", lambda m, call: reshape_op(call))
+_register(MODULES, "Dropout", _dropout("dropout"))
+_register(MODULES, "Dropout1d Dropout2d Dropout3d", _dropout("spatial"))
+_register(MODULES, "AlphaDropout FeatureAlphaDropout", _dropout("alpha"))
+_register(MODULES, "Identity", _identity("identity"))
+_register(MODULES, "Upsample", _upsample_module())
+_register(MODULES, "UpsamplingNearest2d", _upsample_module("nearest"))
+_register(MODULES, "UpsamplingBilinear2d", _upsample_module("bilinear"))
+_register(MODULES, "Embedding", _embedding)
+_register(MODULES, "LSTM", _rnn("lstm"))
+_register(MODULES, "GRU", _rnn("gru"))
+_register(MODULES, "RNN", _rnn("simple"))
+_register(MODULES, "MultiheadAttention", _mha)
+
+# Modules that return their input: no node.
+PASS_MODULES = frozenset({"Identity"})
+
+# Containers are never leaves: their children are the calls.
+CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
+
+_MANGLE = re.compile(r"\.___torch_mangle_\d+")
+
+
+def key_from_qualname(qualname: str) -> Optional[str]:
+    """``torch.nn.modules.conv.Conv2d`` (export's nn_module_stack) or
+    ``__torch__.torch.nn.modules.conv.___torch_mangle_3.Conv2d`` (TorchScript) -> ``"Conv2d"``."""
+    qn = _MANGLE.sub("", str(qualname))
+    if qn.startswith("__torch__."):
+        qn = qn[len("__torch__."):]
+    if qn.startswith(("torch.nn.", "torch.ao.nn.")):
+        name = qn.rsplit(".", 1)[-1]
+        if name in MODULES or name in CONTAINERS:
+            return name
+    return None
+
+
+def module_key(module) -> Optional[str]:
+    """The :data:`MODULES` key of a live module: its ``torch.nn`` class, or the
+    ``torch.nn`` base class of a subclass that keeps the base's ``forward``."""
+    cls = type(module)
+    for base in cls.__mro__:
+        mod = getattr(base, "__module__", "") or ""
+        if mod.startswith(("torch.nn.", "torch.ao.nn.")) and base.__name__ in MODULES:
+            if base is cls or getattr(cls, "forward", None) is getattr(base, "forward", None):
+                return base.__name__
+            return None
+    return None
+
+
+def source_type(qualname: str) -> str:
+    """``torch.nn.modules.conv.Conv2d`` -> ``torch.nn.Conv2d``; user classes keep their module path."""
+    qn = _MANGLE.sub("", str(qualname))
+    if qn.startswith("__torch__."):
+        qn = qn[len("__torch__."):]
+    if qn.startswith("torch.nn.modules."):
+        return "torch.nn." + qn.rsplit(".", 1)[-1]
+    if qn.startswith("__main__."):
+        return qn[len("__main__."):]
+    return qn
+
+
+# ---------------------------------------------------------------------------
+# functions and ATen ops
+# ---------------------------------------------------------------------------
+
+_DUNDER = re.compile(r"^__(\w+)__$")
+ALIASES = {
+    "iadd": "add", "radd": "add", "isub": "sub", "subtract": "sub", "imul": "mul", "rmul": "mul",
+    "multiply": "mul", "truediv": "div", "itruediv": "div", "true_divide": "div", "divide": "div",
+    "concat": "cat", "concatenate": "cat", "_softmax": "softmax", "_log_softmax": "log_softmax",
+    "special_softmax": "softmax", "_unsafe_view": "view", "view_as": "view", "reshape_as": "view",
+    "reshape": "view", "_reshape_alias": "view", "swapaxes": "transpose", "swapdims": "transpose",
+    "_adaptive_avg_pool2d": "adaptive_avg_pool2d", "_adaptive_avg_pool3d": "adaptive_avg_pool3d",
+    "_max_pool1d": "max_pool1d", "_max_pool2d": "max_pool2d", "_max_pool3d": "max_pool3d",
+    "max_pool1d_with_indices": "max_pool1d", "max_pool2d_with_indices": "max_pool2d",
+    "max_pool3d_with_indices": "max_pool3d", "adaptive_max_pool1d_with_indices": "adaptive_max_pool1d",
+    "_adaptive_max_pool2d": "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices": "adaptive_max_pool2d",
+    "hardswish": "hard_silu", "hardsigmoid": "hard_sigmoid", "hardtanh": "hardtanh", "logsigmoid": "log_sigmoid",
+    "native_batch_norm": "batch_norm", "_native_batch_norm_legit_no_training": "batch_norm",
+    "_native_batch_norm_legit": "batch_norm", "_native_batch_norm_legit_functional": "batch_norm",
+    "cudnn_batch_norm": "batch_norm", "native_layer_norm": "layer_norm", "native_group_norm": "group_norm",
+    "native_dropout": "dropout", "feature_dropout": "dropout2d", "_convolution": "convolution",
+    "conv_transpose1d": "conv_transpose", "conv_transpose2d": "conv_transpose", "conv_transpose3d": "conv_transpose",
+    "conv1d": "conv", "conv2d": "conv", "conv3d": "conv",
+    "upsample_nearest1d": "upsample_nearest", "upsample_nearest2d": "upsample_nearest",
+    "upsample_nearest3d": "upsample_nearest", "upsample_bilinear2d": "upsample_bilinear",
+    "upsample_bicubic2d": "upsample_bicubic", "upsample_linear1d": "upsample_linear",
+    "upsample_trilinear3d": "upsample_trilinear", "constant_pad_nd": "pad",
+    "reflection_pad1d": "reflection_pad", "reflection_pad2d": "reflection_pad", "reflection_pad3d": "reflection_pad",
+    "replication_pad1d": "replication_pad", "replication_pad2d": "replication_pad",
+    "replication_pad3d": "replication_pad", "rnn_tanh": "rnn_tanh", "scaled_dot_product_attention": "sdpa",
+    "_scaled_dot_product_flash_attention_for_cpu": "sdpa", "_scaled_dot_product_efficient_attention": "sdpa",
+    "_scaled_dot_product_flash_attention": "sdpa", "clip": "clamp", "amax": "max", "permute_copy": "permute",
+    "view_copy": "view", "expand_copy": "expand", "unsqueeze_copy": "unsqueeze", "squeeze_copy": "squeeze",
+    "t_copy": "t", "transpose_copy": "transpose", "select_copy": "select", "slice_copy": "slice",
+    "alias_copy": "alias", "mT": "t", "T": "t", "mH": "t", "H": "t",
+}
+
+# Node names for ATen ops whose Python function has another name (same names whichever capture).
+DISPLAY = {"upsample_nearest": "interpolate", "upsample_bilinear": "interpolate", "upsample_bicubic": "interpolate",
+           "upsample_linear": "interpolate", "upsample_trilinear": "interpolate", "convolution": "conv",
+           "constant_pad_nd": "pad"}
+
+# Pure pass-throughs: no node; consumers read the input directly.
+ELIDE = frozenset({"contiguous", "clone", "detach", "alias", "lift_fresh_copy", "lift_fresh", "_to_copy", "to",
+                   "type_as", "float", "double", "half", "bfloat16", "cpu", "cuda", "requires_grad",
+                   "data", "_assert_tensor_metadata", "dequantize", "identity", "_assert_async", "type",
+                   "dropout_eval"})
+
+# Functions whose output does not depend on the values of their tensor inputs.
+CONSTANT_MAKERS = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+                             "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "zeros", "ones",
+                             "empty", "full", "arange", "rand", "randn", "tensor", "scalar_tensor", "eye",
+                             "linspace", "empty_strided", "randint"})
+
+
+def function_key(raw: str) -> tuple:
+    """A raw function name -> (table key, in-place?).
+
+    ``"add_"`` -> ``("add", True)``; ``"__iadd__"`` -> ``("add", True)``;
+    ``"aten::relu_"`` -> ``("relu", True)``; ``"flatten"`` -> ``("flatten", False)``.
+    """
+    name = str(raw)
+    if "::" in name:
+        name = name.split("::", 1)[1]
+    name = name.split(".")[0]
+    inplace = False
+    m = _DUNDER.match(name)
+    if m:
+        name = m.group(1)
+        if name in ("iadd", "isub", "imul", "itruediv", "ifloordiv", "iand", "ior"):
+            inplace = True
+    elif name.endswith("_") and not name.endswith("__") and len(name) > 1:
+        name, inplace = name[:-1], True
+    name = ALIASES.get(name, name)
+    return name, inplace
+
+
+def _is_scalar(x) -> bool:
+    return isinstance(x, (int, float, bool)) and not isinstance(x, TArg)
+
+
+def _num(x) -> Optional[float]:
+    return float(x) if _is_scalar(x) else None
+
+
+def _conv_fn(call):
+    """F.conv2d / aten.conv2d / aten.convolution / aten._convolution (and transposed)."""
+    w = call.arg(1, "weight")
+    if not isinstance(w, TArg) or w.shape is None:
+        raise ValueError("convolution weight unknown")
+    rank = len(w.shape) - 2
+    name_transposed = call.name == "conv_transpose"
+    aten_conv = call.name == "convolution"
+    transposed = bool(call.arg(6, "transposed", False)) if aten_conv else name_transposed
+    bias = call.arg(2, "bias")
+    stride = call.arg(3, "stride", 1)
+    padding = call.arg(4, "padding", 0)
+    if name_transposed:  # conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+        out_pad, groups, dilation = call.arg(5, "output_padding", 0), call.arg(6, "groups", 1), call.arg(7, "dilation", 1)
+    elif aten_conv:  # (input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, ...)
+        dilation, out_pad, groups = call.arg(5, "dilation", 1), call.arg(7, "output_padding", 0), call.arg(8, "groups", 1)
+    else:
+        dilation, groups, out_pad = call.arg(5, "dilation", 1), call.arg(6, "groups", 1), 0
+    groups = int(groups)
+    attrs = {"rank": rank, "kernel": tuple(int(v) for v in w.shape[2:]), "strides": tup(stride, rank),
+             "dilation": tup(dilation, rank), "padding": conv_padding(padding, rank), "groups": groups,
+             "use_bias": isinstance(bias, TArg), "activation": "linear"}
+    if transposed:
+        attrs["filters"] = int(w.shape[1]) * groups
+        op = tup(out_pad, rank)
+        if any(op):
+            attrs["output_padding"] = op
+        return "conv_transpose", attrs
+    attrs["filters"] = int(w.shape[0])
+    return "conv", attrs
+
+
+def _linear_fn(call):
+    w = call.arg(1, "weight")
+    if not isinstance(w, TArg) or w.shape is None:
+        raise ValueError("linear weight unknown")
+    return "dense", {"units": int(w.shape[0]), "use_bias": isinstance(call.arg(2, "bias"), TArg),
+                     "activation": "linear"}
+
+
+def _addmm_fn(call):  # addmm(bias, x, weight.t()): a traced Linear on 2-D input
+    w = call.arg(2, "mat2")
+    if isinstance(w, TArg) and w.kind == "param" and w.shape is not None:
+        return "dense", {"units": int(w.shape[-1]), "use_bias": True, "activation": "linear"}
+    raise ValueError("addmm of two activations")
+
+
+def _matmul_fn(call):
+    a, b = call.arg(0, "input"), call.arg(1, "other")
+    if isinstance(b, TArg) and b.kind == "param" and b.shape is not None:
+        return "dense", {"units": int(b.shape[-1]), "use_bias": False, "activation": "linear"}
+    if isinstance(a, TArg) and isinstance(b, TArg) and a.kind == b.kind == "act":
+        return "dot", {"axes": (-1, -2)}
+    raise ValueError("matmul with a constant")
+
+
+def _batch_norm_fn(call):
+    if call.dialect == "aten":  # (input, weight, bias, running_mean, running_var, training, momentum, eps)
+        weight, bias, eps = call.arg(1, "weight"), call.arg(2, "bias"), call.arg(7, "eps")
+        momentum = call.arg(6, "momentum")
+        if call.name != "batch_norm" or eps is None:
+            eps = call.arg(7, "eps", call.arg(6, "eps"))
+    else:  # F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+        weight, bias = call.arg(3, "weight"), call.arg(4, "bias")
+        momentum, eps = call.arg(6, "momentum", 0.1), call.arg(7, "eps", 1e-5)
+    return "batchnorm", {"axis": -1, "center": isinstance(bias, TArg), "scale": isinstance(weight, TArg),
+                         "epsilon": _num(eps), "momentum": _num(momentum)}
+
+
+def _layer_norm_fn(call):
+    shape = call.arg(1, "normalized_shape")
+    return "layernorm", {"axis": _norm_axes(shape, call.rank), "center": isinstance(call.arg(3, "bias"), TArg),
+                         "scale": isinstance(call.arg(2, "weight"), TArg), "epsilon": _num(call.arg(4, "eps"))}
+
+
+def _rms_norm_fn(call):
+    shape = call.arg(1, "normalized_shape")
+    return "layernorm", {"axis": _norm_axes(shape, call.rank), "center": False,
+                         "scale": isinstance(call.arg(2, "weight"), TArg), "rms": True}
+
+
+def _group_norm_fn(call):
+    return "groupnorm", {"groups": int(call.arg(1, "num_groups")), "axis": -1,
+                         "center": isinstance(call.arg(3, "bias"), TArg),
+                         "scale": isinstance(call.arg(2, "weight"), TArg)}
+
+
+def _instance_norm_fn(call):
+    c = call.in_shape[1] if call.in_shape is not None else None
+    w, b = (1, 2) if call.dialect == "aten" else (3, 4)  # F.instance_norm(input, running_mean, running_var, weight, bias)
+    return "groupnorm", {"groups": c, "axis": -1, "kind": "instance",
+                         "center": isinstance(call.arg(b, "bias"), TArg), "scale": isinstance(call.arg(w, "weight"), TArg)}
+
+
+def _act_fn(fn, **fields):
+    """``fields``: attr -> (position, keyword, default)."""
+    def read(call):
+        attrs = {"function": fn}
+        for key, (pos, kw, default) in fields.items():
+            v = call.arg(pos, kw, default)
+            attrs[key] = v if _is_scalar(v) or isinstance(v, str) or v is None else str(v)
+        return "activation", attrs
+
+    return read
+
+
+def _softmax_fn(fn):
+    def read(call):
+        dim = call.arg(1, "dim")
+        rank = len(call.in_shape) if call.in_shape is not None else None
+        if dim is None:
+            dim = 0 if rank in (0, 1, 3) else 1
+        return "activation", {"function": fn, "axis": canon_axis(dim, rank) if rank else dim}
+
+    return read
+
+
+def _hardtanh_fn(call):
+    lo, hi = _num(call.arg(1, "min_val", -1.0)), _num(call.arg(2, "max_val", 1.0))
+    return "activation", {"function": "relu6" if (lo, hi) == (0.0, 6.0) else "hard_tanh", "min_val": lo,
+                          "max_val": hi}
+
+
+def _clamp_fn(call):
+    lo, hi = call.arg(1, "min"), call.arg(2, "max")
+    lo = _num(lo) if lo is not None else None
+    hi = _num(hi) if hi is not None else None
+    if lo == 0.0 and hi == 6.0:
+        return "activation", {"function": "relu6"}
+    if lo == 0.0 and hi is None:
+        return "activation", {"function": "relu"}
+    return "activation", {"function": "clamp", "min_val": lo, "max_val": hi}
+
+
+def _threshold_fn(call):
+    theta, value = _num(call.arg(1, "threshold")), _num(call.arg(2, "value"))
+    return "activation", {"function": "thresholded_relu" if value == 0.0 else "threshold", "theta": theta,
+                          "value": value}
+
+
+def _prelu_fn(call):
+    w = call.arg(1, "weight")
+    rank = call.rank
+    n = _prod(w.shape) if isinstance(w, TArg) and w.shape is not None else 1
+    shared = list(range(1, rank)) if n == 1 else [a % rank for a in canon_axis(list(range(2, rank)), rank)]
+    return "activation", {"function": "prelu", "shared_axes": shared or None}
+
+
+def _dropout_fn(variant):
+    def read(call):
+        return "dropout", {"variant": variant, "rate": _num(call.arg(1, "p", 0.5))}
+
+    return read
+
+
+def _pool_fn(op):
+    def read(call):
+        rank = _spatial_rank(call, int(call.name[-2]) if call.name[-2].isdigit() else 2)
+        k = tup(call.arg(1, "kernel_size"), rank)
+        stride = call.arg(2, "stride")
+        attrs = {"rank": rank, "pool_size": k, "strides": tup(stride, rank) if stride else k,
+                 "padding": conv_padding(call.arg(3, "padding", 0), rank)}
+        if op == "pool_max":
+            d = tup(call.arg(4, "dilation", 1), rank)
+            if any(v != 1 for v in d):
+                attrs["dilation"] = d
+            ceil = call.arg(5, "ceil_mode", False)
+        else:
+            ceil = call.arg(4, "ceil_mode", False)
+        if ceil:
+            attrs["ceil_mode"] = True
+        return op, attrs
+
+    return read
+
+
+def _adaptive_fn(mode):
+    def read(call):
+        rank = int(call.name[-2]) if call.name[-2].isdigit() else _spatial_rank(call)
+        return adaptive_pool(rank, mode, call.arg(1, "output_size"), call)
+
+    return read
+
+
+def _reduce_fn(mode):
+    """mean/amax/sum over the spatial dims of a feature map -> global pooling."""
+    def read(call):
+        src = call.in_shape
+        dims = call.arg(1, "dim")
+        if isinstance(dims, TArg) and dims.kind == "act" and mode == "max":  # torch.max(a, b)
+            return "maximum", {}
+        keep = bool(call.arg(2, "keepdim", False))
+        if src is None or dims is None or isinstance(dims, TArg):
+            raise ValueError("reduction over all axes")
+        rank = len(src)
+        dims = sorted({int(d) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])})
+        if rank >= 3 and dims == list(range(2, rank)):
+            return "global_pool", {"mode": mode, "keepdims": keep, "rank": rank - 2}
+        raise ValueError(f"{call.name} over axes {dims}")
+
+    return read
+
+
+def _flatten_fn(call):
+    return flatten_op(int(call.arg(1, "start_dim", 0)), int(call.arg(2, "end_dim", -1)), call)
+
+
+def _view_fn(call):
+    sizes = call.args[1:] if call.dialect == "python" and len(call.args) > 2 else call.arg(1, "shape",
+                                                                                         call.kwargs.get("size"))
+    if isinstance(sizes, TArg):  # view_as(other)
+        sizes = sizes.shape
+    if isinstance(sizes, int):
+        sizes = [sizes]
+    return reshape_op(call, list(sizes) if sizes is not None else None)
+
+
+def _reshape_like(call):
+    return reshape_op(call)
+
+
+def _permute_fn(call):
+    src = call.in_shape
+    rank = len(src) if src is not None else None
+    name = call.name
+    if name == "permute":
+        dims = call.args[1:] if call.dialect == "python" and len(call.args) > 2 else call.arg(1, "dims")
+        dims = [int(d) % rank for d in dims]
+    elif name == "t":
+        dims = list(range(rank))
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+    else:  # transpose(x, a, b), movedim(x, src, dst)
+        a, b = int(call.arg(1, "dim0", call.arg(1, "source"))) % rank, int(call.arg(2, "dim1", call.arg(2, "destination"))) % rank
+        dims = list(range(rank))
+        if name == "movedim":
+            d = dims.pop(a)
+            dims.insert(b, d)
+        else:
+            dims[a], dims[b] = dims[b], dims[a]
+    if dims[0] != 0:
+        raise ValueError("permutation moves the batch axis")
+    return "permute", {"dims": tuple(dims[1:])}
+
+
+def _cat_fn(call):
+    dim = call.arg(1, "dim", 0)
+    rank = len(call.in_shape) if call.in_shape is not None else None
+    if int(dim) % (rank or 1) == 0 and rank:
+        raise ValueError("concatenation along the batch axis")
+    return "concat", {"axis": canon_axis(dim, rank) if rank else dim}
+
+
+def _binary(kind):
+    """add / sub / mul / div: two activations merge; an activation and a
+    constant or scalar is a fixed rescaling; times a parameter is a learned scale."""
+    def read(call):
+        acts = call.tensors("act")
+        params = call.tensors("param")
+        if len(acts) >= 2:
+            if kind == "div":
+                return "multiply", {"function": "divide"}
+            return {"add": "add", "sub": "subtract", "rsub": "subtract", "mul": "multiply"}[kind], {}
+        if params:
+            if kind == "mul":
+                return "scale", {}
+            if kind in ("add", "sub", "rsub"):
+                return ("add" if kind == "add" else "subtract"), {"operand": "parameter"}
+            return "multiply", {"function": "divide", "operand": "parameter"}
+        other = [a for a in call.args[:2] if not (isinstance(a, TArg) and a.kind == "act")]
+        other = other[0] if other else call.kwargs.get("other")
+        attrs = {}
+        if _is_scalar(other):
+            v = float(other)
+            if kind == "mul":
+                attrs["scale"] = v
+            elif kind == "div":
+                attrs["scale"] = 1.0 / v if v else None
+            elif kind == "add":
+                attrs["offset"] = v * float(call.arg(2, "alpha", 1) or 1)
+            else:
+                attrs["offset"] = -v
+        else:
+            attrs["operand"] = "constant"
+        return "rescaling", attrs
+
+    return read
+
+
+def _embedding_fn(call):
+    w = call.arg(0 if call.dialect == "aten" else 1, "weight")
+    if not isinstance(w, TArg) or w.shape is None:
+        raise ValueError("embedding table unknown")
+    return "embedding", {"input_dim": int(w.shape[0]), "output_dim": int(w.shape[1])}
+
+
+def _interpolate_fn(call):
+    if call.name == "interpolate":
+        return upsample_op(call.arg(1, "size"), call.arg(2, "scale_factor"), call.arg(3, "mode", "nearest"), call)
+    mode = call.name.split("_", 1)[1] if "_" in call.name else "nearest"
+    # aten.upsample_*(input, output_size, [align_corners,] scales...) or .vec(input, output_size, scale_factors)
+    size = call.arg(1, "output_size")
+    scale = call.arg(2, "scale_factors")
+    if not isinstance(scale, (list, tuple)):
+        scale = None
+    return upsample_op(size if size else None, scale, mode, call)
+
+
+def _pad_fn(mode):
+    def read(call):
+        rank = _spatial_rank(call)
+        pad = call.arg(1, "pad", call.arg(1, "padding"))
+        m = call.arg(2, "mode", mode) if call.name == "pad" and call.dialect == "python" else mode
+        attrs = {"rank": rank, "padding": pad_pairs(list(pad), rank)}
+        if m not in ("constant", "zeros"):
+            attrs["mode"] = m
+        value = call.arg(3 if call.dialect == "python" else 2, "value")
+        if _num(value):
+            attrs["value"] = _num(value)
+        return "pad", attrs
+
+    return read
+
+
+def _rnn_fn(cell):
+    """aten.lstm.input(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+    (gru / rnn_tanh / rnn_relu take one hx tensor)."""
+    def read(call):
+        hx = call.arg(1, "hx")
+        h = hx[0] if isinstance(hx, (list, tuple)) else hx
+        if not isinstance(h, TArg) or h.shape is None:
+            raise ValueError("hidden state shape unknown")
+        bidirectional = bool(call.arg(7, "bidirectional"))
+        attrs = {"cell": {"rnn_tanh": "simple", "rnn_relu": "simple"}.get(cell, cell), "units": int(h.shape[-1]),
+                 "return_sequences": True, "return_state": True, "bidirectional": bidirectional,
+                 "use_bias": bool(call.arg(3, "has_biases", True)), "num_layers": int(call.arg(4, "num_layers", 1)),
+                 "batch_first": bool(call.arg(8, "batch_first", False)), "dropout": _num(call.arg(5, "dropout"))}
+        if cell == "gru":
+            attrs["reset_after"] = True
+        attrs["activation"] = "relu" if cell == "rnn_relu" else "tanh"
+        return "rnn", attrs
+
+    return read
+
+
+def _reshape_out(call):
+    """Indexing, slicing, (un)squeezing...: values moved, not changed."""
+    return reshape_op(call)
+
+
+FUNCTIONS: dict[str, Callable] = {}
+_register(FUNCTIONS, "conv conv_transpose convolution", _conv_fn)
+_register(FUNCTIONS, "linear", _linear_fn)
+_register(FUNCTIONS, "addmm", _addmm_fn)
+_register(FUNCTIONS, "matmul mm bmm", _matmul_fn)
+_register(FUNCTIONS, "batch_norm", _batch_norm_fn)
+_register(FUNCTIONS, "layer_norm", _layer_norm_fn)
+_register(FUNCTIONS, "rms_norm", _rms_norm_fn)
+_register(FUNCTIONS, "group_norm", _group_norm_fn)
+_register(FUNCTIONS, "instance_norm", _instance_norm_fn)
+for _fn in ("relu", "relu6", "selu", "silu", "mish", "sigmoid", "tanh", "softsign", "hard_silu", "hard_sigmoid",
+            "log_sigmoid"):
+    _register(FUNCTIONS, _fn, _act_fn(_fn))
+_register(FUNCTIONS, "leaky_relu", _act_fn("leaky_relu", negative_slope=(1, "negative_slope", 0.01)))
+_register(FUNCTIONS, "elu", _act_fn("elu", alpha=(1, "alpha", 1.0)))
+_register(FUNCTIONS, "celu", _act_fn("celu", alpha=(1, "alpha", 1.0)))
+_register(FUNCTIONS, "gelu", _act_fn("gelu", approximate=(None, "approximate", "none")))
+_register(FUNCTIONS, "softplus", _act_fn("softplus", beta=(1, "beta", 1.0)))
+_register(FUNCTIONS, "swish", _act_fn("silu"))
+_register(FUNCTIONS, "hardtanh", _hardtanh_fn)
+_register(FUNCTIONS, "clamp", _clamp_fn)
+_register(FUNCTIONS, "threshold", _threshold_fn)
+_register(FUNCTIONS, "prelu _prelu_kernel", _prelu_fn)
+_register(FUNCTIONS, "softmax", _softmax_fn("softmax"))
+_register(FUNCTIONS, "log_softmax", _softmax_fn("log_softmax"))
+_register(FUNCTIONS, "dropout alpha_dropout", _dropout_fn("dropout"))
+_register(FUNCTIONS, "dropout1d dropout2d dropout3d feature_alpha_dropout", _dropout_fn("spatial"))
+_register(FUNCTIONS, "max_pool1d max_pool2d max_pool3d", _pool_fn("pool_max"))
+_register(FUNCTIONS, "avg_pool1d avg_pool2d avg_pool3d", _pool_fn("pool_avg"))
+_register(FUNCTIONS, "adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d", _adaptive_fn("avg"))
+_register(FUNCTIONS, "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d", _adaptive_fn("max"))
+_register(FUNCTIONS, "mean", _reduce_fn("avg"))
+_register(FUNCTIONS, "max", _reduce_fn("max"))
+_register(FUNCTIONS, "flatten", _flatten_fn)
+_register(FUNCTIONS, "view", _view_fn)
+_register(FUNCTIONS, "permute transpose t movedim", _permute_fn)
+_register(FUNCTIONS, "unsqueeze squeeze expand expand_as repeat getitem select slice narrow index unflatten "
+                     "index_select", _reshape_out)
+_register(FUNCTIONS, "cat", _cat_fn)
+_register(FUNCTIONS, "add", _binary("add"))
+_register(FUNCTIONS, "sub", _binary("sub"))
+_register(FUNCTIONS, "rsub", _binary("rsub"))
+_register(FUNCTIONS, "mul", _binary("mul"))
+_register(FUNCTIONS, "div", _binary("div"))
+_register(FUNCTIONS, "neg", lambda call: ("rescaling", {"scale": -1.0}))
+_register(FUNCTIONS, "embedding", _embedding_fn)
+_register(FUNCTIONS, "interpolate upsample upsample_nearest upsample_bilinear upsample_bicubic upsample_linear "
+                     "upsample_trilinear", _interpolate_fn)
+_register(FUNCTIONS, "pad", _pad_fn("constant"))
+_register(FUNCTIONS, "reflection_pad", _pad_fn("reflect"))
+_register(FUNCTIONS, "replication_pad", _pad_fn("replicate"))
+_register(FUNCTIONS, "lstm", _rnn_fn("lstm"))
+_register(FUNCTIONS, "gru", _rnn_fn("gru"))
+_register(FUNCTIONS, "rnn_tanh", _rnn_fn("rnn_tanh"))
+_register(FUNCTIONS, "rnn_relu", _rnn_fn("rnn_relu"))
+
+# Ops that define a leaf module when it is read from its ATen ops (an exported
+# program or a traced TorchScript module keep no module attributes): the first
+# of these in the module's ops names the module's canonical op.
+PRINCIPAL = ("conv", "conv_transpose", "convolution", "linear", "addmm", "lstm", "gru", "rnn_tanh", "rnn_relu",
+             "embedding", "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
+             "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+             "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
+             "adaptive_max_pool2d", "adaptive_max_pool3d")
+
+
+def read_module(key: str, module, call: Call) -> tuple:
+    return MODULES[key](module, call)
+
+
+def read_function(call: Call) -> tuple:
+    reader = FUNCTIONS.get(call.name)
+    if reader is None:
+        return "unknown", {"function": call.name}
+    return reader(call)
+
+
+__all__ = ["MODULES", "FUNCTIONS", "ELIDE", "CONSTANT_MAKERS", "PRINCIPAL", "Call", "TArg", "canon_axis",
+           "function_key", "key_from_qualname", "module_key", "source_type", "read_module", "read_function"]
