@@ -23,6 +23,7 @@ def load_graph(source, **kwargs):
 
 
 def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None, **load_kwargs):
+    # load_kwargs: config=, trust_pickle=, input_shape=, example_inputs=, training= (see load_graph)
     """Load a model (path or live object), run the rules, return a :class:`~modellint.engine.Report`.
 
     ``dataset`` is optional: a dict ``{"samples": 8000, "classes": 13, "image_size": (128, 128)}``,

@@ -258,8 +258,8 @@ class MissingOutputActivation(Rule):
             head = ctx.head(out)
             if head["activation"] in (None, "linear"):
                 yield self.finding(
-                    f"{ctx.layer_of(out).name}: output has no softmax/sigmoid but the loss "
-                    f"{t.loss} expects probabilities", layers=[ctx.layer_of(out).name],
+                    f"{ctx.head_layer(out).name}: output has no softmax/sigmoid but the loss "
+                    f"{t.loss} expects probabilities", layers=[ctx.head_layer(out).name],
                     evidence={"loss": t.loss, "from_logits": t.from_logits, "output_activation": head["activation"]},
                     explanation="The loss will clip the raw outputs into (0, 1): the wrong objective.",
                     fix="Add the output activation, or compile the loss with from_logits=True.",

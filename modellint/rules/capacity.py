@@ -113,7 +113,7 @@ class NarrowBeforeHead(Rule):
     def check(self, ctx):
         for out in ctx.outputs():
             head = ctx.head(out)
-            dense = ctx.layer_of(out)
+            dense = ctx.head_layer(out)
             if dense.op != "dense" or not dense.inputs:
                 continue
             feats = ctx.graph.shape_of(dense.inputs[0])

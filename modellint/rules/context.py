@@ -119,6 +119,16 @@ class Context:
         units = shape[-1] if shape else None
         return {"activation": function, "units": units, "output": out}
 
+    def head_layer(self, out: Node) -> Node:
+        """The layer that computes an output: back from the output through
+        activations and shape-only ops to the first learnable layer (Keras'
+        ``Dense(activation="softmax")`` and PyTorch's ``Linear`` + ``Softmax`` alike)."""
+        node = out
+        while not self.is_learnable(node) and node.op in ("activation", "reshape", "flatten", "identity",
+                                                          "dropout") and node.inputs:
+            node = self.producers(node)[0]
+        return self.layer_of(node) if self.is_learnable(self.layer_of(node)) else self.layer_of(out)
+
     def layer_of(self, node: Node) -> Node:
         """The source layer a (fused activation) node belongs to."""
         return self.graph[node.fused_into] if node.fused_into else node

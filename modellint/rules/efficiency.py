@@ -34,7 +34,7 @@ class ChannelsNotMultipleOf8(Rule):
     VALID = ["seq(inp(32, 32, 3), conv(32, act='relu'), gap(), dense(10, act='softmax'))"]
 
     def check(self, ctx):
-        outputs = {ctx.layer_of(o).name for o in ctx.outputs()}
+        outputs = {ctx.head_layer(o).name for o in ctx.outputs()}
         odd = []
         for node in ctx.learnable_layers():
             width = node.attrs.get("filters", node.attrs.get("units"))

@@ -45,7 +45,7 @@ class SymmetricInit(Rule):
     VALID = ["seq(inp(64,), dense(32, act='relu', init='he_normal'), dense(10, act='softmax', init='zeros'))"]
 
     def check(self, ctx):
-        outputs = {ctx.layer_of(o).name for o in ctx.outputs()}
+        outputs = {ctx.head_layer(o).name for o in ctx.outputs()}
         for node in ctx.learnable_layers():
             init = node.attrs.get("kernel_initializer")
             if init in _SYMMETRIC and node.name not in outputs:

@@ -50,8 +50,8 @@ class OutputUnitsVsClasses(Rule):
             units = head["units"]
             if units == classes or (classes == 2 and units == 1 and head["activation"] == "sigmoid"):
                 continue
-            yield self.finding(f"{ctx.layer_of(out).name}: {units} output units for {classes} classes",
-                               layers=[ctx.layer_of(out).name], evidence={"units": units, "classes": classes},
+            yield self.finding(f"{ctx.head_layer(out).name}: {units} output units for {classes} classes",
+                               layers=[ctx.head_layer(out).name], evidence={"units": units, "classes": classes},
                                explanation="Every class needs exactly one output unit.",
                                fix=f"Dense({classes}, activation='{head['activation']}')")
 
@@ -82,8 +82,8 @@ class SoftmaxOnOneUnit(Rule):
     def check(self, ctx):
         for out, head in _classifier_outputs(ctx):
             if head["activation"] == "softmax" and head["units"] == 1:
-                yield self.finding(f"{ctx.layer_of(out).name}: softmax over 1 unit is always 1.0",
-                                   layers=[ctx.layer_of(out).name], evidence={"units": 1},
+                yield self.finding(f"{ctx.head_layer(out).name}: softmax over 1 unit is always 1.0",
+                                   layers=[ctx.head_layer(out).name], evidence={"units": 1},
                                    explanation="The output is constant and its gradient is zero.",
                                    fix="Dense(1, activation='sigmoid') with binary_crossentropy.")
 
@@ -101,7 +101,10 @@ class LossActivationMismatch(Rule):
     Each pairing optimises something other than intended: `from_logits=True`
     applies softmax twice (flattening all predictions), binary cross-entropy on
     a softmax treats classes as independent, MSE on probabilities gives weak
-    gradients for confident mistakes.
+    gradients for confident mistakes. A PyTorch model carries no loss: when it
+    ends in `nn.Softmax`, modellint assumes the usual `nn.CrossEntropyLoss`
+    (which applies log-softmax itself), says so in the finding, and reports it
+    as a warning; `--loss` states the real loss.
 
     ## Fix
     softmax + (sparse_)categorical_crossentropy; sigmoid + binary_crossentropy;
@@ -128,7 +131,7 @@ class LossActivationMismatch(Rule):
         loss = t.loss
         for out, head in _classifier_outputs(ctx):
             fn, units = head["activation"], head["units"]
-            layer = ctx.layer_of(out).name
+            layer = ctx.head_layer(out).name
             problem = None
             severity = None
             if t.from_logits and loss in _PROB_LOSSES:
@@ -143,6 +146,10 @@ class LossActivationMismatch(Rule):
                 problem = f"regression loss {loss} on a softmax classifier"
                 severity = "warning"
             if problem:
+                if t.assumed:  # the source has no loss: say what was assumed (see adapters.assume_loss)
+                    problem += (" — assuming nn.CrossEntropyLoss, PyTorch's usual classification loss, which "
+                                "expects logits; state the real loss with --loss")
+                    severity = severity or "warning"
                 yield self.finding(f"{layer}: {problem}", layers=[layer], severity=severity,
                                    evidence={"loss": loss, "from_logits": t.from_logits, "activation": fn,
                                              "units": units},
