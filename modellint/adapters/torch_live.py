@@ -57,6 +57,7 @@ from .common import infer_node
 from .torch_ops import Call, TArg
 
 STAT_BUFFERS = ("running_mean", "running_var")
+_ROOT = "modellint_root"
 LAYOUT = "channels_first"
 CAPTURES = ("export", "fx", "hooks")
 
@@ -132,8 +133,9 @@ class _Builder:
             op, attrs = _principal(inner)
         if op == "unknown":
             attrs.setdefault("kind", "custom" if key is None else "unread")
-            notes.append(f"{T.source_type(qualname)}: modellint does not know this module; "
-                         "shape from the trace, parameters from the module")
+            known = "modellint does not know this module" if key is None else "no canonical op for this call"
+            shape = "shape unknown past it" if self.infer else "shape from the trace"
+            notes.append(f"{T.source_type(qualname)}: {known}; {shape}, parameters from the module")
         node = Node(name=name, op=op, source_type=T.source_type(qualname), attrs=attrs, notes=notes)
         if k:
             node.shares_params_with = self.first.get(path)
@@ -230,8 +232,9 @@ def _one_line(exc) -> str:
 
 
 def _is_script(module) -> bool:
-    return type(module).__name__ in ("RecursiveScriptModule", "ScriptModule", "TopLevelTracedModule") or \
-        hasattr(module, "_c")
+    import torch
+
+    return isinstance(module, torch.jit.ScriptModule)
 
 
 def _is_leaf(module, root: bool = False) -> bool:
@@ -284,7 +287,8 @@ def _shapes(value) -> list:
     """Shapes of the tensors in a (nested) value, in order."""
     import torch
 
-    return [tuple(int(d) for d in t.shape) for t in _flat(value) if isinstance(t, torch.Tensor)]
+    return [tuple(d if isinstance(d, int) else None for d in t.shape)  # a dynamic (symbolic) size: None
+            for t in _flat(value) if isinstance(t, torch.Tensor)]
 
 
 def _dtype(t) -> str:
@@ -325,7 +329,7 @@ def _target_name(target) -> str:
     return str(name if name is not None else target)
 
 
-def _build_exported(ep, builder: _Builder, live: Optional[dict] = None, user_inputs=None) -> None:
+def _build_exported(ep, builder: _Builder, live: Optional[dict] = None) -> None:
     """Walk an ExportedProgram's graph; ``live`` maps module paths to the modules (None for a ``.pt2``)."""
     import torch
     from torch.export.graph_signature import InputKind
@@ -370,6 +374,7 @@ def _build_exported(ep, builder: _Builder, live: Optional[dict] = None, user_inp
             return str(a)
         return a
 
+    order = {n: i for i, n in enumerate(nodes)}
     groups: dict = {}
     last: dict = {}
     leaf = {}
@@ -381,7 +386,6 @@ def _build_exported(ep, builder: _Builder, live: Optional[dict] = None, user_inp
                 groups.setdefault(lf[0], []).append(n)
                 last[lf[0]] = n
 
-    user_inputs = list(user_inputs or [])
     for n in nodes:
         if n.op == "placeholder":
             spec = specs.get(n.name)
@@ -389,7 +393,7 @@ def _build_exported(ep, builder: _Builder, live: Optional[dict] = None, user_inp
             kind = spec.kind if spec is not None else InputKind.USER_INPUT
             if kind == InputKind.USER_INPUT:
                 if isinstance(val, torch.Tensor):
-                    env[n] = builder.add_input(n.name, tuple(val.shape), _dtype(val))
+                    env[n] = builder.add_input(n.name, _shapes(val)[0], _dtype(val))
                 else:
                     env[n] = val
             elif kind in (InputKind.PARAMETER, InputKind.BUFFER):
@@ -412,7 +416,7 @@ def _build_exported(ep, builder: _Builder, live: Optional[dict] = None, user_inp
             if lf is None:
                 _export_function(n, builder, env, arg, scope_of(n))
             elif last[lf[0]] is n:
-                _export_group(groups[lf[0]], lf, builder, env, arg)
+                _export_group(groups[lf[0]], lf, builder, env, arg, order)
         elif n.op == "get_attr":
             env[n] = None
         elif n.op == "output":
@@ -449,7 +453,7 @@ def _export_function(n, builder: _Builder, env: dict, arg, scope: str) -> None:
         env[n.args[0]] = env[n]
 
 
-def _export_group(members: list, lf, builder: _Builder, env: dict, arg) -> None:
+def _export_group(members: list, lf, builder: _Builder, env: dict, arg, order: dict) -> None:
     """One leaf-module call: the ATen ops that ran inside it."""
     import torch
 
@@ -478,8 +482,6 @@ def _export_group(members: list, lf, builder: _Builder, env: dict, arg) -> None:
         outs = [TArg("act", s) for s in shapes]
         local[m] = outs[0] if isinstance(val, torch.Tensor) else outs
     outputs = [m for m in members if any(u not in mset for u in m.users)]
-    order = {n: i for i, n in enumerate(members[0].graph.nodes)}
-
     def first_use(m):  # a module's outputs in the order they are used (then as the model returns them)
         users = [u for u in m.users if u not in mset]
         pos = min(order[u] for u in users)
@@ -508,7 +510,7 @@ def _export_group(members: list, lf, builder: _Builder, env: dict, arg) -> None:
 def _capture_export(module, specs, builder: _Builder, live: dict) -> str:
     import torch
 
-    inputs = tuple(t if t is not None else torch.empty(shape, dtype=dtype) for shape, dtype, t in specs)
+    inputs = tuple(spec.empty() for spec in specs)
     ep = torch.export.export(module, inputs)
     _build_exported(ep, builder, live)
     return "torch.export (non-strict; shapes from export's fake tensors)"
@@ -518,10 +520,34 @@ def _capture_export(module, specs, builder: _Builder, live: dict) -> str:
 # capture 2: torch.fx
 # ---------------------------------------------------------------------------
 
-def _fake_inputs(specs, mode):
-    import torch
+class _Spec(tuple):
+    """One model input: shape (batch first), dtype, the user's example tensor or None, device."""
 
-    return [mode.from_tensor(t if t is not None else torch.empty(shape, dtype=dtype)) for shape, dtype, t in specs]
+    def __new__(cls, shape, dtype, tensor, device):
+        return super().__new__(cls, (shape, dtype, tensor, device))
+
+    shape = property(lambda self: self[0])
+    dtype = property(lambda self: self[1])
+
+    def empty(self):
+        """The example tensor, or an uninitialised one (never read: tracing uses only its metadata)."""
+        import torch
+
+        return self[2] if self[2] is not None else torch.empty(self[0], dtype=self[1], device=self[3])
+
+    def random(self, gen):
+        import torch
+
+        if self[2] is not None:
+            return self[2]
+        shape, dtype, _, device = self
+        if dtype.is_floating_point:
+            return torch.randn(shape, generator=gen, dtype=dtype).to(device)
+        return torch.zeros(shape, dtype=dtype, device=device)
+
+
+def _fake_inputs(specs, mode):
+    return [mode.from_tensor(spec.empty()) for spec in specs]
 
 
 def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
@@ -533,8 +559,20 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
         def is_leaf_module(self, m, qualname):
             return _is_leaf(m, root=m is module)
 
+    class _Root(torch.nn.Module):  # a root that is itself a leaf (nn.LSTM) is traced as one call
+        def __init__(self):
+            super().__init__()
+            self.add_module(_ROOT, module)
+
+    _Root.forward = {  # fx needs named arguments, not *args
+        1: lambda self, a: getattr(self, _ROOT)(a),
+        2: lambda self, a, b: getattr(self, _ROOT)(a, b),
+        3: lambda self, a, b, c: getattr(self, _ROOT)(a, b, c),
+    }.get(len(specs))
+
+    whole = _is_leaf(module, root=True) and _Root.forward is not None
     tracer = _Tracer()
-    graph = tracer.trace(module)
+    graph = tracer.trace(_Root() if whole else module)
     gm = torch.fx.GraphModule(tracer.root, graph)
     values: dict = {}
 
@@ -551,6 +589,7 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
 
     env: dict = {}
     placeholders = iter(specs)
+    root_names = _arg_names(module, len(specs))
 
     def arg(a):
         if isinstance(a, torch.fx.Node):
@@ -565,8 +604,12 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
 
     for n in graph.nodes:
         if n.op == "placeholder":
-            shape, dtype, _ = next(placeholders)
-            env[n] = builder.add_input(str(n.target), shape, str(dtype).replace("torch.", ""))
+            spec = next(placeholders, None)
+            if spec is None:  # an argument left to its default
+                env[n] = n.args[0] if n.args else None
+                continue
+            name = root_names.pop(0) if whole else str(n.target)
+            env[n] = builder.add_input(name, spec.shape, str(spec.dtype).replace("torch.", ""))
         elif n.op == "get_attr":
             obj = _fetch(module, n.target)
             if isinstance(obj, torch.nn.Parameter):
@@ -579,11 +622,12 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
                 env[n] = obj
         elif n.op == "call_module":
             sub = gm.get_submodule(n.target)
+            path = "" if whole and n.target == _ROOT else n.target
             val = values.get(n)
             args = [arg(a) for a in n.args]
             kwargs = {k: arg(v) for k, v in n.kwargs.items()}
-            refs = builder.module_call(n.target, sub, _qualname(sub), args, kwargs, _shapes(val),
-                                       _module_params(sub, n.target))
+            refs = builder.module_call(path, sub, _qualname(sub), args, kwargs, _shapes(val),
+                                       _module_params(sub, path))
             env[n] = refs[0] if isinstance(val, torch.Tensor) else _restructure(val, refs)
             if getattr(sub, "inplace", False) and n.args and isinstance(n.args[0], torch.fx.Node):
                 env[n.args[0]] = env[n]
@@ -751,11 +795,10 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
             inputs = _fake_inputs(specs, mode)
         else:
             gen = torch.Generator().manual_seed(0)
-            inputs = [t if t is not None else
-                      (torch.randn(shape, generator=gen, dtype=dtype) if dtype.is_floating_point
-                       else torch.zeros(shape, dtype=dtype)) for shape, dtype, t in specs]
-        for i, ((shape, dtype, _), x) in enumerate(zip(specs, inputs)):
-            register(x, builder.add_input(_arg_names(module, len(specs))[i], shape, str(dtype).replace("torch.", "")))
+            inputs = [spec.random(gen) for spec in specs]
+        names = _arg_names(module, len(specs))
+        for name, spec, x in zip(names, specs, inputs):
+            register(x, builder.add_input(name, spec.shape, str(spec.dtype).replace("torch.", "")))
         ctx = mode if fake else torch.no_grad()
         with ctx:
             state["on"] = True
@@ -813,7 +856,7 @@ def _input_specs(module, input_shape, example_inputs, name):
         xs = example_inputs if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
         if not all(isinstance(x, torch.Tensor) for x in xs):
             raise InputError(name, "example_inputs must be a tensor or a tuple of tensors")
-        return [(tuple(x.shape), x.dtype, x) for x in xs]
+        return [_Spec(tuple(x.shape), x.dtype, x, x.device) for x in xs]
     if input_shape is None:
         raise InputError(name, "a PyTorch module does not record its input shape: pass input_shape "
                                "(e.g. (1, 3, 224, 224), batch first; on the command line --input-shape 1,3,224,224) "
@@ -823,8 +866,10 @@ def _input_specs(module, input_shape, example_inputs, name):
         shapes = [tuple(int(d) for d in s) for s in shapes]
     except (TypeError, ValueError):
         raise InputError(name, f"input_shape {input_shape!r} is not a shape (a tuple of ints, batch first)") from None
-    dtype = torch.long if _takes_indices(module) else torch.float32
-    return [(s, dtype, None) for s in shapes]
+    first = next((p for p in module.parameters() if p.is_floating_point()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = torch.long if _takes_indices(module) else first.dtype if first is not None else torch.float32
+    return [_Spec(s, dtype, None, device) for s in shapes]
 
 
 def _takes_indices(module) -> bool:
@@ -943,9 +988,10 @@ _IGNORE = ("aten::warn", "prim::RaiseException", "prim::device", "prim::dtype", 
 class _ScriptWalker:
     """Walks a TorchScript module's method graphs, module by module."""
 
-    def __init__(self, builder: _Builder, batch: Optional[int]):
+    def __init__(self, builder: _Builder, batch: Optional[int], root=None):
         self.b = builder
         self.batch = batch
+        self.root = root
         self.notes: list = []
         self._params: dict = {}
 
@@ -1094,8 +1140,6 @@ class _ScriptWalker:
         else:
             for i, o in enumerate(outs):
                 env[o] = res[i] if i < len(res) else TArg("act", None, ref=res[0].ref)
-        if inplace and isinstance(ins[0], TArg) and ins[0].kind == "act":
-            pass  # TorchScript SSA values: later uses already name the op's output
 
     def is_leaf(self, mod) -> bool:
         key = T.key_from_qualname(_ts_qualname(mod))
@@ -1189,8 +1233,7 @@ def graph_from_torchscript(script_module, input_shape=None, name: Optional[str] 
     graph = Graph(name=gname, framework="torch", source_format="torchscript", model_class=gname, layout=LAYOUT,
                   framework_version=torch.__version__)
     builder = _Builder(graph, batch, infer=True)
-    walker = _ScriptWalker(builder, batch)
-    walker.root = script_module
+    walker = _ScriptWalker(builder, batch, root=script_module)
     g = script_module.graph
     args = []
     for v, shape in zip(list(g.inputs())[1:], shapes):

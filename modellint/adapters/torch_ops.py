@@ -675,9 +675,11 @@ def _conv_fn(call):
     stride = call.arg(3, "stride", 1)
     padding = call.arg(4, "padding", 0)
     if name_transposed:  # conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
-        out_pad, groups, dilation = call.arg(5, "output_padding", 0), call.arg(6, "groups", 1), call.arg(7, "dilation", 1)
+        out_pad, groups = call.arg(5, "output_padding", 0), call.arg(6, "groups", 1)
+        dilation = call.arg(7, "dilation", 1)
     elif aten_conv:  # (input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, ...)
-        dilation, out_pad, groups = call.arg(5, "dilation", 1), call.arg(7, "output_padding", 0), call.arg(8, "groups", 1)
+        dilation, out_pad = call.arg(5, "dilation", 1), call.arg(7, "output_padding", 0)
+        groups = call.arg(8, "groups", 1)
     else:
         dilation, groups, out_pad = call.arg(5, "dilation", 1), call.arg(6, "groups", 1), 0
     groups = int(groups)
@@ -751,9 +753,10 @@ def _group_norm_fn(call):
 
 def _instance_norm_fn(call):
     c = call.in_shape[1] if call.in_shape is not None else None
-    w, b = (1, 2) if call.dialect == "aten" else (3, 4)  # F.instance_norm(input, running_mean, running_var, weight, bias)
-    return "groupnorm", {"groups": c, "axis": -1, "kind": "instance",
-                         "center": isinstance(call.arg(b, "bias"), TArg), "scale": isinstance(call.arg(w, "weight"), TArg)}
+    # aten.instance_norm(input, weight, bias, ...); F.instance_norm(input, running_mean, running_var, weight, bias)
+    w, b = (1, 2) if call.dialect == "aten" else (3, 4)
+    return "groupnorm", {"groups": c, "axis": -1, "kind": "instance", "center": isinstance(call.arg(b, "bias"), TArg),
+                         "scale": isinstance(call.arg(w, "weight"), TArg)}
 
 
 def _act_fn(fn, **fields):
@@ -879,10 +882,6 @@ def _view_fn(call):
     return reshape_op(call, list(sizes) if sizes is not None else None)
 
 
-def _reshape_like(call):
-    return reshape_op(call)
-
-
 def _permute_fn(call):
     src = call.in_shape
     rank = len(src) if src is not None else None
@@ -894,7 +893,8 @@ def _permute_fn(call):
         dims = list(range(rank))
         dims[-2], dims[-1] = dims[-1], dims[-2]
     else:  # transpose(x, a, b), movedim(x, src, dst)
-        a, b = int(call.arg(1, "dim0", call.arg(1, "source"))) % rank, int(call.arg(2, "dim1", call.arg(2, "destination"))) % rank
+        a = int(call.arg(1, "dim0", call.arg(1, "source"))) % rank
+        b = int(call.arg(2, "dim1", call.arg(2, "destination"))) % rank
         dims = list(range(rank))
         if name == "movedim":
             d = dims.pop(a)

@@ -1,0 +1,488 @@
+"""Live PyTorch modules -> Graph (issue 4): the same graph, analyses and rules as Keras.
+
+ResNet-18/50 are written here to torchvision's architecture (no torchvision
+import); their parameter counts are torchvision's published ones.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import modellint  # noqa: E402
+import modellint.ops  # noqa: E402
+from modellint.adapters.torch_live import (  # noqa: E402
+    graph_from_exported_program,
+    graph_from_module,
+    graph_from_torchscript,
+)
+from modellint.analysis import last_spatial, total_macs  # noqa: E402
+from modellint.engine import run_rules, select_rules  # noqa: E402
+from modellint.errors import InputError  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+import seed_cnn_torch  # noqa: E402
+
+
+# -- torchvision's ResNet, restated ---------------------------------------------
+
+def conv3x3(i, o, stride=1):
+    return nn.Conv2d(i, o, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(i, o, stride=1):
+    return nn.Conv2d(i, o, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * 4)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    def __init__(self, block, layers, num_classes=1000):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, 64, layers[0])
+        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
+                                       nn.BatchNorm2d(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18():
+    return ResNet(BasicBlock, [2, 2, 2, 2])
+
+
+def resnet50():
+    return ResNet(Bottleneck, [3, 4, 6, 3])
+
+
+def _hooked_shapes(model, x) -> dict:
+    """Output shape of every leaf-module call in a real forward pass: {"path" or "path@k": shape}."""
+    shapes, calls, handles = {}, {}, []
+    for path, m in model.named_modules():
+        if next(m.children(), None) is None:
+            def hook(mod, args, out, path=path):
+                k = calls.get(path, 0)
+                calls[path] = k + 1
+                shapes[path if k == 0 else f"{path}@{k}"] = tuple(out.shape)
+            handles.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+# -- (a) the seed port is the Keras seed ---------------------------------------------
+
+def _ops_and_shapes(graph):
+    """(op, canonical shape) per node, input node excluded; a kept-dims global pool
+    followed by a flatten (PyTorch's AdaptiveAvgPool2d(1) + Flatten) counts as one
+    global pool, as Keras' GlobalAveragePooling2D."""
+    rows = []
+    for node in graph:
+        if node.op == "input":
+            continue
+        if node.op == "flatten" and rows and rows[-1][0] == "global_pool":
+            rows[-1] = ("global_pool", node.output_shape)
+            continue
+        rows.append((node.op, node.output_shape))
+    return rows
+
+
+def test_seed_port_matches_keras_seed():
+    keras_graph = modellint.load_graph(ROOT / "examples" / "seed_cnn.h5")
+    torch_graph = graph_from_module(seed_cnn_torch.build(), input_shape=seed_cnn_torch.INPUT_SHAPE)
+    assert torch_graph.framework == "torch" and torch_graph.layout == "channels_first"
+    assert torch_graph.source_format == "live"
+    assert _ops_and_shapes(torch_graph) == _ops_and_shapes(keras_graph)
+    assert torch_graph.input_shapes() == keras_graph.input_shapes() == [(None, 128, 128, 3)]
+    assert torch_graph.display_shape(torch_graph.input_shapes()[0]) == (None, 3, 128, 128)
+    assert torch_graph.trainable_params == keras_graph.trainable_params == 168_339
+    assert torch_graph.total_params == keras_graph.total_params == 168_793  # + BatchNorm running statistics
+    node, rf = last_spatial(torch_graph)
+    k_node, k_rf = last_spatial(keras_graph)
+    assert node.name == "conv4" and k_node.name == "conv2d_4"
+    assert rf.size == k_rf.size == (38, 38)
+    assert total_macs(torch_graph) == total_macs(keras_graph)
+    assert [n.name for n in torch_graph][1:4] == ["input_bn", "conv1", "pool1"]
+    assert torch_graph["conv1"].attrs["padding"] == ((1, 1), (1, 1))
+    assert torch_graph["softmax"].attrs == {"function": "softmax", "axis": -1}
+
+
+# -- (b) ResNets: parameters and every leaf's shape ----------------------------------
+
+@pytest.mark.parametrize("ctor, params, macs, rf", [(resnet18, 11_689_512, 1_814_073_344, 435),
+                                                    (resnet50, 25_557_032, 4_089_184_256, 427)])
+def test_resnet_params_shapes_macs(ctor, params, macs, rf):
+    model = ctor()
+    graph = graph_from_module(model, input_shape=(1, 3, 224, 224))
+    assert "captured with torch.export" in graph.notes[0]
+    truth = sum(p.numel() for p in model.parameters())
+    stats = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    assert graph.trainable_params == truth == params
+    assert graph.total_params == params + stats  # running statistics count as non-trainable, as in Keras
+    assert total_macs(graph) == macs  # torchvision: 1.81 and 4.09 GMACs
+    node, field = last_spatial(graph)
+    assert field.size == (rf, rf)
+    assert graph["layer1.0.conv1"].inputs == ["maxpool"]
+    assert graph["layer1.0.relu@1"].shares_params_with == "layer1.0.relu"
+
+    small = graph_from_module(model, input_shape=(1, 3, 64, 64))
+    real = _hooked_shapes(model, torch.randn(1, 3, 64, 64))
+    assert len(real) == len([n for n in small if n.source_type.startswith("torch.nn.")])  # one node per call
+    assert set(real) <= set(small.nodes)
+    for name, shape in real.items():
+        got = small.display_shape(small[name].output_shape)
+        assert got == (None, *shape[1:]), name
+
+
+def test_captures_agree_on_resnet18():
+    model = resnet18()
+    graphs = {c: graph_from_module(model, input_shape=(1, 3, 64, 64), capture=c) for c in ("export", "fx", "hooks")}
+    rows = {c: [(n.name, n.op, n.inputs, n.output_shapes, n.params, n.trainable_params, n.attrs) for n in g]
+            for c, g in graphs.items()}
+    assert rows["fx"] == rows["export"]
+    assert rows["hooks"] == rows["export"]
+    assert "torch.fx" in graphs["fx"].notes[0] and "forward hooks" in graphs["hooks"].notes[0]
+
+
+def test_exported_program_and_torchscript_give_the_live_graph(tmp_path):
+    model = resnet18().eval()
+    live = graph_from_module(model, input_shape=(1, 3, 64, 64))
+    rows = [(n.name, n.op, n.inputs, n.output_shapes, n.params, n.trainable_params) for n in live]
+
+    ep = torch.export.export(model, (torch.zeros(1, 3, 64, 64),))
+    torch.export.save(ep, tmp_path / "r18.pt2")
+    pt2 = graph_from_exported_program(torch.export.load(tmp_path / "r18.pt2"))
+    assert pt2.source_format == "pt2" and pt2.model_class == "ResNet"
+    assert [(n.name, n.op, n.inputs, n.output_shapes, n.params, n.trainable_params) for n in pt2] == rows
+
+    for make in (lambda: torch.jit.script(model), lambda: torch.jit.trace(model, torch.zeros(1, 3, 64, 64))):
+        buf = io.BytesIO()
+        torch.jit.save(make(), buf)
+        buf.seek(0)
+        script = torch.jit.load(buf)
+        ts = graph_from_torchscript(script, input_shape=(1, 3, 64, 64))
+        assert [(n.name, n.op, n.inputs, n.output_shapes, n.params, n.trainable_params) for n in ts] == rows
+    with pytest.raises(InputError, match="--input-shape"):
+        graph_from_torchscript(script)
+
+
+# -- (c) data-dependent control flow: a fallback capture ------------------------------
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.up = nn.ReLU()
+        self.down = nn.Tanh()
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = self.up(x) if x.sum() > 0 else self.down(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_data_dependent_control_flow_falls_back():
+    model = DataDependent()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    graph = graph_from_module(model, input_shape=(1, 3, 16, 16))
+    note = graph.notes[0]
+    assert note.startswith("captured with forward hooks")
+    assert "torch.export failed" in note and "torch.fx failed" in note
+    ops = [n.op for n in graph]
+    assert ops == ["input", "conv", "activation", "global_pool", "dense"]
+    assert graph["head"].output_shape == (None, 2)
+    assert graph.total_params == sum(p.numel() for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# -- (d) in-place ReLU after a residual add -------------------------------------------
+
+class ResidualNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn0 = nn.BatchNorm2d(16)
+        self.conv1 = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.relu(self.bn0(self.stem(x)))
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        out = self.relu(out)
+        return self.fc(torch.flatten(self.pool(out), 1))
+
+
+def test_inplace_relu_after_residual_add():
+    graph = graph_from_module(ResidualNet(), input_shape=(2, 3, 32, 32))
+    add = graph["add"]
+    assert add.op == "add" and add.inputs == ["bn2", "relu"]
+    relu = graph["relu@2"]
+    assert relu.op == "activation" and relu.attrs == {"function": "relu", "inplace": True}
+    assert relu.inputs == ["add"] and relu.shares_params_with == "relu"
+    assert graph["pool"].inputs == ["relu@2"]
+    assert graph.input_shapes() == [(None, 32, 32, 3)]  # batch 2 becomes None
+    report = run_rules(graph, select_rules())
+    about_relu = [f for f in report.findings if f.code in ("ML201", "ML202")
+                  and any("relu" in layer for layer in f.layers)]
+    assert about_relu == []
+
+
+# -- (e) the user's module is left alone ---------------------------------------------
+
+def test_module_unchanged():
+    model = seed_cnn_torch.build()
+    model.train()
+    model.bn1.eval()  # a mixed state must come back exactly
+    model.fc.weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = {name: m.training for name, m in model.named_modules()}
+    devices = {name: p.device for name, p in model.named_parameters()}
+    graph = graph_from_module(model, input_shape=seed_cnn_torch.INPUT_SHAPE)
+    assert graph["fc"].trainable_params == 13 and graph["fc"].params == 845
+    assert {name: m.training for name, m in model.named_modules()} == flags
+    assert {name: p.device for name, p in model.named_parameters()} == devices
+    assert not model.fc.weight.requires_grad and model.fc.bias.requires_grad
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model._forward_hooks and not model._forward_pre_hooks
+
+
+# -- inputs, errors and imports -------------------------------------------------------
+
+def test_input_shape_required_and_example_inputs():
+    with pytest.raises(InputError, match="input_shape"):
+        graph_from_module(seed_cnn_torch.build())
+    graph = graph_from_module(seed_cnn_torch.build(), example_inputs=torch.zeros(4, 3, 32, 32), name="seed")
+    assert graph.name == "seed" and graph["fc"].output_shape == (None, 13)
+    assert graph["conv4"].output_shape == (None, 4, 4, 64)
+
+
+def test_unknown_module_and_shared_module():
+    class Swishish(nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x) + 1
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+            self.act = Swishish()
+
+        def forward(self, x):
+            return self.fc(self.act(self.fc(x)))  # fc called twice: its weights count once
+
+    graph = graph_from_module(Net(), input_shape=(1, 8))
+    assert [n.name for n in graph] == ["x", "fc", "act", "fc@1"]
+    assert graph["act"].op == "unknown" and graph["act"].source_type.endswith("Swishish")
+    assert graph["act"].output_shape == (None, 8)
+    assert graph["fc@1"].shares_params_with == "fc" and graph["fc@1"].params == 0
+    assert graph.total_params == 72
+
+
+def test_import_modellint_does_not_import_torch():
+    code = "import sys, modellint; modellint.load_graph; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# -- the module and function tables -------------------------------------------------
+
+class _Fn(nn.Module):
+    """A conv, then a function of its output (a functional op between leaf modules)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self.conv(x))
+
+
+class _Attn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.m = nn.MultiheadAttention(12, 3, batch_first=True)
+
+    def forward(self, x):
+        return self.m(x, x, x)[0]
+
+
+X4, X3, X5, V, S = (2, 4, 16, 16), (2, 4, 20), (2, 4, 8, 8, 8), (2, 10), (2, 7, 12)
+F = torch.nn.functional
+ZOO = {  # name: (module, input shape, canonical op)
+    "conv1d": (nn.Conv1d(4, 8, 3, stride=2, padding=1), X3, "conv"),
+    "conv2d_grouped_dilated": (nn.Conv2d(4, 8, 3, groups=2, dilation=2), X4, "conv"),
+    "conv2d_same": (nn.Conv2d(4, 8, 3, padding="same"), X4, "conv"),
+    "conv3d": (nn.Conv3d(4, 6, 3, padding=(1, 0, 1)), X5, "conv"),
+    "conv_transpose2d": (nn.ConvTranspose2d(4, 8, 3, stride=2, padding=1, output_padding=1), X4, "conv_transpose"),
+    "conv_transpose1d": (nn.ConvTranspose1d(4, 8, 4, stride=2), X3, "conv_transpose"),
+    "linear": (nn.Linear(10, 5), V, "dense"),
+    "linear_on_sequence": (nn.Linear(12, 5), S, "dense"),
+    "batchnorm1d": (nn.BatchNorm1d(10), V, "batchnorm"),
+    "batchnorm3d": (nn.BatchNorm3d(4), X5, "batchnorm"),
+    "layernorm": (nn.LayerNorm(12), S, "layernorm"),
+    "layernorm_chw": (nn.LayerNorm([4, 16, 16]), X4, "layernorm"),
+    "groupnorm": (nn.GroupNorm(2, 4), X4, "groupnorm"),
+    "instancenorm": (nn.InstanceNorm2d(4, affine=True), X4, "groupnorm"),
+    "relu6": (nn.ReLU6(), X4, "activation"),
+    "leaky_relu": (nn.LeakyReLU(0.2), X4, "activation"),
+    "prelu": (nn.PReLU(4), X4, "activation"),
+    "gelu": (nn.GELU(), X4, "activation"),
+    "silu": (nn.SiLU(), X4, "activation"),
+    "hardswish": (nn.Hardswish(), X4, "activation"),
+    "mish": (nn.Mish(), X4, "activation"),
+    "softmax": (nn.Softmax(dim=1), V, "activation"),
+    "log_softmax": (nn.LogSoftmax(dim=-1), S, "activation"),
+    "maxpool_padded": (nn.MaxPool2d(3, 2, padding=1), X4, "pool_max"),
+    "maxpool_ceil": (nn.MaxPool2d(3, 2, ceil_mode=True), (1, 4, 15, 15), "pool_max"),
+    "avgpool": (nn.AvgPool2d(2), X4, "pool_avg"),
+    "maxpool1d": (nn.MaxPool1d(2), X3, "pool_max"),
+    "avgpool3d": (nn.AvgPool3d(2), X5, "pool_avg"),
+    "adaptive_avg_1": (nn.AdaptiveAvgPool2d(1), X4, "global_pool"),
+    "adaptive_max_1": (nn.AdaptiveMaxPool2d((1, 1)), X4, "global_pool"),
+    "adaptive_avg_divisor": (nn.AdaptiveAvgPool2d(4), X4, "pool_avg"),
+    "adaptive_avg_other": (nn.AdaptiveAvgPool2d(5), X4, "resize"),
+    "flatten": (nn.Flatten(), X4, "flatten"),
+    "dropout": (nn.Dropout(0.3), X4, "dropout"),
+    "dropout2d": (nn.Dropout2d(0.1), X4, "dropout"),
+    "upsample": (nn.Upsample(scale_factor=2), X4, "upsample"),
+    "upsample_to_size": (nn.Upsample(size=(32, 32), mode="bilinear"), X4, "upsample"),
+    "zeropad": (nn.ZeroPad2d((1, 2, 3, 4)), X4, "pad"),
+    "reflectionpad": (nn.ReflectionPad2d(2), X4, "pad"),
+    "lstm": (nn.LSTM(12, 16, batch_first=True), S, "rnn"),
+    "gru_bidirectional": (nn.GRU(12, 8, batch_first=True, bidirectional=True), S, "rnn"),
+    "rnn": (nn.RNN(12, 8, batch_first=True), S, "rnn"),
+    "multihead_attention": (_Attn(), S, "attention"),
+    "embedding": (nn.Embedding(50, 8), (2, 6), "embedding"),
+    "F.relu": (_Fn(F.relu), X4, "activation"),
+    "mean_hw": (_Fn(lambda x: x.mean((2, 3))), X4, "global_pool"),
+    "view_batch_minus1": (_Fn(lambda x: x.view(x.size(0), -1)), X4, "flatten"),
+    "cat_channels": (_Fn(lambda x: torch.cat([x, x * 2], 1)), X4, "concat"),
+    "interpolate": (_Fn(lambda x: F.interpolate(x, scale_factor=2)), X4, "upsample"),
+    "F.pad": (_Fn(lambda x: F.pad(x, (1, 1, 2, 2))), X4, "pad"),
+    "permute_nhwc": (_Fn(lambda x: x.permute(0, 2, 3, 1)), X4, "permute"),
+    "F.softmax": (_Fn(lambda x: F.softmax(x, dim=1)), X4, "activation"),
+    "F.max_pool2d": (_Fn(lambda x: F.max_pool2d(x, 2)), X4, "pool_max"),
+    "scale_and_shift": (_Fn(lambda x: x / 255.0 - 0.5), X4, "rescaling"),
+}
+
+
+class _Wrap(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_module_zoo(name):
+    """Each module maps to its canonical op; parameters are the module's; the
+    op table's own shape inference (used for TorchScript) agrees with the trace."""
+    module, shape, op = ZOO[name]
+    net = module if isinstance(module, (_Fn, _Attn)) else _Wrap(module)
+    graph = graph_from_module(net, input_shape=shape, capture="fx")
+    nodes = [n for n in graph if n.op != "input"]
+    assert nodes[-1].op == op and not [n for n in nodes if n.op == "unknown"]
+    truth = sum(p.numel() for p in net.parameters())
+    assert graph.trainable_params == truth
+    for node in nodes:  # ops.infer_shapes from the node's attrs reproduces the traced shape
+        got = modellint.ops.infer_shapes(node.op, node.attrs, [graph.shape_of(r) for r in node.inputs], graph.layout)
+        assert got[0] == node.output_shape, node.name
+    example = torch.zeros(shape, dtype=torch.long if name == "embedding" else torch.float32)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.trace(net, example) if isinstance(module, _Fn) else torch.jit.script(net), buf)
+    buf.seek(0)
+    ts = graph_from_torchscript(torch.jit.load(buf), input_shape=shape)
+    assert [(n.op, n.output_shape, n.params) for n in ts if n.op != "input"] == \
+        [(n.op, n.output_shape, n.params) for n in nodes]
