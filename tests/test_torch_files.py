@@ -241,3 +241,38 @@ def test_exported_program_round_trip(tmp_path):
     g = read_torch_file(path)
     assert g.trainable_params == _params(model)
     assert g.source_format == "pt2" and g.source_path == str(path)
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(not HAVE_TORCH, reason="PyTorch not installed")
+@pytest.mark.parametrize("case", ["truncated_onnx", "random_zip", "hostile_pickle", "state_dict", "bad_target"])
+def test_cli_bad_torch_inputs_one_line_exit_2(tmp_path, case):
+    """Through the command line: one line naming the file, exit 2, nothing executed or written."""
+    from conftest import run_cli, sha256
+
+    target = tmp_path / "pwned"
+    if case == "truncated_onnx":
+        path = tmp_path / "model.onnx"
+        path.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x03" + b"\x00" * 5)
+    elif case == "random_zip":
+        path = tmp_path / "model.pt"
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("random/thing.bin", b"123")
+    elif case == "hostile_pickle":
+        path = tmp_path / "evil.pt"
+        torch.save({"payload": Evil(f"touch {target}")}, path)
+    elif case == "state_dict":
+        path = tmp_path / "weights.pth"
+        torch.save(Net().state_dict(), path)
+    else:
+        path = "no_such_pkg_xyz.models:build"
+    before = sha256(path) if case != "bad_target" else None
+    listing = sorted(os.listdir(tmp_path))
+    r = run_cli("check", path, "--trust-pickle" if case == "hostile_pickle" else "--quiet", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and str(path) in lines[0], r.stderr
+    assert not target.exists()
+    assert sorted(os.listdir(tmp_path)) == listing
+    if before:
+        assert sha256(path) == before
