@@ -101,13 +101,18 @@ class Report:
         return render([self], **kwargs)
 
 
-def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None) -> Report:
+def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
+              probes: Optional[dict] = None) -> Report:
+    """Run ``rules`` on ``graph``; ``probes`` are probe results (name -> result dict) for probe rules."""
     dataset = dataset or DatasetFacts()
-    ctx = Context(graph, dataset)
+    ctx = Context(graph, dataset, probes)
     report = Report(graph=graph, dataset=dataset)
     order = {n.name: i for i, n in enumerate(graph)}
     for rule_cls in rules:
-        missing = [need for need in rule_cls.needs if not dataset.has(need)]
+        if "probes" in rule_cls.needs and probes is None:
+            report.rules_skipped[rule_cls.code] = "needs probe results: modellint probe MODEL --data DIR"
+            continue
+        missing = [need for need in rule_cls.needs if need != "probes" and not dataset.has(need)]
         if missing:
             flags = ", ".join("--" + m.replace("_", "-") for m in missing)
             report.rules_skipped[rule_cls.code] = f"needs dataset facts: {flags} (or --data DIR)"

@@ -138,7 +138,7 @@ def test_text_explain_lists_skipped_rules(seed_report):
     for code, reason in seed_report.rules_skipped.items():
         assert re.search(rf"^\s+{code}\s+{re.escape(reason)}$", explained, re.M), code
         assert code not in plain.split("\n")[-1]
-    assert "(need --data)" in plain.splitlines()[-1]
+    assert "need --data" in plain.splitlines()[-1]
 
 
 def test_text_evidence_toggle_and_determinism(seed_report):

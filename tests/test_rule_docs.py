@@ -55,6 +55,7 @@ def test_rule_has_examples(rule):
     assert len(rule.VALID) >= 1, f"{rule.code} has no VALID example"
     assert len(rule.INVALID) >= 1, f"{rule.code} has no INVALID example"
     for src in (*rule.VALID, *rule.INVALID):
+        src = src[0] if isinstance(src, tuple) else src  # probe rules: (model, measurements)
         assert isinstance(example(src), Graph), (rule.code, src)
 
 
@@ -68,7 +69,7 @@ def test_rule_page_content(rule):
     assert page.index("## Example") < page.index("## Good")
     assert page.count("```python") == len(rule.VALID) + len(rule.INVALID)
     for need in rule.needs:
-        assert f"--{need.replace('_', '-')}" in page
+        assert ("modellint probe" if need == "probes" else f"--{need.replace('_', '-')}") in page
     for ref in rule.references:
         assert str(ref) in page
 

@@ -21,8 +21,9 @@ def _facts(rule):
 @pytest.mark.parametrize("rule,src,should_fire", CASES,
                          ids=[f"{r.code}-{'bad' if bad else 'good'}{i}" for i, (r, _, bad) in enumerate(CASES)])
 def test_rule_examples(rule, src, should_fire):
+    src, probes = src if isinstance(src, tuple) else (src, None)  # probe rules pair a model with measurements
     graph = example(src)
-    report = run_rules(graph, [rule], _facts(rule))
+    report = run_rules(graph, [rule], _facts(rule), probes=probes)
     assert not report.errors, report.errors
     assert rule.code in report.rules_run, report.rules_skipped
     fired = [f for f in report.findings if f.code == rule.code]
@@ -51,6 +52,6 @@ def test_rule_metadata():
 def test_rules_needing_data_are_skipped_without_it():
     graph = example("seq(inp(128, 128, 3), conv(32, act='relu'), gap(), dense(13, act='softmax'))")
     report = run_rules(graph, RULES)
-    needing = {r.code for r in RULES if r.needs}
+    needing = {r.code for r in RULES if r.needs}  # dataset facts or probe results
     assert needing and needing == set(report.rules_skipped)
     assert all("--" in reason for reason in report.rules_skipped.values())

@@ -176,8 +176,11 @@ def summary_line(reports: list) -> str:
             skipped.setdefault(code, reason)
     parts = [head, f"{len(ran)} rule{'' if len(ran) == 1 else 's'} ran"]
     if skipped:
-        if all("dataset facts" in reason for reason in skipped.values()):
-            parts.append(f"{len(skipped)} skipped (need --data)")
+        data = sum("dataset facts" in reason for reason in skipped.values())
+        probe = sum("probe results" in reason for reason in skipped.values())
+        if data + probe == len(skipped):
+            why = ([f"{data} need --data"] if data else []) + ([f"{probe} need probes"] if probe else [])
+            parts.append(f"{len(skipped)} skipped ({', '.join(why)})")
         else:
             parts.append(f"{len(skipped)} skipped (--explain says why)")
     errors = sum(len(r.errors) for r in reports)

@@ -13,12 +13,13 @@ ML7xx   initialization
 ML8xx   regularization
 ML90x   input
 ML95x   efficiency
+ML0xx   data checks (ML00x–ML01x) and probe measurements (ML02x–ML09x): need ``modellint probe``
 ======  ===============================================
 """
 
 from .base import CATEGORIES, REGISTRY, SEVERITIES, Finding, Rule, register  # noqa: F401
 from . import (activation, capacity, efficiency, initialization, input, normalization,  # noqa: F401,E402
-               optimizer, output_head, receptive_field, regularization)
+               optimizer, output_head, probes, receptive_field, regularization)
 
 
 def all_rules() -> list:

@@ -32,9 +32,17 @@ class DatasetFacts:
 
 
 class Context:
-    def __init__(self, graph: Graph, dataset: Optional[DatasetFacts] = None):
+    def __init__(self, graph: Graph, dataset: Optional[DatasetFacts] = None, probes: Optional[dict] = None):
         self.graph = graph
         self.dataset = dataset or DatasetFacts()
+        self.probes = probes  # ProbeReport.to_dict()["results"], when probes ran
+
+    def probe(self, name: str) -> Optional[dict]:
+        """The metrics of a probe that ran to completion, or None."""
+        result = (self.probes or {}).get(name)
+        if not result or result.get("status", "ok") != "ok":
+            return None
+        return result.get("metrics") or {}
 
     # -- analyses, computed once ------------------------------------------------
     @cached_property

@@ -9,6 +9,7 @@ tests/test_rule_docs.py fails when a checked-in page differs from what the rule 
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -61,7 +62,19 @@ def format_example(src: str, width: int = _WIDTH) -> str:
 def _needs(rule_cls) -> str:
     if not rule_cls.needs:
         return "nothing beyond the model"
+    if "probes" in rule_cls.needs:
+        return "probe results (`modellint probe MODEL --data DIR`)"
     return ", ".join(f"`--{n.replace('_', '-')}`" for n in rule_cls.needs) + " (or `--data DIR`)"
+
+
+def _example_lines(example) -> list:
+    """A builder example, or (for probe rules) a model with the measurements a probe reported."""
+    if isinstance(example, tuple):
+        src, probes = example
+        lines = ["```python", format_example(src), "```", "", "with probe measurements:", "", "```json"]
+        metrics = {name: r.get("metrics", r) for name, r in probes.items()}
+        return lines + [json.dumps(metrics, indent=2, sort_keys=True), "```", ""]
+    return ["```python", format_example(example), "```", ""]
 
 
 def _source(rule_cls) -> str:
@@ -80,11 +93,11 @@ def render_rule_page(rule_cls) -> str:
     if rule_cls.INVALID:
         lines += ["## Example", "", "Flagged:", ""]
         for src in rule_cls.INVALID:
-            lines += ["```python", format_example(src), "```", ""]
+            lines += _example_lines(src)
     if rule_cls.VALID:
         lines += ["## Good", "", "Not flagged:", ""]
         for src in rule_cls.VALID:
-            lines += ["```python", format_example(src), "```", ""]
+            lines += _example_lines(src)
     if rule_cls.references:
         lines += ["## References", ""]
         lines += [f"- {_reference(r)}" for r in rule_cls.references]

@@ -1,0 +1,83 @@
+"""What a probe needs from a framework: a :class:`Runner`.
+
+The probes (:mod:`modellint.probes.suite`) are written once against this small
+interface; :mod:`.runner_keras` and :mod:`.runner_torch` implement it in the
+model's own framework. Arrays cross the boundary as numpy: images NHWC float32
+in [0, 1], labels int64 class indices. A runner converts to its own layout.
+
+Every experiment starts from freshly initialised weights (:meth:`Runner.reset`),
+so probes measure the architecture and training setup, not a checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class StepStats:
+    """Per-layer measurements of one training step (layer name -> value)."""
+
+    loss: float
+    grad_norm: dict = field(default_factory=dict)  # L2 norm of the kernel gradient
+    weight_norm: dict = field(default_factory=dict)
+    update_ratio: dict = field(default_factory=dict)  # ||ΔW|| / ||W|| of the step
+    nonfinite: bool = False  # NaN/Inf in loss or gradients
+
+
+@dataclass
+class ActivationStats:
+    """Per-activation-layer statistics over a batch."""
+
+    dead_fraction: dict = field(default_factory=dict)  # units zero on >= 70 % of inputs (ReLU family)
+    saturated_fraction: dict = field(default_factory=dict)  # tanh/sigmoid pre-activations beyond ±5
+
+
+class Runner:
+    """Interface; see the module docstring. Subclasses implement every method."""
+
+    framework = ""
+    #: where the runner puts tensors ("cpu", "cuda", ...)
+    device = "cpu"
+    #: loss the runner trains with, described for reports
+    loss_name = ""
+
+    def reset(self, seed: int, lr: float) -> None:
+        """Fresh weights (seeded) and a fresh optimizer with learning rate ``lr``."""
+        raise NotImplementedError
+
+    def set_lr(self, lr: float) -> None:
+        raise NotImplementedError
+
+    def step(self, x, y, *, measure: bool = False) -> StepStats:
+        """One optimisation step on a batch; with ``measure``, per-layer statistics."""
+        raise NotImplementedError
+
+    def evaluate(self, x, y, batch_size: int = 128) -> tuple:
+        """(mean loss, accuracy) without updating weights."""
+        raise NotImplementedError
+
+    def activation_stats(self, x) -> ActivationStats:
+        raise NotImplementedError
+
+    def output_bias(self) -> Optional[list]:
+        """Bias of the output layer, if it has one (for the class-prior check)."""
+        return None
+
+
+def make_runner(graph, source, *, loss: Optional[str] = None, seed: int = 0) -> Runner:
+    """The runner for ``source`` (a path, a live model, or a code target) in its framework."""
+    if graph.framework == "torch":
+        from .runner_torch import TorchRunner
+
+        return TorchRunner(graph, source, loss=loss, seed=seed)
+    if graph.framework == "keras":
+        from .runner_keras import KerasRunner
+
+        return KerasRunner(graph, source, loss=loss, seed=seed)
+    from ..errors import InputError
+
+    raise InputError(graph.source_path or graph.name,
+                     f"probes need the model's own framework; {graph.framework or 'this'} models cannot be trained "
+                     "here (ONNX files are inference graphs)")

@@ -1,0 +1,407 @@
+"""ML02x–ML03x: findings from probes (short training experiments, `modellint probe`).
+
+These rules read measurements (``ctx.probe(name)``), never run anything. Their
+examples pair a model with the measurements a probe would report for it.
+Thresholds follow the canon in shared/reference/figures.md (Karpathy 2019; the
+Deep Learning Tuning Playbook; Smith 2017; DeepDiagnosis/AUTOTRAINER).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .base import Rule, register
+
+_MODEL = "seq(inp(32, 32, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), gap(), dense(10, act='softmax'))"
+
+#: a unit is dead when zero on >= 70 % of inputs; a layer is flagged when this share of its units are dead
+DEAD_LAYER_SHARE = 0.5
+SATURATED_SHARE = 0.5
+VANISHING_RATIO = 1e-3
+LR_FACTOR = 10.0
+
+
+def _m(**probes):
+    return {name: {"status": "ok", "metrics": metrics} for name, metrics in probes.items()}
+
+
+@register
+class InitLossOff(Rule):
+    """
+    ## What it does
+    Compares the loss of the freshly initialised model with ln(C), the loss of a
+    uniform prediction over C classes.
+
+    ## Why is this bad
+    A loss far above ln(C) at step 0 means the initial predictions are confidently
+    wrong (too large weights or logits, a badly scaled input, a wrong loss); far
+    below means the labels leak or the loss is mis-specified. Either way the first
+    hundreds of steps are spent undoing the initialisation.
+
+    ## Fix
+    Check input scaling, the output layer's initialisation and the loss; set the
+    output bias to the log class prior.
+    """
+
+    code = "ML021"
+    name = "init-loss-off"
+    category = "training"
+    severity = "warning"
+    needs = ("probes",)
+    references = ("Karpathy 2019, A Recipe for Training Neural Networks: verify loss @ init",)
+    INVALID = [(_MODEL, _m(init_loss={"loss": 9.7, "expected": math.log(10), "classes": 10}))]
+    VALID = [(_MODEL, _m(init_loss={"loss": 2.31, "expected": math.log(10), "classes": 10}))]
+
+    def check(self, ctx):
+        m = ctx.probe("init_loss")
+        if not m or not isinstance(m.get("loss"), (int, float)):
+            return
+        loss, expected = m["loss"], m["expected"]
+        if not math.isfinite(loss) or loss > 1.5 * expected + 0.1 or loss < 0.5 * expected:
+            yield self.finding(f"loss at initialisation {loss:.3g}, expected about ln({m['classes']}) = "
+                               f"{expected:.3g}", evidence={"loss": loss, "expected": round(expected, 4)},
+                               explanation="The untrained model should predict about uniformly.",
+                               fix="Check input scaling, the output initialisation and the loss.")
+
+
+@register
+class InputIndependent(Rule):
+    """
+    ## What it does
+    Trains the model for the same number of steps on the real images and on
+    all-zero images, and compares validation accuracy.
+
+    ## Why is this bad
+    If the model does no better with its input than without, it has not learned
+    to use the input at all in that budget: the data pipeline, the labels, the
+    learning rate or the architecture is broken.
+
+    ## Fix
+    Look at the batches right before they enter the model; check labels and the
+    learning rate.
+    """
+
+    code = "ML022"
+    name = "input-independent"
+    category = "training"
+    severity = "warning"
+    needs = ("probes",)
+    references = ("Karpathy 2019: input-independent baseline",)
+    INVALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.11, "zero_val_accuracy": 0.10, "steps": 50}))]
+    VALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.62, "zero_val_accuracy": 0.10, "steps": 50}))]
+
+    def check(self, ctx):
+        m = ctx.probe("zero_input")
+        if m and m["real_val_accuracy"] <= m["zero_val_accuracy"] + 0.02:
+            yield self.finding(f"real inputs give {m['real_val_accuracy']:.0%} validation accuracy, zero inputs "
+                               f"{m['zero_val_accuracy']:.0%}, after {m['steps']} steps",
+                               evidence=dict(m), fix="Check the data pipeline, labels and learning rate.")
+
+
+@register
+class CannotOverfitBatch(Rule):
+    """
+    ## What it does
+    Trains on one small batch (16 images) and checks that the loss approaches zero.
+
+    ## Why is this bad
+    Any reasonable network can memorise 16 examples. If it cannot, something
+    structural is wrong: no non-linearity, a loss that does not match the output
+    (softmax into a from-logits loss), dead units, or a learning rate far off.
+
+    ## Fix
+    Fix what the other findings point at, then re-run the probe.
+    """
+
+    code = "ML023"
+    name = "cannot-overfit-batch"
+    category = "training"
+    severity = "warning"
+    impact = 3
+    needs = ("probes",)
+    references = ("Karpathy 2019: overfit one batch",)
+    INVALID = [(_MODEL, _m(overfit_batch={"initial_loss": 2.3, "final_loss": 2.1, "accuracy": 0.25, "steps": 150,
+                                          "batch": 16}))]
+    VALID = [(_MODEL, _m(overfit_batch={"initial_loss": 2.3, "final_loss": 0.01, "accuracy": 1.0, "steps": 150,
+                                        "batch": 16}))]
+
+    def check(self, ctx):
+        m = ctx.probe("overfit_batch")
+        if m and m["accuracy"] < 1.0 and not m["final_loss"] < 0.2 * m["initial_loss"]:
+            yield self.finding(f"cannot overfit one batch of {m['batch']}: loss {m['initial_loss']:.3g} → "
+                               f"{m['final_loss']:.3g}, accuracy {m['accuracy']:.0%} after {m['steps']} steps",
+                               evidence=dict(m),
+                               explanation="Memorising 16 examples should be easy; failing points at the "
+                                           "architecture, the loss or the learning rate.",
+                               fix="Fix the structural findings (non-linearity, loss/head) and re-run.")
+
+
+@register
+class LearningRateFarFromRangeTest(Rule):
+    """
+    ## What it does
+    Runs a learning-rate range test (exponential sweep, stopped when the smoothed
+    loss exceeds 4x its best) and compares its suggestion (the steepest descent)
+    with the learning rate the model is compiled with.
+
+    ## Why is this bad
+    A configured rate ten times above the suggestion sits where the loss
+    diverges; ten times below, training crawls.
+
+    ## Fix
+    Use a rate near the suggestion (or a schedule that warms up to it).
+    """
+
+    code = "ML024"
+    name = "lr-far-from-range-test"
+    category = "learning-rate"
+    severity = "warning"
+    impact = 3
+    needs = ("probes",)
+    references = ("Smith 2017, Cyclical Learning Rates (WACV); fastai lr_find",)
+    INVALID = [(_MODEL, _m(lr_range={"suggested_lr": 3e-3, "configured_lr": 10.0}))]
+    VALID = [(_MODEL, _m(lr_range={"suggested_lr": 3e-3, "configured_lr": 1e-3}))]
+
+    def check(self, ctx):
+        m = ctx.probe("lr_range")
+        if not m or not m.get("suggested_lr") or not m.get("configured_lr"):
+            return
+        ratio = m["configured_lr"] / m["suggested_lr"]
+        if ratio > LR_FACTOR or ratio < 1 / LR_FACTOR:
+            yield self.finding(f"configured learning rate {m['configured_lr']:g} is {ratio:.3g}× the range test's "
+                               f"suggestion {m['suggested_lr']:.2g}",
+                               evidence={"configured_lr": m["configured_lr"], "suggested_lr": m["suggested_lr"],
+                                         "ratio": round(ratio, 3)},
+                               fix=f"Use a learning rate near {m['suggested_lr']:.2g}.")
+
+
+@register
+class VanishingGradients(Rule):
+    """
+    ## What it does
+    Compares the gradient norm of the first learnable layer with the last during
+    a short training run.
+
+    ## Why is this bad
+    A ratio below 1e-3 means the early layers barely learn (vanishing
+    gradients); above 1e3, they explode.
+
+    ## Fix
+    Normalisation layers, residual connections, ReLU-family activations, He
+    initialisation; gradient clipping for exploding gradients.
+    """
+
+    code = "ML025"
+    name = "vanishing-gradients"
+    category = "training"
+    severity = "warning"
+    needs = ("probes",)
+    references = ("Glorot & Bengio 2010; DeepDiagnosis (ICSE 2022) thresholds",)
+    INVALID = [(_MODEL, _m(train_dynamics={"first_last_grad_ratio": 2e-5, "grad_norm": {"conv_1": 1e-6,
+                                                                                       "dense_1": 0.05}}))]
+    VALID = [(_MODEL, _m(train_dynamics={"first_last_grad_ratio": 0.4, "grad_norm": {"conv_1": 0.02,
+                                                                                    "dense_1": 0.05}}))]
+
+    def check(self, ctx):
+        m = ctx.probe("train_dynamics")
+        r = m.get("first_last_grad_ratio") if m else None
+        if r is None:
+            return
+        names = list(m.get("grad_norm", {}))
+        if r < VANISHING_RATIO or r > 1 / VANISHING_RATIO:
+            kind = "vanishing" if r < 1 else "exploding"
+            yield self.finding(f"{kind} gradients: first/last layer gradient-norm ratio {r:.2g}",
+                               layers=[n for n in (names[:1] + names[-1:]) if n in ctx.graph.nodes],
+                               evidence={"ratio": r, "grad_norm": m.get("grad_norm")},
+                               fix="Add normalisation/residual connections; clip gradients if they explode.")
+
+
+@register
+class DeadUnits(Rule):
+    """
+    ## What it does
+    Measures, after a short training run, the share of ReLU-family units that
+    are zero on at least 70 % of inputs ("dead"), per layer.
+
+    ## Why is this bad
+    A dead unit passes no gradient and never recovers; a layer with most units
+    dead has lost most of its capacity. Usual causes: a learning rate too high,
+    large negative biases, poor initialisation.
+
+    ## Fix
+    Lower the learning rate, use He initialisation, LeakyReLU/GELU, or BatchNorm
+    before the activation.
+    """
+
+    code = "ML026"
+    name = "dead-units"
+    category = "activation"
+    severity = "warning"
+    needs = ("probes",)
+    references = ("AUTOTRAINER (ICSE 2021), DeepDiagnosis (ICSE 2022): dead ReLU at >= 70 % zeros",)
+    INVALID = [(_MODEL, _m(train_dynamics={"dead_fraction": {"conv_1": 0.94, "conv_2": 0.1}}))]
+    VALID = [(_MODEL, _m(train_dynamics={"dead_fraction": {"conv_1": 0.05, "conv_2": 0.1}}))]
+
+    def check(self, ctx):
+        m = ctx.probe("train_dynamics")
+        for layer, frac in ((m or {}).get("dead_fraction") or {}).items():
+            if frac >= DEAD_LAYER_SHARE:
+                yield self.finding(f"{layer}: {frac:.0%} of its units are dead (zero on >= 70 % of inputs)",
+                                   layers=[layer] if layer in ctx.graph.nodes else [],
+                                   evidence={"dead_fraction": frac},
+                                   fix="Lower the learning rate, use He init or LeakyReLU, or normalise first.")
+
+
+@register
+class SaturatedUnits(Rule):
+    """
+    ## What it does
+    Measures the share of tanh/sigmoid pre-activations beyond ±5 after a short
+    training run.
+
+    ## Why is this bad
+    Beyond ±5 the gradient of tanh and sigmoid is below 1e-3: those units have
+    stopped learning.
+
+    ## Fix
+    Normalise before the activation, lower the learning rate, or use ReLU-family activations.
+    """
+
+    code = "ML027"
+    name = "saturated-units"
+    category = "activation"
+    severity = "warning"
+    needs = ("probes",)
+    references = ("DeepDiagnosis (ICSE 2022): saturation beyond ±5",)
+    INVALID = [(_MODEL, _m(train_dynamics={"saturated_fraction": {"dense_1": 0.8}}))]
+    VALID = [(_MODEL, _m(train_dynamics={"saturated_fraction": {"dense_1": 0.02}}))]
+
+    def check(self, ctx):
+        m = ctx.probe("train_dynamics")
+        for layer, frac in ((m or {}).get("saturated_fraction") or {}).items():
+            if frac > SATURATED_SHARE:
+                yield self.finding(f"{layer}: {frac:.0%} of pre-activations are saturated (beyond ±5)",
+                                   layers=[layer] if layer in ctx.graph.nodes else [],
+                                   evidence={"saturated_fraction": frac},
+                                   fix="Normalise before the activation or lower the learning rate.")
+
+
+@register
+class NonFiniteLoss(Rule):
+    """
+    ## What it does
+    Flags NaN or Inf in the loss or the gradients during the short training run.
+
+    ## Why is this bad
+    Once a NaN appears every weight it touches becomes NaN: training is over.
+
+    ## Fix
+    Lower the learning rate, clip gradients, check for log(0) or division by zero
+    in custom losses, and for unscaled inputs.
+    """
+
+    code = "ML028"
+    name = "nonfinite-loss"
+    category = "training"
+    severity = "error"
+    impact = 3
+    needs = ("probes",)
+    INVALID = [(_MODEL, _m(train_dynamics={"nonfinite": True, "lr": 10.0}))]
+    VALID = [(_MODEL, _m(train_dynamics={"nonfinite": False, "lr": 1e-3}))]
+
+    def check(self, ctx):
+        m = ctx.probe("train_dynamics")
+        if m and m.get("nonfinite"):
+            yield self.finding(f"NaN/Inf during training at learning rate {m.get('lr')}",
+                               evidence={"lr": m.get("lr")}, fix="Lower the learning rate; clip gradients.")
+
+
+@register
+class LinearBaselineNotBeaten(Rule):
+    """
+    ## What it does
+    Compares the network's validation accuracy after the probe's training budget
+    with a logistic regression on downsampled pixels.
+
+    ## Why is this bad
+    A convolutional network that does not beat a linear model on raw pixels is
+    not using its depth: usually missing non-linearities, a receptive field too
+    small for the task, or a learning-rate problem.
+
+    ## Fix
+    See the structural findings; re-run the probe after fixing them.
+    """
+
+    code = "ML030"
+    name = "linear-baseline-not-beaten"
+    category = "training"
+    severity = "warning"
+    impact = 3
+    needs = ("probes",)
+    INVALID = [(_MODEL, _m(linear_baseline={"val_accuracy": 0.41},
+                           data_scaling={"rows": [{"fraction": 1.0, "val_accuracy": 0.35, "train_accuracy": 0.4}]}))]
+    VALID = [(_MODEL, _m(linear_baseline={"val_accuracy": 0.41},
+                         data_scaling={"rows": [{"fraction": 1.0, "val_accuracy": 0.78, "train_accuracy": 0.9}]}))]
+
+    def check(self, ctx):
+        lin, scaling = ctx.probe("linear_baseline"), ctx.probe("data_scaling")
+        if not lin or not scaling or not scaling.get("rows"):
+            return
+        net = scaling["rows"][-1]["val_accuracy"]
+        if net <= lin["val_accuracy"]:
+            yield self.finding(f"the network reaches {net:.0%} validation accuracy, a linear model on pixels "
+                               f"{lin['val_accuracy']:.0%}", evidence={"network": net, "linear": lin["val_accuracy"]},
+                               fix="Fix the structural findings and re-run the probes.")
+
+
+@register
+class LearningCurve(Rule):
+    """
+    ## What it does
+    Trains the same step budget on 25 %, 50 % and 100 % of the training split
+    and reads the train/validation gap and the slope.
+
+    ## Why is this bad
+    A large train/validation gap at full data is over-fitting (regularise,
+    augment, get data); low training accuracy with a small gap is
+    under-fitting (more capacity, more steps, better features); validation
+    accuracy still rising with data says more data will pay.
+
+    ## Fix
+    Act on the diagnosis in the message.
+    """
+
+    code = "ML029"
+    name = "learning-curve"
+    category = "capacity"
+    severity = "info"
+    needs = ("probes",)
+    INVALID = [(_MODEL, _m(data_scaling={"rows": [
+        {"fraction": 0.25, "samples": 100, "train_accuracy": 1.0, "val_accuracy": 0.3},
+        {"fraction": 0.5, "samples": 200, "train_accuracy": 1.0, "val_accuracy": 0.38},
+        {"fraction": 1.0, "samples": 400, "train_accuracy": 0.99, "val_accuracy": 0.45}]}))]
+    VALID = [(_MODEL, _m(data_scaling={"rows": [
+        {"fraction": 0.25, "samples": 100, "train_accuracy": 0.8, "val_accuracy": 0.76},
+        {"fraction": 0.5, "samples": 200, "train_accuracy": 0.82, "val_accuracy": 0.79},
+        {"fraction": 1.0, "samples": 400, "train_accuracy": 0.83, "val_accuracy": 0.8}]}))]
+
+    def check(self, ctx):
+        m = ctx.probe("data_scaling")
+        rows = (m or {}).get("rows") or []
+        if len(rows) < 2:
+            return
+        full, half = rows[-1], rows[-2]
+        gap = full["train_accuracy"] - full["val_accuracy"]
+        slope = full["val_accuracy"] - half["val_accuracy"]
+        if gap > 0.15:
+            yield self.finding(f"over-fitting: train accuracy {full['train_accuracy']:.0%} vs validation "
+                               f"{full['val_accuracy']:.0%}" + (f"; validation still rises with data "
+                                                                 f"(+{slope:.0%} from 50 % to 100 %)"
+                                                                 if slope > 0.03 else ""),
+                               evidence={"rows": rows, "gap": round(gap, 3), "slope": round(slope, 3)},
+                               severity="warning",
+                               fix="Augment, regularise (dropout, weight decay) or get more data.")
+        elif full["train_accuracy"] < 0.6 and gap < 0.1 and full["train_accuracy"] < 2 * full["val_accuracy"]:
+            yield self.finding(f"under-fitting within the budget: train accuracy {full['train_accuracy']:.0%}, "
+                               f"validation {full['val_accuracy']:.0%}", evidence={"rows": rows},
+                               fix="More capacity or receptive field, better features, or more steps.")
