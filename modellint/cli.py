@@ -66,6 +66,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-settings", action="store_true", help="ignore configuration files")
     c.set_defaults(func=cmd_check)
 
+    pr = sub.add_parser("probe", help="train briefly on your data and report what happens",
+                        description="Run short, measured experiments on MODEL with the images in --data "
+                                    "(a folder of class sub-folders or an .npz): loss at init, overfitting one "
+                                    "batch, a learning-rate range test, gradient/update ratios, dead units, "
+                                    "a data-scaling curve and a linear baseline; then report them as findings "
+                                    "together with the static rules. Results are cached.")
+    pr.add_argument("model", metavar="MODEL", help="a Keras file, or a PyTorch/Keras code target package.module:factory")
+    pr.add_argument("--data", required=True, metavar="DIR", help="folder of class sub-folders, or an .npz with x/y")
+    pr.add_argument("--budget", type=float, default=180.0, metavar="SECONDS", help="time budget (default 180)")
+    pr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    pr.add_argument("--probes", metavar="LIST", help="comma-separated subset of: init_loss, overfit_batch, "
+                                                     "lr_range, train_dynamics, zero_input, data_scaling, "
+                                                     "linear_baseline")
+    pr.add_argument("--lr", type=float, help="learning rate to probe with (default: the model's, else 1e-3)")
+    pr.add_argument("--max-images", type=int, metavar="N", help="use at most N images (stratified)")
+    pr.add_argument("--no-cache", action="store_true", help="ignore and do not write cached results")
+    pr.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
+    pr.add_argument("--output-file", metavar="FILE")
+    pr.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
+    pr.add_argument("--exit-zero", action="store_true")
+    pr.add_argument("--quiet", "-q", action="store_true")
+    pr.add_argument("--explain", action="store_true")
+    _model_options(pr)
+    pr.set_defaults(func=cmd_probe)
+
+    d = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    sy = dsub.add_parser("synth", help="write the synthetic 13-class stand-in for the seed's data",
+                         description="Write PNG class folders whose classes differ only in shapes larger than "
+                                     "a small receptive field can see. Deterministic for a seed.")
+    sy.add_argument("out", metavar="OUT")
+    sy.add_argument("--classes", type=int, default=13)
+    sy.add_argument("--size", type=int, default=128)
+    sy.add_argument("--count", type=int, default=8000)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.set_defaults(func=cmd_data_synth)
+
     r = sub.add_parser("rules", help="list the rules, or show one rule's page",
                        description="List every rule, or print the documentation page of one.")
     r.add_argument("code", nargs="?", help="a rule code, e.g. ML101")
@@ -222,6 +259,60 @@ def _render(reports, args) -> str:
     from .reports.text import render
 
     return render(reports, quiet=args.quiet, explain=args.explain)
+
+
+def _progress(name: str, message: str) -> None:
+    print(f"modellint probe: {name}: {message}", file=sys.stderr, flush=True)
+
+
+def cmd_probe(args) -> int:
+    from pathlib import Path
+
+    from .engine import run_rules, select_rules
+    from .graph import TrainingConfig
+    from .probes.api import probe_inputs, run_probes
+    from .probes.suite import ALL_PROBES
+
+    shape = None
+    if args.input_shape:
+        try:
+            shape = tuple(int(x) for x in args.input_shape.replace("x", ",").split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(f"--input-shape {args.input_shape!r} is not a list of integers") from None
+    training = TrainingConfig(loss=args.loss.lower(), from_logits=bool(args.from_logits)) if args.loss else None
+    probes = tuple(_split([args.probes])) if args.probes else ALL_PROBES
+    if args.budget <= 0:
+        raise ConfigError("--budget must be positive")
+    graph, dataset, report = run_probes(args.model, args.data, budget=args.budget, seed=args.seed, probes=probes,
+                                        lr=args.lr, input_shape=shape, training=training,
+                                        max_images=args.max_images, use_cache=not args.no_cache,
+                                        progress=None if args.quiet else _progress)
+    from .dataset import facts_from_values
+
+    facts = facts_from_values(len(dataset.y_train) + len(dataset.y_val), len(dataset.class_names),
+                              source=f"--data {args.data}")
+    result = run_rules(graph, select_rules(), facts, probes=probe_inputs(report))
+    result.probes = report
+    text = _render([result], args)
+    if args.output_file:
+        Path(args.output_file).write_text(text + "\n", encoding="utf-8")
+    elif text:
+        print(text)
+    if report.interrupted:
+        return 130
+    if args.exit_zero:
+        return EXIT_OK
+    return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
+
+
+def cmd_data_synth(args) -> int:
+    from .probes.synth import write_synthetic
+
+    if args.classes < 2 or args.size < 32 or args.count < args.classes:
+        raise ConfigError("need --classes >= 2, --size >= 32 and --count >= --classes")
+    write_synthetic(args.out, classes=args.classes, size=args.size, count=args.count, seed=args.seed)
+    print(f"wrote {args.count} images in {args.classes} classes to {args.out}")
+    return EXIT_OK
 
 
 def cmd_rules(args) -> int:

@@ -56,6 +56,7 @@ class Report:
     rules_skipped: dict = field(default_factory=dict)  # code -> reason
     dataset: DatasetFacts = field(default_factory=DatasetFacts)
     errors: list = field(default_factory=list)  # rules that crashed (a bug of ours)
+    probes: Optional[object] = None  # a probes.suite.ProbeReport, when probes ran
 
     @property
     def path(self) -> Optional[str]:
@@ -85,6 +86,7 @@ class Report:
             "rules_run": list(self.rules_run),
             "rules_skipped": dict(self.rules_skipped),
             "errors": list(self.errors),
+            "probes": self.probes.to_dict() if self.probes is not None else None,
         }
 
     def to_json(self, indent: int = 2) -> str:

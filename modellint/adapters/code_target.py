@@ -13,6 +13,16 @@ from ..graph import Graph
 
 
 def load_target(target: str, *, input_shape=None) -> Graph:
+    from . import load_graph
+
+    graph = load_graph(resolve_target(target), input_shape=input_shape)
+    graph.source_path = target
+    graph.source_format = "code"
+    return graph
+
+
+def resolve_target(target: str):
+    """Import ``package.module`` and return the model its ``factory`` (or class) gives."""
     module_name, _, attr = target.partition(":")
     cwd = str(Path.cwd())
     if cwd not in sys.path:
@@ -34,12 +44,7 @@ def load_target(target: str, *, input_shape=None) -> Graph:
     if not _is_model(obj):
         raise InputError(target, f"{attr} did not give a keras.Model or torch.nn.Module "
                          f"(got {type(obj).__name__})")
-    from . import load_graph
-
-    graph = load_graph(obj, input_shape=input_shape)
-    graph.source_path = target
-    graph.source_format = "code"
-    return graph
+    return obj
 
 
 def _is_model(obj) -> bool:

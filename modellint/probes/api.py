@@ -1,0 +1,124 @@
+"""Running the probes on a model and a dataset: load, plan, run, cache.
+
+``run_probes(model, data, ...)`` is what ``modellint probe`` and
+``analyze(..., data=..., probes=True)`` call. Results are cached by the model's
+content, the data's content summary and the settings, so an identical re-run is
+instant (``--no-cache`` skips the cache; ``MODELLINT_CACHE_DIR`` moves it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import InputError
+from .suite import ALL_PROBES, ProbeReport, ProbeResult, ProbeSettings, run_suite
+
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MODELLINT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modellint")
+    return Path(base) / "probes"
+
+
+def _fingerprint(graph, source, dataset, settings: ProbeSettings, loss) -> str:
+    h = hashlib.sha256()
+    h.update(f"v{CACHE_VERSION}".encode())
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        with open(source, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    else:  # a live model or a code target: its architecture
+        h.update(json.dumps(graph.to_dict(), sort_keys=True, default=str).encode())
+    h.update(json.dumps(dataset.summary(), sort_keys=True, default=str).encode())
+    h.update(hashlib.sha256(dataset.x_train[:64].tobytes()).digest())
+    h.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
+    h.update(str(loss).encode())
+    return h.hexdigest()[:32]
+
+
+def _from_cache(path: Path) -> Optional[ProbeReport]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    report = ProbeReport(settings=data.get("settings", {}), data=data.get("data", {}),
+                         interrupted=data.get("interrupted", False), seconds=data.get("seconds", 0.0),
+                         step_seconds=data.get("step_seconds"))
+    for name, r in data.get("results", {}).items():
+        report.results[name] = ProbeResult(name, r.get("status", "ok"), r.get("seconds", 0.0),
+                                           r.get("metrics", {}), r.get("curves", {}), r.get("notes", []))
+    return report
+
+
+def _live_model(graph, source):
+    """The object the runner trains: a path for Keras files, a module for PyTorch."""
+    if graph.framework == "keras":
+        return source
+    if graph.framework == "torch":
+        if isinstance(source, str) and graph.source_format == "code":
+            from ..adapters.code_target import resolve_target
+
+            return resolve_target(source)
+        if isinstance(source, (str, os.PathLike)):
+            raise InputError(source, "probes train the model: pass the PyTorch module as a code target "
+                             "(package.module:factory), not an exported or scripted file")
+        return source
+    return source
+
+
+def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_PROBES, lr=None,
+               input_shape=None, training=None, loss: Optional[str] = None, max_images: Optional[int] = None,
+               use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None):
+    """Load ``model`` and ``data``, run the probes; returns ``(graph, dataset, ProbeReport)``."""
+    from ..adapters import load_graph
+    from .data import load_dataset
+    from .runner import make_runner
+
+    graph = load_graph(model, input_shape=input_shape, training=training)
+    inp = graph.input_shapes()[0] if graph.inputs else None
+    if inp is None or len(inp) != 4 or not inp[1] or not inp[2]:
+        raise InputError(graph.source_path or graph.name, "probes need a model with one fixed-size image input "
+                         f"(got {graph.display_shape(inp) if inp else 'none'})")
+    say = progress or (lambda name, msg: None)
+    say("data", f"loading {data}")
+    dataset = load_dataset(data, image_size=(inp[1], inp[2]), channels=inp[3], seed=seed, max_images=max_images)
+    unknown = [p for p in probes if p not in ALL_PROBES]
+    if unknown:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown probe(s) {', '.join(unknown)} (known: {', '.join(ALL_PROBES)})")
+    settings = ProbeSettings(budget=budget, seed=seed, probes=tuple(probes), lr=lr)
+    key = _fingerprint(graph, model, dataset, settings, loss)
+    path = cache_dir() / f"{key}.json"
+    if use_cache and path.is_file():
+        cached = _from_cache(path)
+        if cached is not None:
+            say("cache", f"results from {path}")
+            cached.data["checks"] = dataset.checks
+            return graph, dataset, cached
+    runner = make_runner(graph, _live_model(graph, model), loss=loss, seed=seed)
+    report = run_suite(runner, dataset, graph, settings, progress=progress)
+    report.data["checks"] = dataset.checks
+    if use_cache and not report.interrupted:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(report.to_dict()))
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only home must not fail the run
+    return graph, dataset, report
+
+
+def probe_inputs(report: ProbeReport) -> dict:
+    """What probe rules read: each probe's result as a dict, plus the data checks."""
+    out = {name: r.to_dict() for name, r in report.results.items()}
+    out["data_checks"] = {"status": "ok", "metrics": {"checks": report.data.get("checks", [])}}
+    return out
