@@ -12,6 +12,7 @@ DEV    := $(VENV)/.installed-dev
 
 demo: $(CORE)
 	$(BIN)/modellint summary examples/seed_cnn.h5
+	$(BIN)/modellint check examples/seed_cnn.h5 --samples 8000 --classes 13 --image-size 128x128 --exit-zero
 
 test: $(DEV)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
