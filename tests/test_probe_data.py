@@ -204,7 +204,10 @@ def test_clean_folder_has_only_the_statistics(tmp_path):
     ds = load_dataset(root, image_size=(16, 16), val_fraction=0.2)
     assert _codes(ds) == {"ML008"}
     assert all(set(c) >= {"code", "severity", "message", "evidence", "files"} for c in ds.checks)
-    assert set(DATA_CHECKS) == {f"ML100{i}" for i in range(1, 9)}
+    from modellint.rules import REGISTRY
+
+    assert set(DATA_CHECKS) == {f"ML00{i}" for i in range(1, 9)}
+    assert all(REGISTRY[code].name == name for code, (name, _, _) in DATA_CHECKS.items())
 
 
 def test_class_imbalance(tmp_path):

@@ -35,22 +35,16 @@ from typing import Optional
 
 import numpy as np
 
+from ..rules.data import DATA_RULES
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 IMBALANCE_RATIO = 3.0     # ML001 fires when the largest class has more than this x the smallest
 MAX_FILES_LISTED = 50     # file names kept per check
 
-#: code -> (name, default severity, one-line description); the data checks' reference.
-DATA_CHECKS = {
-    "ML001": ("class-imbalance", "warning", "largest class more than 3x the smallest"),
-    "ML002": ("unreadable-images", "warning", "image files that cannot be decoded (skipped)"),
-    "ML003": ("duplicates-within-class", "info", "identical images repeated inside a class"),
-    "ML004": ("duplicates-across-classes", "error", "identical images with different labels"),
-    "ML005": ("duplicates-across-split", "warning", "identical images in both training and validation"),
-    "ML006": ("image-size-mismatch", "warning", "image sizes/aspect ratios differ from the model input"),
-    "ML007": ("channel-mismatch", "warning", "grey images for an RGB model, or colour for a grey one"),
-    "ML008": ("pixel-statistics", "info", "pixel range and per-channel mean/std of the data"),
-}
+#: code -> (name, default severity, one-line description). The reference lives with the
+#: rules that report these checks (modellint/rules/data.py): one place per fact.
+DATA_CHECKS = {code: spec[:3] for code, spec in DATA_RULES.items()}
 
 
 @dataclass

@@ -1,0 +1,500 @@
+"""The probe :class:`~.runner.Runner` for Keras 3 models.
+
+The architecture is read with Keras' own loader (``keras.saving.load_model(...,
+compile=False, safe_mode=True)``); a model with a ``Lambda`` layer is refused,
+because probes run the model and modellint never executes Lambda bytecode.
+
+:meth:`KerasRunner.reset` builds a fresh model with ``keras.models.clone_model``
+right after ``keras.utils.set_random_seed(seed)``: new layers, new initialisation,
+so the probes measure the architecture and the training setup, never the weights
+of a checkpoint. The optimizer is the graph's configured class (default Adam)
+and the loss is the ``loss`` argument, else the graph's compiled loss with its
+``from_logits`` flag, else sparse categorical cross-entropy that takes logits
+unless the output is a softmax/sigmoid.
+
+Measurements
+------------
+* ``step(measure=True)``: for every *learnable layer* (a layer with a trainable
+  weight of rank >= 2: kernels, depthwise/pointwise kernels, embeddings; biases and
+  BatchNorm's gamma/beta are not "kernels"), the L2 norm of the gradient of those
+  weights, their norm before the step, and ``||ΔW|| / ||W||`` of the step. Keys
+  are layer names, ``outer/inner`` inside nested models (as in the graph). The
+  reported loss is the data loss; the gradient is of the data loss plus the
+  model's regularisation losses (what ``fit`` optimises).
+* ``activation_stats``: every ReLU-family activation (``relu``, ``relu6``, ``gelu``,
+  ``silu``/``swish``, ``mish``, ``ReLU`` layers without a negative slope) gives the
+  fraction of its units (channels) whose output is zero (``|y| <= 1e-6``) on
+  >= 70 % of positions x inputs; every ``tanh``/``sigmoid`` gives the fraction of
+  its pre-activations beyond ±5. Activation layers (``Activation``, ``ReLU``) are
+  keyed by layer name and read their input as the pre-activation; fused
+  activations (``Conv2D(activation="relu")``) are keyed ``"<layer>.activation"``
+  (the graph's node name) and their pre-activation comes from a clone of the
+  layer with ``activation="linear"`` holding the same weights, applied to the
+  layer's input. The tensors come from Keras sub-models
+  (``keras.Model(model.inputs, [...])``), recursing into nested models;
+  sub-classed models (no graph of layers) give no activation statistics.
+
+TensorFlow is used directly only for the gradient (``tf.GradientTape``) and to
+trace the training step (``tf.function``): Keras 3 has no backend-neutral
+per-variable gradient API.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InputError
+from .runner import ActivationStats, Runner, StepStats
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DEAD_ZERO = 1e-6          # an output this close to 0 counts as zero
+DEAD_SHARE = 0.70         # a unit is dead when zero on at least this share of positions x inputs
+SATURATION = 5.0          # |pre-activation| beyond this saturates tanh/sigmoid
+TINY = 1e-12              # ||W|| floor of the update ratio (an all-zero kernel gives ||ΔW|| * 1e12)
+RELU_FAMILY = {"relu", "relu6", "gelu", "silu", "swish", "mish"}
+SATURATING = {"tanh", "sigmoid"}
+
+_LOSS_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "bce": "binary_crossentropy",
+                 "cce": "categorical_crossentropy", "scce": "sparse_categorical_crossentropy",
+                 "crossentropy": "sparse_categorical_crossentropy", "cross_entropy": "sparse_categorical_crossentropy",
+                 "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence"}
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def output_activation(graph) -> Optional[str]:
+    """The activation function at the graph's (first) output, if it ends in one."""
+    if graph is None or not getattr(graph, "outputs", None):
+        return None
+    node = graph.nodes.get(graph.outputs[0].split(":")[0])
+    while node is not None and node.op in ("reshape", "flatten", "identity", "dropout") and node.inputs:
+        node = graph.nodes.get(node.inputs[0].split(":")[0])
+    if node is not None and node.op == "activation":
+        return node.attrs.get("function")
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+class KerasRunner(Runner):
+    framework = "keras"
+
+    def __init__(self, graph, source, *, loss=None, seed: int = 0):
+        import keras
+
+        self.graph = graph
+        self._where = str(source) if isinstance(source, (str, os.PathLike)) else (
+            getattr(graph, "source_path", None) or getattr(graph, "name", None) or "model")
+        if graph is not None and any(n.source_type == "Lambda" for n in graph):
+            self._refuse_lambda()
+        self._template = self._load(source)
+        if any(isinstance(layer, keras.layers.Lambda) for layer in self._all_layers(self._template)):
+            self._refuse_lambda()
+        import tensorflow as tf
+
+        self.device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+        self._loss_spec = loss
+        self.model = None
+        training = getattr(graph, "training", None)
+        self._lr = float(training.learning_rate) if training is not None and training.learning_rate else 1e-3
+        self.reset(seed, self._lr)
+
+    # -- loading -----------------------------------------------------------
+    def _refuse_lambda(self):
+        raise InputError(self._where, "the model has a Lambda layer; probes need to run the model and modellint "
+                                      "never executes Lambda code (replace it with a registered custom layer)")
+
+    def _load(self, source):
+        import keras
+
+        if isinstance(source, keras.Model):
+            return source
+        if not isinstance(source, (str, os.PathLike)):
+            raise InputError(self._where, f"probes need a Keras model file or a keras.Model, not {type(source).__name__}")
+        path = Path(source)
+        if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+            raise InputError(path, "probes load Keras models from .keras or .h5 files")
+        try:
+            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        except Exception as exc:  # unknown custom layers, Lambda in safe mode, a broken file...
+            if "lambda" in str(exc).lower():
+                self._refuse_lambda()
+            raise InputError(path, f"Keras cannot rebuild this model to run the probes ({_one_line(exc)})") from None
+        if not isinstance(model, keras.Model):
+            raise InputError(path, "the file does not hold a Keras model")
+        return model
+
+    @staticmethod
+    def _all_layers(model):
+        import keras
+
+        out = []
+        for layer in getattr(model, "layers", []):
+            out.append(layer)
+            if isinstance(layer, keras.Model):
+                out.extend(KerasRunner._all_layers(layer))
+        return out
+
+    # -- set-up ------------------------------------------------------------
+    def reset(self, seed: int, lr: float) -> None:
+        """A fresh initialisation (``clone_model`` after ``set_random_seed``) and a fresh optimizer.
+
+        The first call makes the clone the working model and traces the step; later
+        calls assign a new clone's variables (weights, BatchNorm statistics, dropout
+        seed states) and a new optimizer's variables to the working ones, so the
+        traced ``tf.function`` is reused instead of traced again (~0.4 s a trace)."""
+        import keras
+
+        keras.utils.set_random_seed(int(seed))
+        try:
+            model = keras.models.clone_model(self._template)
+        except Exception as exc:
+            raise InputError(self._where, f"Keras cannot clone this model for the probes ({_one_line(exc)})") from None
+        if not model.built:
+            raise InputError(self._where, "the Keras model is not built (no input shape); probes need its input size")
+        if self.model is not None:
+            fresh, work = list(model.variables), list(self.model.variables)
+            if len(fresh) == len(work) and all(tuple(a.shape) == tuple(b.shape) for a, b in zip(fresh, work)):
+                for a, b in zip(work, fresh):
+                    a.assign(b.value)
+                optimizer = self._make_optimizer(lr)
+                optimizer.build(self._tvars)
+                for a, b in zip(self.optimizer.variables, optimizer.variables):
+                    a.assign(b.value)
+                self.set_lr(lr)
+                return
+        if len(getattr(model, "inputs", None) or [None]) != 1 or len(getattr(model, "outputs", None) or [None]) != 1:
+            raise InputError(self._where, "probes run models with one image input and one class output")
+        self.model = model
+        self._layers = self._learnable(model)
+        self._tvars = list(model.trainable_variables)
+        if not self._tvars:
+            raise InputError(self._where, "the model has no trainable weights; there is nothing to probe")
+        index = {id(v): i for i, v in enumerate(self._tvars)}
+        self._groups = [[index[id(v)] for v in vs if id(v) in index] for _, vs in self._layers]
+        self._loss_fn, self._sparse, self._logits = self._make_loss(self._loss_spec)
+        self._n_out = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else None
+        self.optimizer = self._make_optimizer(lr)
+        self.optimizer.build(self._tvars)
+        self._lr = float(lr)
+        self._train_fns = {}
+        self._predict_fn = None
+        self._act_plan = None
+
+    def set_lr(self, lr: float) -> None:
+        self._lr = float(lr)
+        self.optimizer.learning_rate = float(lr)
+
+    def _learnable(self, model, prefix: str = "") -> list:
+        """(name, [rank >= 2 trainable variables]) per learnable layer, in layer order."""
+        import keras
+
+        out = []
+        for layer in model.layers:
+            if isinstance(layer, keras.Model) and layer.layers:
+                out.extend(self._learnable(layer, f"{prefix}{layer.name}/"))
+                continue
+            vs = [v for v in layer.trainable_weights if len(v.shape) >= 2]
+            if vs:
+                out.append((prefix + layer.name, vs))
+        return out
+
+    def _make_optimizer(self, lr: float):
+        import keras
+
+        training = getattr(self.graph, "training", None)
+        name = (training.optimizer if training is not None else None) or "adam"
+        config = dict(training.optimizer_config) if training is not None and training.optimizer_config else {}
+        cls = None
+        for attr in dir(keras.optimizers):
+            obj = getattr(keras.optimizers, attr)
+            if (inspect.isclass(obj) and issubclass(obj, keras.optimizers.Optimizer)
+                    and _norm_name(attr) == _norm_name(name)):
+                cls = obj
+                break
+        if cls is None:
+            cls = keras.optimizers.Adam
+        params = inspect.signature(cls.__init__).parameters
+        skip = ("learning_rate", "name", "self", "use_ema", "ema_momentum", "ema_overwrite_frequency",
+                "loss_scale_factor", "gradient_accumulation_steps")  # one probe step = one update
+        kwargs = {k: v for k, v in config.items() if k in params and k not in skip and not isinstance(v, dict)}
+        try:
+            return cls(learning_rate=float(lr), **kwargs)
+        except Exception:
+            return cls(learning_rate=float(lr))
+
+    def _make_loss(self, spec):
+        """(loss object, labels sparse?, output is logits?)."""
+        import keras
+
+        training = getattr(self.graph, "training", None)
+        if isinstance(spec, keras.losses.Loss):
+            sparse = "sparse" in type(spec).__name__.lower()
+            logits = bool(getattr(spec, "from_logits", False) or spec.get_config().get("from_logits", False))
+            self.loss_name = type(spec).__name__
+            return spec, sparse, logits
+        if spec is not None and not isinstance(spec, str):
+            raise InputError(self._where, f"loss must be a name or a keras.losses.Loss, not {type(spec).__name__}")
+        config: dict = {}
+        from_logits = None
+        if spec is None and training is not None and training.loss:
+            spec, from_logits = training.loss, training.from_logits
+            config = {k: v for k, v in (training.loss_config or {}).items() if not isinstance(v, (dict, list))}
+        elif spec is not None and training is not None and training.loss and \
+                _norm_name(training.loss) == _norm_name(spec):
+            from_logits = training.from_logits
+        out_act = output_activation(self.graph)
+        if out_act is None and getattr(self._template, "layers", None):
+            out_act = getattr(getattr(self._template.layers[-1], "activation", None), "__name__", None)
+        if from_logits is None:
+            from_logits = out_act not in ("softmax", "sigmoid", "log_softmax")
+        name = (spec or "sparse_categorical_crossentropy").lower()
+        name = _LOSS_ALIASES.get(name, name)
+        cls = None
+        for attr in dir(keras.losses):
+            obj = getattr(keras.losses, attr)
+            if inspect.isclass(obj) and issubclass(obj, keras.losses.Loss) and _norm_name(attr) == _norm_name(name):
+                cls = obj
+                break
+        if cls is None:
+            raise InputError(self._where, f"probes cannot train with the loss {spec!r} (not a Keras loss class)")
+        params = inspect.signature(cls.__init__).parameters
+        kwargs = {k: v for k, v in config.items() if k in params and k not in ("name", "reduction", "self")}
+        if "from_logits" in params:
+            kwargs["from_logits"] = bool(from_logits)
+        try:
+            fn = cls(**kwargs)
+        except Exception:
+            fn = cls(**({"from_logits": bool(from_logits)} if "from_logits" in params else {}))
+        logits = bool(kwargs.get("from_logits", False))
+        self.loss_name = f"{cls.__name__}(from_logits={logits})" if "from_logits" in params else cls.__name__
+        return fn, cls.__name__.startswith("Sparse"), logits
+
+    # -- data --------------------------------------------------------------
+    def _labels(self, y):
+        y = np.asarray(y).astype(np.int64).reshape(-1)
+        if self._n_out and len(y) and (y.max() >= max(self._n_out, 2) or y.min() < 0):
+            raise InputError(self._where, f"the data has class index {int(y.max())} but the model has "
+                                          f"{self._n_out} output(s)")
+        if self._sparse:
+            return y
+        n = self._n_out or int(y.max()) + 1
+        if n == 1:
+            return y.astype(np.float32).reshape(-1, 1)
+        return np.eye(n, dtype=np.float32)[y]
+
+    @staticmethod
+    def _images(x):
+        return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+
+    # -- training ----------------------------------------------------------
+    def _train_fn(self, measure: bool):
+        fn = self._train_fns.get(measure)
+        if fn is not None:
+            return fn
+        # TensorFlow, not Keras: per-variable gradients need the backend's GradientTape
+        # (Keras 3 has no backend-neutral gradient API); tf.function traces the step once.
+        import tensorflow as tf
+
+        model, opt, loss_fn, tvars, groups = self.model, self.optimizer, self._loss_fn, self._tvars, self._groups
+
+        def gnorm(ts):
+            return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in ts]))
+
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                pred = model(x, training=True)
+                data_loss = tf.cast(loss_fn(y, pred), tf.float32)
+                total = data_loss + tf.add_n(model.losses) if model.losses else data_loss
+            grads = tape.gradient(total, tvars)
+            grads = [g if g is not None else tf.zeros_like(v) for g, v in zip(grads, tvars)]
+            finite = tf.logical_and(tf.math.is_finite(data_loss),
+                                    tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+            stats = ()
+            if measure:
+                before = [[tf.identity(tvars[i].value) for i in grp] for grp in groups]
+                g_norms = tf.stack([gnorm([grads[i] for i in grp]) for grp in groups])
+                w_norms = tf.stack([gnorm(b) for b in before])
+            opt.apply(grads, tvars)
+            if measure:
+                d_norms = tf.stack([gnorm([tvars[i].value - b for i, b in zip(grp, bs)])
+                                    for grp, bs in zip(groups, before)])
+                stats = (g_norms, w_norms, d_norms)
+            return data_loss, finite, stats
+
+        fn = tf.function(step, reduce_retracing=True)
+        self._train_fns[measure] = fn
+        return fn
+
+    def _guard(self, fn, *args):
+        """Run ``fn``; a failure of the model on the batch becomes a one-line InputError."""
+        try:
+            return fn(*args)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(self._where, f"the model failed on the probe batch ({_one_line(exc)})") from None
+
+    def step(self, x, y, *, measure: bool = False) -> StepStats:
+        labels = self._labels(y)
+        loss, finite, stats = self._guard(self._train_fn(bool(measure)), self._images(x), labels)
+        out = StepStats(loss=float(loss), nonfinite=not bool(finite))
+        if measure:
+            g, w, d = (np.asarray(s, dtype=np.float64) for s in stats)
+            for k, (name, _) in enumerate(self._layers):
+                out.grad_norm[name] = float(g[k])
+                out.weight_norm[name] = float(w[k])
+                out.update_ratio[name] = float(d[k] / max(w[k], TINY))  # finite for an all-zero kernel
+        return out
+
+    def _predict(self, x):
+        if self._predict_fn is None:
+            import tensorflow as tf
+
+            model = self.model
+            self._predict_fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+        return self._predict_fn(x)
+
+    def evaluate(self, x, y, batch_size: int = 128) -> tuple:
+        x, y = self._images(x), np.asarray(y).astype(np.int64).reshape(-1)
+        if len(x) == 0:
+            return float("nan"), float("nan")
+        total, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            pred = self._guard(self._predict, xb)
+            total += float(self._loss_fn(self._labels(yb), pred)) * len(xb)
+            p = np.asarray(pred)
+            if p.ndim > 1 and p.shape[-1] > 1:
+                guess = p.reshape(len(xb), -1, p.shape[-1]).mean(axis=1).argmax(-1)
+            else:
+                guess = (p.reshape(len(xb), -1)[:, 0] > (0.0 if self._logits else 0.5)).astype(np.int64)
+            correct += int((guess == yb).sum())
+        return total / len(x), correct / len(x)
+
+    # -- activations -------------------------------------------------------
+    def _plan(self, model, prefix: str = "") -> Optional[dict]:
+        """What to read from ``model``'s graph of layers: a sub-model and per-output jobs."""
+        import keras
+
+        if not getattr(model, "inputs", None) or not getattr(model, "layers", None):
+            return None  # a sub-classed model: no graph of layers to read
+        fused_types = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Conv1D, keras.layers.Conv2D,
+                       keras.layers.Conv3D, keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose,
+                       keras.layers.Conv3DTranspose, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D,
+                       keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+        tensors, jobs = [], []
+        channels_first = getattr(self.graph, "layout", "channels_last") == "channels_first"
+        for layer in model.layers:
+            try:
+                inp = layer.input
+            except Exception:
+                continue
+            if isinstance(layer, keras.Model):
+                sub = self._plan(layer, f"{prefix}{layer.name}/")
+                if sub is not None and not isinstance(inp, (list, tuple, dict)):
+                    jobs.append(("nested", sub, None, None))
+                    tensors.append(inp)
+                continue
+            if isinstance(inp, (list, tuple, dict)):
+                continue
+            kind, fn, name = None, None, prefix + layer.name
+            if isinstance(layer, keras.layers.ReLU):
+                if not float(getattr(layer, "negative_slope", 0.0) or 0.0):
+                    kind, fn = "dead", layer
+            elif isinstance(layer, keras.layers.Activation):
+                act = getattr(layer.activation, "__name__", "")
+                kind = "dead" if act in RELU_FAMILY else "sat" if act in SATURATING else None
+                fn = layer.activation
+            elif isinstance(layer, fused_types):
+                act = getattr(getattr(layer, "activation", None), "__name__", "linear")
+                kind = "dead" if act in RELU_FAMILY else "sat" if act in SATURATING else None
+                if kind is not None:
+                    cfg = dict(layer.get_config(), activation="linear")
+                    try:
+                        linear = layer.__class__.from_config(cfg)
+                        linear.build(tuple(inp.shape))
+                    except Exception:
+                        continue
+                    fn = (layer, linear)
+                    name += ".activation"
+            if kind is None:
+                continue
+            fmt = getattr(layer, "data_format", None)
+            axis = 1 if (fmt == "channels_first" or (fmt is None and channels_first)) else -1
+            jobs.append((kind, fn, name, axis))
+            tensors.append(inp)
+        if not tensors:
+            return {"model": None, "jobs": []}
+        try:
+            probe = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, tensors)
+        except Exception:
+            return None
+        return {"model": probe, "jobs": jobs}
+
+    def _run_plan(self, plan, x, acc: dict):
+        import keras
+
+        if plan is None or plan["model"] is None:
+            return
+        values = plan["model"](x, training=False)
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        for (kind, fn, name, axis), pre in zip(plan["jobs"], values):
+            if kind == "nested":
+                self._run_plan(fn, pre, acc)
+                continue
+            if isinstance(fn, tuple):  # fused: linear clone with the layer's current weights
+                layer, linear = fn
+                linear.set_weights(layer.get_weights())
+                pre = linear(pre, training=False)
+                post = layer.activation(pre)
+            else:
+                post = fn(pre)
+            a = acc.setdefault(name, {"kind": kind, "zero": None, "count": 0, "sat": 0, "total": 0})
+            if kind == "dead":
+                y = np.moveaxis(np.asarray(keras.ops.convert_to_numpy(post)), axis, -1)
+                y = y.reshape(-1, y.shape[-1])
+                zeros = (np.abs(y) <= DEAD_ZERO).sum(axis=0).astype(np.float64)
+                a["zero"] = zeros if a["zero"] is None else a["zero"] + zeros
+                a["count"] += y.shape[0]
+            else:
+                p = np.asarray(keras.ops.convert_to_numpy(pre))
+                a["sat"] += int((np.abs(p) > SATURATION).sum())
+                a["total"] += p.size
+
+    def activation_stats(self, x, batch_size: int = 64) -> ActivationStats:
+        if self._act_plan is None:
+            self._act_plan = (self._plan(self.model),)
+        plan = self._act_plan[0]
+        x = self._images(x)
+        acc: dict = {}
+        for i in range(0, len(x), batch_size):
+            self._guard(self._run_plan, plan, x[i:i + batch_size], acc)
+        out = ActivationStats()
+        for name, a in acc.items():
+            if a["kind"] == "dead" and a["count"]:
+                out.dead_fraction[name] = float(np.mean(a["zero"] / a["count"] >= DEAD_SHARE))
+            elif a["kind"] == "sat" and a["total"]:
+                out.saturated_fraction[name] = a["sat"] / a["total"]
+        return out
+
+    def output_bias(self) -> Optional[list]:
+        import keras
+
+        dense = [layer for layer in self._all_layers(self.model) if isinstance(layer, keras.layers.Dense)]
+        if not dense or getattr(dense[-1], "bias", None) is None:
+            return None
+        return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(dense[-1].bias)).reshape(-1)]
