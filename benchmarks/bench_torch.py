@@ -33,63 +33,11 @@ from _util import ENV, ROOT, report  # noqa: E402
 
 
 def resnet50():
-    """torchvision.models.resnet50's architecture, without torchvision."""
-    import torch
-    from torch import nn
+    """torchvision's ResNet-50 architecture (tests/torch_resnet.py)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from torch_resnet import resnet50 as build
 
-    class Bottleneck(nn.Module):
-        def __init__(self, inplanes, planes, stride=1, downsample=None):
-            super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(planes)
-            self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-            self.bn2 = nn.BatchNorm2d(planes)
-            self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(planes * 4)
-            self.relu = nn.ReLU(inplace=True)
-            self.downsample = downsample
-
-        def forward(self, x):
-            identity = x
-            out = self.relu(self.bn1(self.conv1(x)))
-            out = self.relu(self.bn2(self.conv2(out)))
-            out = self.bn3(self.conv3(out))
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            out += identity
-            return self.relu(out)
-
-    class ResNet(nn.Module):
-        def __init__(self, layers=(3, 4, 6, 3), num_classes=1000):
-            super().__init__()
-            self.inplanes = 64
-            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.relu = nn.ReLU(inplace=True)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-            self.layer1 = self._make_layer(64, layers[0])
-            self.layer2 = self._make_layer(128, layers[1], stride=2)
-            self.layer3 = self._make_layer(256, layers[2], stride=2)
-            self.layer4 = self._make_layer(512, layers[3], stride=2)
-            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(2048, num_classes)
-
-        def _make_layer(self, planes, blocks, stride=1):
-            downsample = None
-            if stride != 1 or self.inplanes != planes * 4:
-                downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False),
-                                           nn.BatchNorm2d(planes * 4))
-            layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
-            self.inplanes = planes * 4
-            layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-            return nn.Sequential(*layers)
-
-        def forward(self, x):
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(torch.flatten(self.avgpool(x), 1))
-
-    return ResNet()
+    return build()
 
 
 def _rss_mib() -> float:
