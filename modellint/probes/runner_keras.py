@@ -309,6 +309,7 @@ class KerasRunner(Runner):
         import tensorflow as tf
 
         model, opt, loss_fn, tvars, groups = self.model, self.optimizer, self._loss_fn, self._tvars, self._groups
+        logits = self._logits
 
         def gnorm(ts):
             return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in ts]))
@@ -316,6 +317,12 @@ class KerasRunner(Runner):
         def step(x, y):
             with tf.GradientTape() as tape:
                 pred = model(x, training=True)
+                if logits:
+                    # A from_logits loss sees the output as configured: else Keras' TF backend silently
+                    # swaps a Softmax output for its logits (graph mode only), and the step would train
+                    # on a loss that evaluate() does not compute, hiding the softmax/from_logits mismatch.
+                    # (Without from_logits the swap is Keras' stable log-softmax: kept, as in fit().)
+                    pred = tf.identity(pred)
                 data_loss = tf.cast(loss_fn(y, pred), tf.float32)
                 total = data_loss + tf.add_n(model.losses) if model.losses else data_loss
             grads = tape.gradient(total, tvars)

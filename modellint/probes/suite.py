@@ -166,7 +166,8 @@ def probe_lr_range(runner, data, graph, settings, steps, lo=1e-7, hi=10.0) -> Pr
         hi_i = int(np.argmin(smooth)) + 1
         if hi_i > lo_i:
             suggestion = float(lrs[lo_i + int(np.argmin(slope[lo_i:hi_i]))])
-    configured = graph.training.learning_rate if graph.training else None
+    # the rate the other probes train with: --lr when given, else the model's compiled one
+    configured = settings.lr or (graph.training.learning_rate if graph.training else None)
     return ProbeResult("lr_range", metrics={"suggested_lr": suggestion, "configured_lr": configured,
                                             "min_loss_lr": float(lrs[int(np.argmin(smooth))]) if smooth else None,
                                             "steps": len(lrs)},
@@ -290,7 +291,8 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
         report.step_seconds = per_step
         for name in settings.probes:
             spent = time.perf_counter() - start
-            share = BUDGET_SHARE[name] * settings.budget
+            # the selected probes share the whole budget in the proportions of BUDGET_SHARE
+            share = BUDGET_SHARE[name] / sum(BUDGET_SHARE[p] for p in settings.probes) * settings.budget
             steps = int(min(share, max(settings.budget - spent, 0)) / per_step)
             if name not in ("linear_baseline", "init_loss") and steps < 5:
                 report.results[name] = ProbeResult(name, status="skipped",
