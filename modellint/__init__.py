@@ -22,13 +22,17 @@ def load_graph(source, **kwargs):
     return _load(source, **kwargs)
 
 
-def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None, **load_kwargs):
+def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None, data=None, probes=False,
+            budget=180.0, seed=0, **load_kwargs):
     # load_kwargs: config=, trust_pickle=, input_shape=, example_inputs=, training= (see load_graph)
     """Load a model (path or live object), run the rules, return a :class:`~modellint.engine.Report`.
 
     ``dataset`` is optional: a dict ``{"samples": 8000, "classes": 13, "image_size": (128, 128)}``,
     a folder of class sub-folders, or a :class:`~modellint.rules.context.DatasetFacts`.
     ``select`` / ``ignore`` / ``extend_select`` take codes, code prefixes or categories.
+    With ``data=`` (a folder of class sub-folders or an ``.npz``) and ``probes=True`` the
+    probes train briefly within ``budget`` seconds and their findings join the report
+    (``report.probes`` holds the measurements and curves).
 
     >>> report = analyze("examples/seed_cnn.h5", dataset={"samples": 8000, "classes": 13})  # doctest: +SKIP
     >>> [f.code for f in report.findings]                                                      # doctest: +SKIP
@@ -39,7 +43,23 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     from .engine import run_rules, select_rules
     from .rules.context import DatasetFacts
 
+    if probes:
+        if data is None:
+            raise ModelLintError("analyze(probes=True) needs data= (a folder of class sub-folders or an .npz)")
+        from .dataset import facts_from_values as _facts
+        from .probes.api import probe_inputs, run_probes
+
+        graph, ds, probe_report = run_probes(model, data, budget=budget, seed=seed,
+                                             input_shape=load_kwargs.get("input_shape"),
+                                             training=load_kwargs.get("training"))
+        facts = _facts(len(ds.y_train) + len(ds.y_val), len(ds.class_names), source=f"data={data}")
+        report = run_rules(graph, select_rules(select=select, ignore=ignore, extend_select=extend_select), facts,
+                           probes=probe_inputs(probe_report))
+        report.probes = probe_report
+        return report
     graph = load_graph(model, **load_kwargs)
+    if dataset is None and data is not None:
+        dataset = data
     if isinstance(dataset, DatasetFacts) or dataset is None:
         facts = dataset
     elif isinstance(dataset, (str, os.PathLike)):

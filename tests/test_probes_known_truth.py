@@ -261,3 +261,14 @@ def test_cache_is_fast_and_identical(tmp_path, quad, monkeypatch):
         assert a["results"][name]["metrics"] == b["results"][name]["metrics"]
         assert a["results"][name]["curves"] == b["results"][name]["curves"]
     assert all(math.isfinite(v) for v in a["results"]["overfit_batch"]["curves"]["loss"])
+
+
+def test_analyze_with_probes(tmp_path, quad, monkeypatch):
+    """The Python API runs the probes too: analyze(model, data=..., probes=True)."""
+    from modellint import analyze
+
+    monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
+    model = _keras_cnn(tmp_path / "m.keras", lr=10.0)
+    report = analyze(model, data=quad, probes=True, budget=10.0)
+    assert report.probes is not None and report.probes.get("lr_range") is not None
+    assert "ML024" in {f.code for f in report.findings}
