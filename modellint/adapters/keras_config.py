@@ -434,6 +434,7 @@ def _optimizer(value) -> tuple:
         lr = None
     if lr is not None:
         lr = float(f"{lr:.6g}")  # configs store float32 values (0.0010000000474974513)
+    cfg.pop("name", None)  # an instance name ("adam_3" after a few optimizers in one process), not a setting
     if "use_ema" in cfg:  # Keras >= 2.11 optimizers apply weight_decay decoupled (AdamW-style)
         cfg["decoupled_weight_decay"] = True
     return name.lower(), lr, cfg
