@@ -179,6 +179,13 @@ class Graph:
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
 
+    def output_activation(self) -> Optional[str]:
+        """The activation function the (first) output ends in, through shape-only ops; None if none."""
+        node = self.nodes.get(split_ref(self.outputs[0])[0]) if self.outputs else None
+        while node is not None and node.op in ("reshape", "flatten", "identity", "dropout") and node.inputs:
+            node = self.nodes.get(split_ref(node.inputs[0])[0])
+        return node.attrs.get("function") if node is not None and node.op == "activation" else None
+
     def input_shapes(self) -> list:
         return [self.nodes[n].output_shape for n in self.inputs]
 

@@ -120,12 +120,7 @@ def assume_loss(graph: Graph) -> Graph:
     what follows from it; the finding names the assumption, and --loss overrides it."""
     from ..graph import TrainingConfig
 
-    if graph.training is not None or not graph.outputs:
-        return graph
-    out = graph.nodes.get(graph.outputs[0].split(":")[0])
-    while out is not None and out.op in ("reshape", "flatten", "identity") and out.inputs:
-        out = graph.nodes.get(out.inputs[0].split(":")[0])
-    if out is not None and out.op == "activation" and out.attrs.get("function") == "softmax":
+    if graph.training is None and graph.output_activation() == "softmax":
         graph.training = TrainingConfig(loss="categorical_crossentropy", from_logits=True, assumed=True)
         graph.notes.append("loss assumed: nn.CrossEntropyLoss (expects logits); pass --loss to state yours")
     return graph

@@ -54,7 +54,7 @@ from ..errors import InputError
 from ..graph import Graph, Node
 from . import torch_ops as T
 from .common import infer_node
-from .torch_ops import Call, TArg
+from .torch_ops import Call, TArg, _flat
 
 STAT_BUFFERS = ("running_mean", "running_var")
 _ROOT = "modellint_root"
@@ -212,17 +212,6 @@ def _principal(inner: list) -> tuple:
         except Exception:
             pass
     return "unknown", {}
-
-
-def _flat(obj):
-    if isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _flat(v)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _flat(v)
-    else:
-        yield obj
 
 
 def _one_line(exc) -> str:
