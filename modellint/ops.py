@@ -139,6 +139,18 @@ def to_canonical(shape: Optional[Shape], layout: str) -> Optional[Shape]:
     return (shape[0], *shape[2:], shape[1])
 
 
+def canon_axis(axis, rank: int, layout: str = "channels_first"):
+    """A source axis (or list of axes) as a negative canonical (channels-last) axis."""
+    if isinstance(axis, (list, tuple)):
+        return [canon_axis(a, rank, layout) for a in axis]
+    axis = int(axis)
+    if axis < 0:
+        axis += rank
+    if layout == "channels_first" and rank >= 3:
+        axis = rank - 1 if axis == 1 else axis - 1 if axis >= 2 else axis
+    return axis - rank
+
+
 # ---------------------------------------------------------------------------
 # shape inference: f(attrs, input_shapes) -> list of output shapes
 # ---------------------------------------------------------------------------

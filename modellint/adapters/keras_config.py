@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from .. import ops
 from ..graph import Graph, Node, TrainingConfig
 from .common import add_with_activation, count_node, infer_node
 from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, activation_name, read_layer
@@ -149,14 +150,7 @@ def _ref_list(value) -> list:
 
 
 def _canon_axis(axis, rank: int, layout: str):
-    if isinstance(axis, (list, tuple)):
-        return [_canon_axis(a, rank, layout) for a in axis]
-    axis = int(axis)
-    if axis < 0:
-        axis += rank
-    if layout == "channels_first" and rank >= 3:
-        axis = rank - 1 if axis == 1 else axis - 1 if axis >= 2 else axis
-    return axis - rank  # negative form: stable under batch-dim conventions
+    return ops.canon_axis(axis, rank, layout)  # negative form: stable under batch-dim conventions
 
 
 class _Builder:

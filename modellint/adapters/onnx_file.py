@@ -163,12 +163,7 @@ def _constant_tensor(node):
 
 def _axis(axis: int, rank: int) -> int:
     """A source axis (ONNX, channels-first) as a canonical axis in negative form."""
-    axis = int(axis)
-    if axis < 0:
-        axis += rank
-    if rank >= 3:
-        axis = rank - 1 if axis == 1 else axis - 1 if axis >= 2 else axis
-    return axis - rank
+    return ops.canon_axis(axis, rank, "channels_first")
 
 
 def _strip_index(name: str) -> str:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional
 
+from .. import ops
+
 # ---------------------------------------------------------------------------
 # what a reader sees
 # ---------------------------------------------------------------------------
@@ -122,14 +124,7 @@ def _flat(obj):
 
 def canon_axis(axis, rank: int):
     """A source (channels-first) axis as a negative canonical (channels-last) axis."""
-    if isinstance(axis, (list, tuple)):
-        return [canon_axis(a, rank) for a in axis]
-    axis = int(axis)
-    if axis < 0:
-        axis += rank
-    if rank >= 3:
-        axis = rank - 1 if axis == 1 else axis - 1 if axis >= 2 else axis
-    return axis - rank
+    return ops.canon_axis(axis, rank, "channels_first")
 
 
 def tup(value, n: int) -> tuple:

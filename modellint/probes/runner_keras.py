@@ -74,12 +74,6 @@ def _norm_name(name: str) -> str:
 def output_activation(graph) -> Optional[str]:
     """The activation function at the graph's (first) output, if it ends in one."""
     return graph.output_activation() if graph is not None else None
-    node = graph.nodes.get(graph.outputs[0].split(":")[0])
-    while node is not None and node.op in ("reshape", "flatten", "identity", "dropout") and node.inputs:
-        node = graph.nodes.get(node.inputs[0].split(":")[0])
-    if node is not None and node.op == "activation":
-        return node.attrs.get("function")
-    return None
 
 
 def _one_line(exc: BaseException) -> str:
