@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = c.add_argument_group("output")
     out.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     out.add_argument("--output-file", metavar="FILE", help="write the report here instead of stdout")
+    out.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     out.add_argument("--fail-on", choices=("error", "warning", "info"),
                      help="lowest severity that makes the exit code 1 (default: warning)")
     out.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-cache", action="store_true", help="ignore and do not write cached results")
     pr.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     pr.add_argument("--output-file", metavar="FILE")
+    pr.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report to FILE")
     pr.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
     pr.add_argument("--exit-zero", action="store_true")
     pr.add_argument("--quiet", "-q", action="store_true")
@@ -225,6 +227,7 @@ def cmd_check(args) -> int:
             failed = True
             continue
         reports.append(run_rules(graph, rules, dataset))
+    _write_html(reports, args)
     text = _render(reports, args)
     if args.output_file:
         try:
@@ -239,6 +242,20 @@ def cmd_check(args) -> int:
     if args.exit_zero:
         return EXIT_OK
     return EXIT_FINDINGS if any(r.at_or_above(fail_on) for r in reports) else EXIT_OK
+
+
+def _write_html(reports, args) -> None:
+    """``--html FILE``: the HTML report, besides the usual output."""
+    if not getattr(args, "html", None) or not reports:
+        return
+    from pathlib import Path
+
+    from .reports.html import write
+
+    try:
+        write(reports, Path(args.html))
+    except OSError as exc:
+        raise ConfigError(f"{args.html}: cannot write ({exc.strerror})") from None
 
 
 def _render(reports, args) -> str:
@@ -293,6 +310,7 @@ def cmd_probe(args) -> int:
                               source=f"--data {args.data}")
     result = run_rules(graph, select_rules(), facts, probes=probe_inputs(report))
     result.probes = report
+    _write_html([result], args)
     text = _render([result], args)
     if args.output_file:
         Path(args.output_file).write_text(text + "\n", encoding="utf-8")

@@ -102,6 +102,19 @@ class Report:
 
         return render([self], **kwargs)
 
+    def to_html(self, path=None, **kwargs) -> str:
+        """The HTML report (one self-contained file); written to ``path`` when given.
+        ``kwargs``: ``title``, ``generated`` (a caption such as a timestamp; none by default),
+        ``rule_base`` (URL prefix of the rule pages)."""
+        from .reports.html import render, write
+
+        return write([self], path, **kwargs) if path is not None else render([self], **kwargs)
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from .reports.html import render
+
+        return render([self], fragment=True)
+
 
 def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
               probes: Optional[dict] = None) -> Report:
@@ -129,10 +142,12 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
         for f in found:
             f.path = graph.source_path
             report.findings.append(f)
-    # Ranking: severity, then the rule's expected impact on results, then position in the model.
+    # Ranking: severity, then the rule's expected impact on results, then the evidence (a probe's
+    # measurement before an inference from the architecture), then position in the model.
     impact = {r.code: r.impact for r in rules}
+    measured = {r.code for r in rules if "probes" in r.needs}
     report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], -impact.get(f.code, 2),
-                                        _first_layer(f, order), f.code))
+                                        f.code not in measured, _first_layer(f, order), f.code))
     return report
 
 
