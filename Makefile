@@ -15,6 +15,7 @@ demo: $(CORE)
 	$(BIN)/modellint check examples/seed_cnn.h5 --samples 8000 --classes 13 --image-size 128x128 --exit-zero
 
 test: $(DEV)
+	tools/system-deps.sh
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(DEV)
