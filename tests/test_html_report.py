@@ -51,8 +51,12 @@ def seed_html(seed_report):
     return seed_report.to_html()
 
 
-def fake_probes(classes=13, confusion=True, class_names=None, files=None) -> ProbeReport:
-    """Probe results shaped as the suite writes them, with curves, for the seed model's layers."""
+VAL_STEP = [0, 12, 24, 36, 48, 59]  # validation measured during train_dynamics (indices into curves["loss"])
+
+
+def fake_probes(classes=13, confusion=True, class_names=None, files=None, val_curves=True) -> ProbeReport:
+    """Probe results shaped as the suite writes them, with curves, for the seed model's layers.
+    ``val_curves``: train_dynamics also records the validation loss / accuracy during the run."""
     names = class_names or [f"class_{i:02d}" for i in range(classes)]
     lrs = [1e-7 * (10 ** (8 / 39)) ** i for i in range(40)]
     loss = [2.6 - 1.2 / (1 + math.exp(-(math.log10(lr) + 3) * 2)) + (0 if lr < 0.3 else 3 * lr) for lr in lrs]
@@ -66,6 +70,10 @@ def fake_probes(classes=13, confusion=True, class_names=None, files=None) -> Pro
     if confusion:
         td_metrics["confusion"] = [[(8 if i == j else (1 if (i + j) % 5 == 0 else 0)) for j in range(classes)]
                                    for i in range(classes)]
+    val = {}
+    if val_curves:
+        val = {"val_step": list(VAL_STEP), "val_loss": [2.58, 2.4, 2.28, 2.17, 2.1, 2.05],
+               "val_accuracy": [0.08, 0.15, 0.21, 0.26, 0.29, 0.31]}
     r = {
         "init_loss": ProbeResult("init_loss", metrics={"loss": 2.59, "expected": math.log(classes),
                                                        "classes": classes, "accuracy": 0.08}),
@@ -76,7 +84,7 @@ def fake_probes(classes=13, confusion=True, class_names=None, files=None) -> Pro
                                                      "min_loss_lr": 0.05, "steps": 40},
                                 curves={"lr": lrs, "loss": loss, "smoothed": smooth}),
         "train_dynamics": ProbeResult("train_dynamics", metrics=td_metrics,
-                                      curves={"loss": [2.6 - 0.7 * k / 59 for k in range(60)]}),
+                                      curves={"loss": [2.6 - 0.7 * k / 59 for k in range(60)], **val}),
         "zero_input": ProbeResult("zero_input", metrics={"steps": 20, "real_val_loss": 2.2, "real_val_accuracy": 0.25,
                                                          "zero_val_loss": 2.56, "zero_val_accuracy": 0.08}),
         "data_scaling": ProbeResult("data_scaling", metrics={"steps": 30, "rows": [
@@ -228,7 +236,53 @@ def test_probe_sections_say_what_is_missing():
     html = probed_report(load_graph(_seed_path()), pr).to_html()
     assert "Not measured: lr_range skipped: the budget left 2 s" in section(html, "probe-lr")
     assert "Not measured: data_scaling" in section(html, "probe-scaling")
-    assert "not measured" in section(html, "probe-confusion")
+    assert "Not measured: train_dynamics recorded validation loss and accuracy but not per-class predictions" \
+        in section(html, "probe-confusion")
+    for sid in PROBE_IDS:  # every section says it the same way
+        assert "not measured" not in section(html, sid), sid
+
+
+def test_training_chart_draws_the_validation_curve():
+    html = probed_report(load_graph(_seed_path()), fake_probes()).to_html()
+    training = section(html, "probe-training")
+    assert "Training and validation loss (60 steps at lr 0.001)" in training
+    assert "validation loss</text>" in training  # its legend entry
+    chart = training.split("<svg")[1]
+    lines = re.findall(r'<polyline class="line (s\d)" points="([^"]+)"', chart)
+    assert [cls for cls, _ in lines] == ["s0", "s1"]  # train loss, validation loss
+    val_pts = [tuple(map(float, p.split(","))) for p in lines[1][1].split()]
+    train_pts = [tuple(map(float, p.split(","))) for p in lines[0][1].split()]
+    assert len(val_pts) == len(VAL_STEP) and len(re.findall(r'<circle class="dot s1"', chart)) == len(VAL_STEP)
+    # drawn at val_step: the same x as the training loss of those steps (both indexed from 0)
+    assert [x for x, _ in val_pts] == [train_pts[i][0] for i in VAL_STEP]
+    assert "validation 2.05" not in chart  # no single end point then
+    assert "validation loss measured at 6 points" in training and "validation accuracy 8% → 31%" in training
+
+
+@pytest.mark.parametrize("curves", [{}, {"val_loss": [2.3, 2.05]}, {"val_loss": [2.3, 2.05], "val_step": [30]}])
+def test_training_chart_without_validation_curve_marks_the_final_value(curves):
+    pr = fake_probes(val_curves=False)
+    pr.results["train_dynamics"].curves.update(curves)  # none, or steps missing / not matching
+    training = section(probed_report(load_graph(_seed_path()), pr).to_html(), "probe-training")
+    chart = training.split("<svg")[1]
+    assert chart.count("<polyline") == 1 and "validation 2.05" in chart
+    assert len(re.findall(r'<circle class="dot s1"', chart)) == 1
+    assert "at the end of the run" in training
+
+
+def test_confusion_matrix_from_train_dynamics_metrics():
+    conf = [[5, 1, 0], [2, 3, 1], [0, 0, 6]]
+    pr = fake_probes(classes=3, confusion=False)
+    pr.results["train_dynamics"].metrics["confusion"] = conf
+    body = section(probed_report(load_graph(_seed_path()), pr).to_html(), "probe-confusion")
+    rows = re.findall(r"<tr><th>(\d) (class_\d\d)</th>(.*?)</tr>", body)
+    assert [(i, n) for i, n, _ in rows] == [("0", "class_00"), ("1", "class_01"), ("2", "class_02")]
+    cells = [re.findall(r">(\d+)</td>", r) for _, _, r in rows]
+    assert cells == [[str(v) for v in row] for row in conf]
+    assert body.count('class="diag"') == 3 and "83%" in body and "50%" in body and "100%" in body
+    pr.results["train_dynamics"].metrics["confusion"] = [[1, 2], [3]]  # not a square matrix: not drawn
+    body = section(probed_report(load_graph(_seed_path()), pr).to_html(), "probe-confusion")
+    assert "<table" not in body and "Not measured:" in body
 
 
 # -- escaping ------------------------------------------------------------------------------
@@ -358,3 +412,136 @@ def test_render_many_models_keeps_ids_unique(seed_report):
     ids = re.findall(r' id="([^"]+)"', html)
     assert len(ids) == len(set(ids))
     assert 'id="findings-2"' in html
+
+
+# -- chart geometry (what the browser review found) ----------------------------------------------
+
+def _texts(svg: str) -> list:
+    """(x, y, anchor, text) of every <text> in an SVG string (its <title> dropped)."""
+    out = []
+    for attrs, body in re.findall(r"<text([^>]*)>(.*?)</text>", svg):
+        x, y = (float(re.search(rf' {a}="([-\d.]+)"', attrs).group(1)) for a in ("x", "y"))
+        anchor = (re.search(r'text-anchor="(\w+)"', attrs) or [None, "start"])[1]
+        out.append((x, y, anchor, re.sub(r"<title>.*?</title>", "", body)))
+    return out
+
+
+def _box(x, y, anchor, text, char_w=6.2):
+    import html as h
+
+    w = len(h.unescape(text)) * char_w
+    x0 = x - w if anchor == "end" else x - w / 2 if anchor == "middle" else x
+    return x0, y - 8, x0 + w, y + 2
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_rf_growth_labels_fit_and_thin_out():
+    from modellint.reports import charts
+
+    svg = str(charts.rf_growth([(f"batch_normalization_{i}", 3 + 2 * i, 1, False) for i in range(12)], 128))
+    width = float(re.search(r'viewBox="0 0 ([\d.]+)', svg).group(1))
+    names = [(float(x), text) for x, text in re.findall(
+        r'<text class="small(?: hit)?" x="([\d.]+)" y="[\d.]+" text-anchor="end" transform="rotate\(-40 [^"]+">'
+        r'<title>[^<]*</title>([^<]*)</text>', svg)]
+    assert len(names) == 12  # every layer labelled, each slanted name ending at its tick
+    for x, text in names:
+        assert len(text) <= 18
+        # a name slanted at 40° reaches len * 6.2 * cos(40°) to the left of its end: inside the chart
+        assert x - len(text) * 6.2 * math.cos(math.radians(40)) >= 0 and x <= width
+    # middle ellipsis keeps the layer's number
+    assert all(text.endswith(f"_{i}") and "…" in text for i, (_, text) in enumerate(names))
+    many = str(charts.rf_growth([(f"act_{i}", i + 1, 1, False) for i in range(500)], 32))
+    xs = [float(x) for x in re.findall(r'<text class="small" x="([\d.]+)" y="[\d.]+" text-anchor="end" '
+                                       r'transform="rotate', many)]
+    assert 10 <= len(xs) <= 30 and all(b - a >= 27.9 for a, b in zip(xs, xs[1:]))
+    assert ">act_499</text>" in many and "one layer in" in many
+    # the input and half lines are 8 px apart here: one label for both, no overlap
+    assert "input 32 px; dotted: half of it" in many and "half the input" not in many
+
+
+def test_rf_growth_half_label_clear_of_input_label():
+    from modellint.reports import charts
+
+    for inp_size, rf_max in ((32, 253), (32, 120), (64, 150), (128, 90)):
+        svg = str(charts.rf_growth([(f"c{i}", 3 + (rf_max - 3) * i / 9, 1, False) for i in range(10)], inp_size))
+        t = {x[3]: x for x in _texts(svg)}
+        a = next(v for k, v in t.items() if k.startswith(f"input {inp_size} px"))
+        b = t.get("half the input")
+        if b is None:  # the lines are too close for two labels: one names both
+            assert a[3] == f"input {inp_size} px; dotted: half of it"
+        else:
+            pa = _box(*a)
+            assert not _overlap((pa[0] - 3, pa[1] - 3, pa[2] + 3, pa[3] + 3), _box(*b)), (a, b)  # not crowded
+
+
+def test_line_chart_labels_do_not_collide():
+    from modellint.reports import charts
+
+    loss = [2.6 - 0.02 * k for k in range(60)]
+    svg = str(charts.line_chart([{"name": "train loss", "x": list(range(60)), "y": loss}],
+                                points=[(59, 2.577, "validation 2.577", "s1")],
+                                hlines=[(2.565, "ln C = 2.565", "ref")], width=520))
+    t = {x[3]: x for x in _texts(svg)}
+    assert not _overlap(_box(*t["validation 2.577"]), _box(*t["ln C = 2.565"]))
+    # data-scaling: the validation line passes above the linear-baseline line; its label keeps clear
+    html = probed_report(load_graph(_seed_path()), fake_probes()).to_html()
+    chart = section(html, "probe-scaling").split("<svg")[1].split("</svg>")[0]
+    t = {x[3]: x for x in _texts(chart)}
+    val = re.search(r'<polyline class="line s0" points="([^"]+)"', chart).group(1)
+    pts = [tuple(map(float, p.split(","))) for p in val.split()]
+    x0, y0, x1, y1 = _box(*t["linear baseline 22%"])
+    for (ax, ay), (bx, by) in zip(pts, pts[1:]):
+        for k in range(21):  # sample the segment
+            px, py = ax + (bx - ax) * k / 20, ay + (by - ay) * k / 20
+            assert not (x0 <= px <= x1 and y0 <= py <= y1), (px, py)
+    assert not _overlap(_box(*t["linear baseline 22%"]), _box(*t["chance 8%"]))
+
+
+def test_log_bars_give_the_smallest_value_a_length():
+    from modellint.reports import charts
+
+    svg = str(charts.bars(["a", "b", "c"], [{"title": "g", "values": [1e-5, 3e-4, 0.1], "log": True},
+                                            {"title": "u", "values": [2e-5, 3e-5, 5e-5], "log": True,
+                                             "ref": 1e-3}]))
+    widths = [float(w) for w in re.findall(r'<rect class="bar s\d" x="[\d.]+" y="[\d.]+" width="([\d.]+)"', svg)]
+    assert len(widths) == 6 and min(widths) >= 20, widths
+    ref_x = float(re.search(r'<line class="ref" x1="([\d.]+)"', svg).group(1))
+    assert ref_x <= 680  # the reference line is inside its panel
+
+
+def test_rf_box_label_outside_a_small_box():
+    from modellint.reports import charts
+
+    small = str(charts.rf_box([38, 38], [128, 128]))
+    rw = float(re.search(r'<rect class="rf" x="1" y="1" width="([\d.]+)"', small).group(1))
+    x, *_ = next(t for t in _texts(small) if t[3].startswith("RF"))
+    assert x >= rw + 1 + 2  # beside the square, not spilling out of it
+    big = str(charts.rf_box([100, 100], [128, 128]))
+    x, *_ = next(t for t in _texts(big) if t[3].startswith("RF"))
+    assert x < 10  # inside the square
+
+
+def test_columns_stay_inside_the_plot():
+    from modellint.reports import charts
+
+    for n in (61, 251, 997, 2000):
+        svg = str(charts.columns([f"l{i}" for i in range(n)], [{"title": "p", "values": [1.0] * n}]))
+        ends = [float(x) + float(w) for x, w in re.findall(r'<rect class="bar s0" x="([\d.]+)" y="[\d.]+" '
+                                                           r'width="([\d.]+)"', svg)]
+        assert len(ends) == n and max(ends) <= 680 - 8 + 1e-6, (n, max(ends))
+
+
+def test_graph_text_and_training_charts_keep_10px():
+    from modellint.reports import charts
+
+    nodes = [{"name": f"n{i}", "type": "Conv2D", "codes": []} for i in range(200)]
+    big = str(charts.graph_diagram(nodes, [(i, i + 1) for i in range(199)]))
+    assert 'class="tiny"' not in big and big.count('<text class="small"') == 200
+    html = probed_report(load_graph(_seed_path()), fake_probes()).to_html()
+    training = section(html, "probe-training")
+    # natively as wide as the column they get side by side, so the browser does not shrink their text
+    assert training.count('viewBox="0 0 520 ') == 2
+    assert ".mlr svg .edge{stroke:#667" in html

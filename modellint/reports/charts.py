@@ -31,7 +31,9 @@ from typing import Optional, Sequence
 
 from markupsafe import Markup, escape
 
-CHAR_W = 6.1  # approximate width of one 11 px character, for truncating labels
+CHAR_W = 6.6  # width of one 11 px character (digits and lower case measured at 6-6.6 px in Chromium)
+SMALL_W = 6.2  # width of one 10 px character (class "small"), the same way
+MIN_LABEL_GAP = 28.0  # px between the centres of neighbouring x labels; denser labels are thinned
 
 
 def _e(text) -> str:
@@ -48,6 +50,113 @@ def _fit(text: str, width_px: float, char_w: float = CHAR_W) -> str:
     n = max(1, int(width_px / char_w))
     text = str(text)
     return text if len(text) <= n else text[: max(n - 1, 1)] + "…"
+
+
+def _fit_mid(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters in the middle (layer names differ at their ends: ``conv2d_1``)."""
+    text = str(text)
+    if len(text) <= n:
+        return text
+    if n <= 3:
+        return text[: max(n - 1, 1)] + "…"
+    tail = (n - 1) // 2
+    return text[: n - 1 - tail] + "…" + text[len(text) - tail:]
+
+
+def _decade_below(v: float) -> float:
+    """The power of ten below ``v`` (strictly below, so the smallest log-scale bar keeps a length)."""
+    return 10.0 ** math.floor(math.log10(v) - 1e-9)
+
+
+# -- labels that keep clear of each other ------------------------------------------------
+
+def _seg_hits(box, p, q) -> bool:
+    """Whether the segment p-q crosses the box (x0, y0, x1, y1) (Liang-Barsky clipping)."""
+    x0, y0, x1, y1 = box
+    (ax, ay), (bx, by) = p, q
+    dx, dy = bx - ax, by - ay
+    t0, t1 = 0.0, 1.0
+    for pp, qq in ((-dx, ax - x0), (dx, x1 - ax), (-dy, ay - y0), (dy, y1 - ay)):
+        if pp == 0:
+            if qq < 0:
+                return False
+            continue
+        t = qq / pp
+        if pp < 0:
+            if t > t1:
+                return False
+            t0 = max(t0, t)
+        else:
+            if t < t0:
+                return False
+            t1 = min(t1, t)
+    return t0 <= t1
+
+
+class _Labels:
+    """A greedy label placer: each label takes the first candidate position whose box is clear
+    of the labels placed before it (and, at a lower weight, of the lines to keep clear); when
+    none is, the candidate with the fewest collisions. Deterministic: same input, same places."""
+
+    PAD = 2.0
+
+    def __init__(self, bounds):
+        self.bounds = bounds  # (x0, y0, x1, y1): a label box must stay inside
+        self.boxes: list = []
+        self.lines: list = []  # [[(p, q), ...] per line]
+
+    @staticmethod
+    def box(x: float, y: float, text: str, anchor: str = "start", char_w: float = SMALL_W) -> tuple:
+        """The box of 10 px text with its baseline at y."""
+        w = len(str(text)) * char_w
+        x0 = x - w if anchor == "end" else x - w / 2 if anchor == "middle" else x
+        return (x0, y - 8.0, x0 + w, y + 2.5)
+
+    def take(self, box) -> None:
+        self.boxes.append(box)
+
+    def line(self, pts) -> None:
+        if len(pts) > 1:
+            self.lines.append(list(zip(pts, pts[1:])))
+
+    def cost(self, b) -> float:
+        p = self.PAD
+        c = 10.0 * sum(1 for o in self.boxes
+                       if b[0] < o[2] + p and o[0] < b[2] + p and b[1] < o[3] + p and o[1] < b[3] + p)
+        padded = (b[0] - p, b[1] - p, b[2] + p, b[3] + p)
+        c += 3.0 * sum(1 for segs in self.lines if any(_seg_hits(padded, s, e) for s, e in segs))
+        x0, y0, x1, y1 = self.bounds
+        if b[0] < x0 or b[2] > x1 or b[1] < y0 or b[3] > y1:
+            c += 100.0
+        return c
+
+    def place(self, text: str, candidates) -> tuple:
+        """``candidates``: [(x, y, anchor)]; returns the chosen one and takes its box."""
+        best, best_cost = None, None
+        for x, y, anchor in candidates:
+            b = self.box(x, y, text, anchor)
+            c = self.cost(b)
+            if best_cost is None or c < best_cost:
+                best, best_cost = (x, y, anchor, b), c
+            if c == 0:
+                break
+        self.take(best[3])
+        return best[:3]
+
+
+def _anchor_attr(anchor: str) -> str:
+    return "" if anchor == "start" else f' text-anchor="{anchor}"'
+
+
+def _hline_candidates(y: float, left: float, pw: float, top: float, ph: float) -> list:
+    """Label positions for a horizontal line at y: right end above / below, left end, middle."""
+    above, below = y - 4, y + 12
+    out = []
+    for x, anchor in ((left + pw - 4, "end"), (left + 6, "start"), (left + pw / 2, "middle")):
+        for ty in (above, below):
+            if top + 9 <= ty <= top + ph - 3:
+                out.append((x, ty, anchor))
+    return out or [(left + pw - 4, above, "end")]
 
 
 def fmt(v: Optional[float]) -> str:
@@ -113,8 +222,9 @@ def _range(values, log=False, zero=False, pad=0.05):
         return (1.0, 10.0) if log else (0.0, 1.0)
     lo, hi = min(vals), max(vals)
     if log:
+        lo = _decade_below(lo)  # the smallest value is a visible bar / point above the axis
         if hi / lo < 10:
-            lo, hi = lo / 3, hi * 3
+            hi = hi * 3
         return lo, hi
     if zero:
         lo = min(lo, 0.0)
@@ -127,60 +237,113 @@ def _range(values, log=False, zero=False, pad=0.05):
 # -- header: receptive field inside the input ---------------------------------------
 
 def rf_box(rf_size: Sequence, input_size: Sequence, size: float = 120) -> Markup:
-    """The receptive field (top-left square) drawn to scale inside the input."""
+    """The receptive field (top-left square) drawn to scale inside the input.
+
+    Its label goes inside the square when it fits there, else right of the square inside the
+    input, else under the input's caption."""
     if not rf_size or not input_size or len(rf_size) < 2 or len(input_size) < 2 or not all(input_size[:2]):
         return Markup("")
     ih, iw = float(input_size[0]), float(input_size[1])
     k = size / max(ih, iw)
     rh, rw = min(float(rf_size[0]), ih) * k, min(float(rf_size[1]), iw) * k
+    label = f"RF {fmt(rf_size[1])}×{fmt(rf_size[0])}"
+    tw = len(label) * SMALL_W
+    height = ih * k + 18
     body = [f'<rect class="input" x="1" y="1" width="{_n(iw * k)}" height="{_n(ih * k)}"/>',
             f'<rect class="rf" x="1" y="1" width="{_n(rw)}" height="{_n(rh)}"/>',
             f'<text x="{_n(iw * k / 2 + 1)}" y="{_n(ih * k + 14)}" text-anchor="middle">'
-            f'input {_e(int(iw))}×{_e(int(ih))}</text>',
-            f'<text x="4" y="12" class="small">RF {_e(fmt(rf_size[1]))}×{_e(fmt(rf_size[0]))}</text>']
-    return _svg(iw * k + 2, ih * k + 18, body, "receptive field drawn to scale inside the input", "chart rfbox")
+            f'input {_e(int(iw))}×{_e(int(ih))}</text>']
+    if rw >= tw + 8 and rh >= 16:  # inside the square
+        x, y = 4.0, 12.0
+    elif rw + tw + 8 <= iw * k and ih * k >= 16:  # right of the square, inside the input
+        x, y = rw + 5, 12.0
+    else:  # under the caption
+        x, y = iw * k / 2 + 1 - tw / 2, height + 11
+        height += 14
+    body.append(f'<text x="{_n(max(x, 1))}" y="{_n(y)}" class="small">{_e(label)}</text>')
+    return _svg(iw * k + 2, height, body, "receptive field drawn to scale inside the input", "chart rfbox")
 
 
 # -- receptive-field growth -------------------------------------------------------------
 
-def rf_growth(points: list, input_size: Optional[float], width: float = 680, height: float = 260) -> Markup:
+def rf_growth(points: list, input_size: Optional[float], width: float = 680, height: float = 180) -> Markup:
     """``points``: [(layer name, rf size (max over axes), effective stride, hit)] in model order.
-    The input's side is drawn as a horizontal line (and half of it, the ML401 threshold)."""
+    The input's side is drawn as a horizontal line (and half of it, the ML401 threshold).
+
+    Under the axis: each labelled layer's RF, then its name slanted at 40°; with many layers
+    every k-th layer (and the last) is labelled, so that labels stay ``MIN_LABEL_GAP`` apart.
+    ``height`` is the plot's share; the labels' depth is added to it."""
     if not points:
         return Markup("")
-    left, right, top, bottom = 48, 12, 14, 40 if len(points) <= 24 else 28
-    pw, ph = width - left - right, height - top - bottom
+    n = len(points)
+    left, right = 48, 12
+    pw = width - left - right
+    xsc = _Scale(0, max(n - 1, 1), left + 6, left + pw - 6)
+    spacing = (xsc(1) - xsc(0)) if n > 1 else pw
+    k = max(1, math.ceil(MIN_LABEL_GAP / spacing - 1e-9))
+    shown = list(range(0, n, k))
+    if shown[-1] != n - 1:  # the last layer is always labelled; its thinned neighbour gives way
+        if (n - 1 - shown[-1]) * spacing < MIN_LABEL_GAP and len(shown) > 1:
+            shown[-1] = n - 1
+        else:
+            shown.append(n - 1)
+    top = 14 if k == 1 else 26
+    slant_cos, slant_sin = math.cos(math.radians(40)), math.sin(math.radians(40))
+    names = {}
+    for i in shown:
+        x = xsc(i)
+        room = int((x + 4 - 2) / (SMALL_W * slant_cos))  # the slanted name ends at x + 4, starts >= 2
+        names[i] = _fit_mid(points[i][0], max(min(18, room), 3))
+    longest = max(len(t) for t in names.values())
+    bottom = 26 + longest * SMALL_W * slant_sin + 8
+    height = height + bottom
+    ph = height - top - bottom
     ys = [p[1] for p in points] + ([input_size] if input_size else [])
     ysc = _Scale(0, max(ys) * 1.08, top + ph, top)
-    n = len(points)
-    xsc = _Scale(0, max(n - 1, 1), left + 6, left + pw - 6)
     body = _axes_y(ysc, left, pw, lambda v: fmt(v) + (" px" if v == ysc.ticks()[-1] else ""))
-    if input_size:
-        y = ysc(input_size)
-        body.append(f'<line class="ref" x1="{left}" x2="{_n(left + pw)}" y1="{_n(y)}" y2="{_n(y)}"/>'
-                    f'<text class="small" x="{_n(left + pw - 2)}" y="{_n(y - 4)}" text-anchor="end">'
-                    f'input {_e(fmt(input_size))} px</text>')
-        y = ysc(input_size / 2)
-        body.append(f'<line class="ref2" x1="{left}" x2="{_n(left + pw)}" y1="{_n(y)}" y2="{_n(y)}"/>'
-                    f'<text class="small" x="{_n(left + pw - 2)}" y="{_n(y - 4)}" text-anchor="end">'
-                    f'half the input</text>')
     pts = [(xsc(i), ysc(p[1])) for i, p in enumerate(points)]
+    labels = _Labels((left, top - 12, left + pw, top + ph))
+    labels.line(pts)
+    if input_size:
+        y_in, y_half = ysc(input_size), ysc(input_size / 2)
+        body.append(f'<line class="ref" x1="{left}" x2="{_n(left + pw)}" y1="{_n(y_in)}" y2="{_n(y_in)}"/>')
+        body.append(f'<line class="ref2" x1="{left}" x2="{_n(left + pw)}" y1="{_n(y_half)}" y2="{_n(y_half)}"/>')
+        labels.line([(left, y_in), (left + pw, y_in)])
+        labels.line([(left, y_half), (left + pw, y_half)])
+        # lines closer than a label's height: the half label goes under its line, or, with no room
+        # there, joins the input's label
+        close = abs(y_half - y_in) < 14
+        joined = close and y_half + 12 + 3 > top + ph
+        text = f"input {fmt(input_size)} px" + ("; dotted: half of it" if joined else "")
+        x, y, anchor = labels.place(text, [(left + pw - 2, y_in - 4, "end"), (left + 6, y_in - 4, "start")])
+        body.append(f'<text class="small" x="{_n(x)}" y="{_n(y)}"{_anchor_attr(anchor)}>{_e(text)}</text>')
+        if not joined:
+            cands = []
+            for x, anchor in ((left + pw - 2, "end"), (left + 6, "start")):
+                for below in ((True, False) if close else (False, True)):
+                    cands.append((x, y_half + 12 if below else y_half - 4, anchor))
+            x, y, anchor = labels.place("half the input", cands)
+            body.append(f'<text class="small" x="{_n(x)}" y="{_n(y)}"{_anchor_attr(anchor)}>half the input</text>')
     body.append('<polyline class="line s0" points="' + " ".join(f"{_n(x)},{_n(y)}" for x, y in pts) + '"/>')
     if n <= 80:
         for (x, y), p in zip(pts, points):
             cls = "dot hit" if p[3] else "dot s0"
             body.append(f'<circle class="{cls}" cx="{_n(x)}" cy="{_n(y)}" r="3"><title>{_e(p[0])}: RF '
                         f'{_e(fmt(p[1]))} px, stride {_e(fmt(p[2]))}</title></circle>')
-    if n <= 24:
-        step = pw / max(n, 1)
-        for (x, _), p in zip(pts, points):
-            body.append(f'<text class="small" x="{_n(x)}" y="{_n(top + ph + 12)}" text-anchor="middle">'
-                        f'{_e(_fit(p[0], max(step - 2, 30), 5.2))}</text>')
-            body.append(f'<text class="small" x="{_n(x)}" y="{_n(top + ph + 24)}" text-anchor="middle">'
-                        f'{_e(fmt(p[1]))}</text>')
-    else:
-        body.append(f'<text class="small" x="{_n(left + pw / 2)}" y="{_n(top + ph + 18)}" text-anchor="middle">'
-                    f'spatial layers 1 … {n} in model order</text>')
+    base = top + ph
+    for i in shown:
+        x = pts[i][0]
+        cls = "small hit" if points[i][3] else "small"
+        tx, ty = x + 4, base + 26
+        body.append(f'<line class="axis" x1="{_n(x)}" x2="{_n(x)}" y1="{_n(base)}" y2="{_n(base + 3)}"/>'
+                    f'<text class="small" x="{_n(x)}" y="{_n(base + 13)}" text-anchor="middle">'
+                    f'{_e(fmt(points[i][1]))}</text>'
+                    f'<text class="{cls}" x="{_n(tx)}" y="{_n(ty)}" text-anchor="end" '
+                    f'transform="rotate(-40 {_n(tx)} {_n(ty)})"><title>{_e(points[i][0])}</title>'
+                    f'{_e(names[i])}</text>')
+    if k > 1:
+        body.append(f'<text class="small muted" x="{left}" y="12">labelled: one layer in {k} of {n}, '
+                    'and the last</text>')
     return _svg(width, height, body, "receptive field per layer against the input size")
 
 
@@ -232,9 +395,10 @@ def bars(labels: list, cols: list, hits: Sequence = (), width: float = 680, row_
         f = col.get("fmt", fmt)
         good = [v for v in vals if _finite(v) and (v > 0 or not log)]
         if col.get("max") is not None:
-            lo, hi = (min(good) if good else 1e-6) if log else 0.0, col["max"]
-        elif log:
-            lo, hi = _range(good, log=True)
+            lo, hi = _decade_below(min(good) if good else 1e-6) if log else 0.0, col["max"]
+        elif log:  # the reference line stays inside the panel
+            ref = col.get("ref")
+            lo, hi = _range(good + ([ref] if _finite(ref) and ref > 0 else []), log=True)
         else:
             lo, hi = 0.0, max(good + [0.0]) or 1.0
         sc = _Scale(lo, hi, x0, x0 + pw - 40, log=log)
@@ -274,7 +438,8 @@ def columns(labels: list, cols: list, hits: Sequence = (), width: float = 680, p
     left, right, top, gap = 48, 8, 16, 28
     pw = width - left - right
     height = top + len(cols) * (panel_h + gap)
-    bw = pw / n
+    slot = pw / n  # column i fills [left + i * slot, left + (i + 1) * slot) less a hairline gap
+    bw = min(max(slot - 0.3, 0.6), slot)
     body = []
     for c, col in enumerate(cols):
         y0 = top + c * (panel_h + gap)
@@ -288,7 +453,8 @@ def columns(labels: list, cols: list, hits: Sequence = (), width: float = 680, p
                 continue
             y = sc(v)
             cls = "bar hit" if i in hits else f"bar s{c % 4}"
-            body.append(f'<rect class="{cls}" x="{_n(left + i * bw)}" y="{_n(y)}" width="{_n(max(bw - 0.3, 0.6))}" '
+            x = min(left + i * slot, left + pw - bw)  # rounding never pushes a column past the plot
+            body.append(f'<rect class="{cls}" x="{x:.2f}" y="{_n(y)}" width="{bw:.2f}" '
                         f'height="{_n(y0 + panel_h - y)}"><title>{_e(labels[i])}: {_e(fmt(v))}</title></rect>')
     body.append(f'<text class="small" x="{_n(left + pw / 2)}" y="{_n(height - 6)}" text-anchor="middle">'
                 f'layers 1 … {n} in model order (layers with findings in red)</text>')
@@ -336,12 +502,25 @@ def line_chart(series: list, *, xlog: bool = False, ylog: bool = False, xlabel: 
     def clip_y(v):
         return min(max(ysc(v), top), top + ph)
 
+    labels = _Labels((left, 0, left + pw, top + ph))
+    # the legend, top left inside the frame
+    legend = []
+    lx = left + 6
+    for s in series:
+        if s.get("name"):
+            name = str(s["name"])
+            legend.append(f'<line class="line {s.get("cls", "s0")}" x1="{_n(lx)}" x2="{_n(lx + 14)}" '
+                          f'y1="{top + 10}" y2="{top + 10}"/><text class="small" x="{_n(lx + 18)}" y="{top + 13}">'
+                          f'{_e(name)}</text>')
+            labels.take((lx, top + 3, lx + 18 + len(name) * SMALL_W, top + 16))
+            lx += 26 + len(name) * SMALL_W
     for s in series:
         pts = [(xsc(x), clip_y(y)) for x, y in zip(s["x"], s["y"])
                if _finite(x) and _finite(y) and (x > 0 or not xlog) and (y > 0 or not ylog)]
         if len(pts) > 600:  # keep the file small: every k-th point, always the last
             k = math.ceil(len(pts) / 600)
             pts = pts[::k] + ([pts[-1]] if (len(pts) - 1) % k else [])
+        labels.line(pts)
         cls = s.get("cls", "s0")
         if len(pts) > 1:
             body.append(f'<polyline class="line {cls}" points="'
@@ -355,29 +534,31 @@ def line_chart(series: list, *, xlog: bool = False, ylog: bool = False, xlabel: 
         # the leftmost of several labels reads leftwards, the others rightwards, later ones a row lower
         end = k == 0 and len(marks) > 1
         anchor = ' text-anchor="end"' if end else ""
+        ty = top - 6 + 12 * max(k - 1, 0)
+        tx = x - 3 if end else x + 3
+        labels.take(labels.box(tx, ty, text, "end" if end else "start"))
+        labels.line([(x, top), (x, top + ph)])
         body.append(f'<line class="mark {cls}" x1="{_n(x)}" x2="{_n(x)}" y1="{top}" y2="{_n(top + ph)}"/>'
-                    f'<text class="small {cls}" x="{_n(x - 3 if end else x + 3)}" y="{top - 6 + 12 * max(k - 1, 0)}"'
-                    f'{anchor}>{_e(text)}</text>')
-    for k, (v, text, cls) in enumerate((v, t, c) for v, t, c in hlines if _finite(v) and (v > 0 or not ylog)):
-        y = clip_y(v)
-        # labels alternate right / left so that two nearby lines stay readable
-        tx, anchor = (left + pw - 3, ' text-anchor="end"') if k % 2 == 0 else (left + 60, "")
-        body.append(f'<line class="mark {cls}" x1="{left}" x2="{_n(left + pw)}" y1="{_n(y)}" y2="{_n(y)}"/>'
-                    f'<text class="small {cls}" x="{_n(tx)}" y="{_n(y - 4)}"{anchor}>{_e(text)}</text>')
+                    f'<text class="small {cls}" x="{_n(tx)}" y="{ty}"{anchor}>{_e(text)}</text>')
+    hl = [(clip_y(v), text, cls) for v, text, cls in hlines if _finite(v) and (v > 0 or not ylog)]
+    for y, _, _ in hl:
+        labels.line([(left, y), (left + pw, y)])
+    # data annotations first, then the reference lines' labels around them: each takes the first
+    # place clear of the labels before it and of the lines (see _Labels)
     for x, y, text, cls in points:
         if _finite(x) and _finite(y):
             px, py = xsc(x), clip_y(y)
+            labels.take((px - 4, py - 4, px + 4, py + 4))
+            tx, ty, anchor = labels.place(text, [(px - 6, py - 7, "end"), (px - 6, py + 14, "end"),
+                                                 (px + 6, py - 7, "start"), (px + 6, py + 14, "start")])
             body.append(f'<circle class="dot {cls}" cx="{_n(px)}" cy="{_n(py)}" r="4"/>'
-                        f'<text class="small {cls}" x="{_n(px - 6)}" y="{_n(py - 7)}" text-anchor="end">'
+                        f'<text class="small {cls}" x="{_n(tx)}" y="{_n(ty)}"{_anchor_attr(anchor)}>'
                         f'{_e(text)}</text>')
-    # legend
-    lx = left + 6
-    for s in series:
-        if s.get("name"):
-            body.append(f'<line class="line {s.get("cls", "s0")}" x1="{_n(lx)}" x2="{_n(lx + 14)}" '
-                        f'y1="{top + 10}" y2="{top + 10}"/><text class="small" x="{_n(lx + 18)}" y="{top + 13}">'
-                        f'{_e(s["name"])}</text>')
-            lx += 26 + len(str(s["name"])) * 5.4
+    for y, text, cls in hl:
+        tx, ty, anchor = labels.place(text, _hline_candidates(y, left, pw, top, ph))
+        body.append(f'<line class="mark {cls}" x1="{left}" x2="{_n(left + pw)}" y1="{_n(y)}" y2="{_n(y)}"/>'
+                    f'<text class="small {cls}" x="{_n(tx)}" y="{_n(ty)}"{_anchor_attr(anchor)}>{_e(text)}</text>')
+    body.extend(legend)
     return _svg(width, height, body, label)
 
 
@@ -412,14 +593,15 @@ def graph_diagram(nodes: list, edges: list, anchor=None, width: float = 680) -> 
             row_of[i], col_of[i] = r, c
     ncols = max(len(v) for v in rows.values())
     big = n > 150
-    row_h = 16.0 if big else 24.0
-    box_h = row_h - 5
+    # boxes with 10-11 px text and a visible gap for the edge between neighbouring rows
+    row_h = 22.0 if big else 27.0
+    box_h = 14.0 if big else 18.0
     lanes_w = 60.0
-    col_w = max(min((width - lanes_w - 8) / ncols, 300.0), 90.0)
-    box_w = col_w - 10
+    col_w = max(min((width - lanes_w - 8) / ncols, 420.0), 110.0)
+    box_w = col_w - 12
     total_w = 8 + col_w * ncols + lanes_w
     height = 8 + row_h * len(order) + 4
-    font = "tiny" if big else "small"
+    font, char_w = (' class="small"', SMALL_W) if big else ("", CHAR_W)
 
     def xy(i):
         return 4 + col_of[i] * col_w, 4 + row_of[i] * row_h
@@ -456,10 +638,11 @@ def graph_diagram(nodes: list, edges: list, anchor=None, width: float = 680) -> 
         cls = "node hit" if codes else "node"
         tail = (" " + " ".join(codes)) if codes else ""
         label = f"{node['name']} · {node['type']}"
-        text = _fit(label, box_w - 8 - len(tail) * (5.2 if big else CHAR_W), 5.2 if big else CHAR_W) + tail
+        text = _fit(label, box_w - 8 - len(tail) * char_w, char_w) + tail
         title = f"{node['name']} ({node['type']})" + (f" — {', '.join(codes)}" if codes else "")
         inner = (f'<rect class="{cls}" x="{_n(x)}" y="{_n(y)}" width="{_n(box_w)}" height="{_n(box_h)}" rx="3"/>'
-                 f'<text class="{font}" x="{_n(x + 4)}" y="{_n(y + box_h * 0.72)}">{_e(text)}</text>'
+                 f'<text{font} x="{_n(x + 4)}" y="{_n(y + box_h * 0.72)}">'
+                 f'{_e(text)}</text>'
                  f'<title>{_e(title)}</title>')
         if anchor is not None:
             body.append(f'<a href="#{_e(anchor(i))}">{inner}</a>')

@@ -32,6 +32,7 @@ Facts are not re-derived here: the layer table, totals and receptive field come 
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -51,6 +52,7 @@ MAX_RECOMMENDATIONS = 10
 MAX_EVIDENCE_CHARS = 600
 MAX_FILES = 20
 MANY_LAYERS = 60  # above this many weighted layers the cost chart switches to compact columns
+PAIR_WIDTH = 520  # the two training charts side by side at their own size (10 px text stays 10 px)
 
 _env = None
 
@@ -399,29 +401,42 @@ def _probes(report, index, hits) -> dict:
 
     # training / validation
     charts_t = []
+    out["training_note"] = ""
     if td:
         m, c = td["metrics"], td.get("curves") or {}
         loss = c.get("loss") or []
+        series = [{"name": "train loss", "x": list(range(len(loss))), "y": loss, "cls": "s0"}]
+        val = _val_curve(c)
         pts = []
-        if _finite(m.get("val_loss")) and loss:
-            pts.append((len(loss), m["val_loss"], f"validation {_num(m['val_loss'])}", "s1"))
+        if val:
+            series.append({"name": "validation loss", "x": val[0], "y": val[1], "cls": "s1", "dots": True})
+            title = f"Training and validation loss ({len(loss)} steps at lr {_num(m.get('lr'))})"
+            acc = [a for a in c.get("val_accuracy") or [] if _finite(a)]
+            out["training_note"] = (f"Training loss per step (blue) and validation loss measured at {len(val[0])} "
+                                    "points of the run (orange dots)" +
+                                    (f"; validation accuracy {_pct(acc[0])} → {_pct(acc[-1])}" if len(acc) > 1 else "")
+                                    + ".")
+        else:
+            if _finite(m.get("val_loss")) and loss:
+                pts.append((len(loss) - 1, m["val_loss"], f"validation {_num(m['val_loss'])}", "s1"))
+            title = f"Training loss ({len(loss)} steps at lr {_num(m.get('lr'))}), validation loss at the end"
+            out["training_note"] = ("The probes record the training loss per step and the validation loss and "
+                                    "accuracy once, at the end of the run (the orange dot); the data-scaling curve "
+                                    "below compares training and validation accuracy.")
         hl = []
         exp = (_ok(results, "init_loss") or {}).get("metrics", {}).get("expected")
         if _finite(exp):
             hl.append((exp, f"ln C = {_num(exp)}", "ref"))
-        charts_t.append({"title": f"Training loss ({len(loss)} steps at lr {_num(m.get('lr'))}), validation loss "
-                                  "at the end",
-                         "svg": charts.line_chart([{"name": "train loss", "x": list(range(1, len(loss) + 1)),
-                                                    "y": loss, "cls": "s0"}],
-                                                  xlabel="step", ylabel="loss", points=pts, hlines=hl,
-                                                  label="training loss")})
+        charts_t.append({"title": title,
+                         "svg": charts.line_chart(series, xlabel="step", ylabel="loss", points=pts, hlines=hl,
+                                                  width=PAIR_WIDTH, label="training and validation loss")})
     ob = _ok(results, "overfit_batch")
     if ob:
         loss = (ob.get("curves") or {}).get("loss") or []
         charts_t.append({"title": f"Overfitting one batch of {ob['metrics'].get('batch')} images",
-                         "svg": charts.line_chart([{"name": "batch loss", "x": list(range(1, len(loss) + 1)),
+                         "svg": charts.line_chart([{"name": "batch loss", "x": list(range(len(loss))),
                                                     "y": loss, "cls": "s2"}], xlabel="step", ylabel="loss",
-                                                  label="overfit one batch")})
+                                                  width=PAIR_WIDTH, label="overfit one batch")})
     out["training"] = charts_t
     if not charts_t:
         out["training_why"] = _why_not(results, ["train_dynamics", "overfit_batch"])
@@ -483,11 +498,11 @@ def _probes(report, index, hits) -> dict:
 
     # confusion matrix: train_dynamics metrics["confusion"] (rows = true class, columns = predicted)
     conf = (td or {}).get("metrics", {}).get("confusion") if td else None
-    if conf:
+    if _is_matrix(conf):
         out["confusion"] = _confusion(conf, classes)
     else:
-        out["confusion_why"] = ("not measured: the probes record validation loss and accuracy but not "
-                                "per-class predictions" if td else _why_not(results, ["train_dynamics"]))
+        out["confusion_why"] = ("train_dynamics recorded validation loss and accuracy but not per-class "
+                                "predictions" if td else _why_not(results, ["train_dynamics"]))
 
     # data
     out["data"] = _data(data)
@@ -496,6 +511,27 @@ def _probes(report, index, hits) -> dict:
         out.setdefault(key + "_why", "")
     out.setdefault("training_why", "")
     return out
+
+
+def _val_curve(curves: dict):
+    """(steps, losses) of the validation loss measured during train_dynamics (``curves["val_step"]``,
+    ``curves["val_loss"]``; steps indexed as ``curves["loss"]``, from 0), or None when not recorded."""
+    vl, vs = curves.get("val_loss") or [], curves.get("val_step") or []
+    if not vl or len(vs) != len(vl):  # without the steps the points have no place on the axis
+        return None
+    def num(v):  # numpy scalars too
+        return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else None
+
+    pairs = [(num(x), num(y)) for x, y in zip(vs, vl)]
+    pairs = [(x, y) for x, y in pairs if _finite(x) and _finite(y)]
+    if not pairs:
+        return None
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
+def _is_matrix(conf) -> bool:
+    return (isinstance(conf, (list, tuple)) and len(conf) > 0
+            and all(isinstance(r, (list, tuple)) and len(r) == len(conf) for r in conf))
 
 
 def _confusion(conf, classes) -> dict:
