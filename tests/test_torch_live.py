@@ -102,7 +102,7 @@ def test_seed_port_matches_keras_seed():
 def test_resnet_params_shapes_macs(ctor, params, macs, rf):
     model = ctor()
     graph = graph_from_module(model, input_shape=(1, 3, 224, 224))
-    assert "captured with torch.export" in graph.notes[0]
+    assert graph.notes[0].startswith("captured with torch.fx on meta tensors")  # the light capture: see (f)
     truth = sum(p.numel() for p in model.parameters())
     stats = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
     assert graph.trainable_params == truth == params
@@ -244,6 +244,102 @@ def test_module_unchanged():
     assert not model._forward_hooks and not model._forward_pre_hooks
 
 
+# -- (f) the light capture: torch.fx on meta tensors --------------------------------
+
+class EdgeNet(nn.Module):
+    """Layers whose output size has corner cases, each sized by a shape rule on meta tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, dilation=2, padding=(1, 2))
+        self.pool = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)
+        self.avg = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.same = nn.Conv2d(8, 8, 4, padding="same", padding_mode="reflect")
+        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.inorm = nn.InstanceNorm2d(4, affine=True)
+        self.prelu = nn.PReLU(4)
+        self.adapt = nn.AdaptiveAvgPool2d((None, 3))
+        self.scale = nn.Parameter(torch.ones(4, 1, 1))
+        self.fc = nn.Linear(3, 5)
+
+    def forward(self, x):
+        x = self.avg(self.pool(self.conv(x)))
+        x = self.same(x)
+        x = x * 0.5 + x.mean((2, 3), keepdim=True) + torch.zeros(x.shape)  # made on the meta device
+        x = self.prelu(self.inorm(self.up(x)))
+        x = torch.cat([x * self.scale, torch.sigmoid(x)], 1)
+        x = self.adapt(x)
+        x += 1.0
+        return self.fc(x)
+
+
+def test_fx_meta_shapes_match_a_real_forward():
+    model = EdgeNet()
+    graph = graph_from_module(model, input_shape=(2, 3, 37, 41))
+    assert graph.notes[0].startswith("captured with torch.fx on meta tensors")  # no fallback
+    real = _hooked_shapes(model, torch.randn(2, 3, 37, 41))
+    assert set(real) <= set(graph.nodes)
+    for name, shape in real.items():
+        assert graph.display_shape(graph[name].output_shape) == (None, *shape[1:]), name
+    fake = graph_from_module(model, input_shape=(2, 3, 37, 41), capture="hooks")  # fake tensors: torch's own sizes
+    assert [(n.name, n.op, n.inputs, n.output_shapes, n.params) for n in graph] == \
+        [(n.name, n.op, n.inputs, n.output_shapes, n.params) for n in fake]
+
+
+def test_fx_meta_imports_no_tracing_stack():
+    """The default capture of a CNN never imports sympy or torch._dynamo (their import is
+    most of the time and memory of export or fake tensors), and leaves the module alone."""
+    code = ("import sys; sys.path.insert(0, 'tests'); import torch; from torch_resnet import resnet18; "
+            "from modellint.adapters.torch_live import graph_from_module; m = resnet18(); "
+            "g = graph_from_module(m, input_shape=(1, 3, 224, 224)); "
+            "print(g.notes[0].split(' (')[0], g.trainable_params, 'sympy' in sys.modules, "
+            "'torch._dynamo' in sys.modules, all(p.device.type == 'cpu' for p in m.parameters()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.stdout.strip() == "captured with torch.fx on meta tensors 11689512 False False True", out.stderr
+
+
+def test_fx_meta_falls_back_to_fake_tensors_and_export():
+    class Scaled(nn.Module):  # a leaf with weights and no shape rule: fake tensors size it
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(8))
+
+        def forward(self, x):
+            return x * self.w
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 8)
+            self.s = Scaled()
+
+        def forward(self, x):
+            return self.s(self.fc(x))
+
+    graph = graph_from_module(Net(), input_shape=(2, 4))
+    assert graph.notes[0].startswith("captured with torch.fx (symbolic trace; shapes from fake tensors")
+    assert "Scaled" in graph.notes[0] and graph["s"].output_shape == (None, 8) and graph.total_params == 48
+
+    class Loop(nn.Module):  # fx cannot trace range(proxy); export (static shapes) can
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            for _ in range(x.shape[1] // 2):
+                x = self.fc(x)
+            return x
+
+    graph = graph_from_module(Loop(), input_shape=(1, 4))
+    assert graph.notes[0].startswith("captured with torch.export") and "torch.fx failed" in graph.notes[0]
+    assert [n.name for n in graph] == ["x", "fc", "fc@1"]
+
+
+def test_fx_meta_rejects_what_torch_rejects():
+    with pytest.raises(InputError, match="could not capture"):
+        graph_from_module(nn.Sequential(nn.Linear(8, 4)), input_shape=(1, 5))
+
+
 # -- inputs, errors and imports -------------------------------------------------------
 
 def test_input_shape_required_and_example_inputs():
@@ -382,13 +478,19 @@ def test_module_zoo(name):
     net = module if isinstance(module, (_Fn, _Attn)) else _Wrap(module)
     graph = graph_from_module(net, input_shape=shape, capture="fx")
     nodes = [n for n in graph if n.op != "input"]
+    light = op not in ("rnn", "attention")  # layers with weights and no meta shape rule: fake tensors
+    assert ("on meta tensors" in graph.notes[0]) == light, graph.notes[0]
+    example = torch.zeros(shape, dtype=torch.long if name == "embedding" else torch.float32)
+    with torch.no_grad():
+        real = net.eval()(example)
+    real = real[0] if isinstance(real, tuple) else real
+    assert graph.display_shape(nodes[-1].output_shape) == (None, *real.shape[1:])
     assert nodes[-1].op == op and not [n for n in nodes if n.op == "unknown"]
     truth = sum(p.numel() for p in net.parameters())
     assert graph.trainable_params == truth
     for node in nodes:  # ops.infer_shapes from the node's attrs reproduces the traced shape
         got = modellint.ops.infer_shapes(node.op, node.attrs, [graph.shape_of(r) for r in node.inputs], graph.layout)
         assert got[0] == node.output_shape, node.name
-    example = torch.zeros(shape, dtype=torch.long if name == "embedding" else torch.float32)
     buf = io.BytesIO()
     torch.jit.save(torch.jit.trace(net, example) if isinstance(module, _Fn) else torch.jit.script(net), buf)
     buf.seek(0)
