@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
@@ -86,9 +87,26 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
     if inp is None or len(inp) != 4 or not inp[1] or not inp[2]:
         raise InputError(graph.source_path or graph.name, "probes need a model with one fixed-size image input "
                          f"(got {graph.display_shape(inp) if inp else 'none'})")
+    if inp[3] not in (1, 3):
+        raise InputError(graph.source_path or graph.name, "probes feed images with 1 (grey) or 3 (RGB) channels; "
+                         f"the model's input is {graph.display_shape(inp)}")
     say = progress or (lambda name, msg: None)
     say("data", f"loading {data}")
-    dataset = load_dataset(data, image_size=(inp[1], inp[2]), channels=inp[3], seed=seed, max_images=max_images)
+    try:
+        dataset = load_dataset(data, image_size=(inp[1], inp[2]), channels=inp[3], seed=seed,
+                               max_images=max_images)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        problem = str(exc) or type(exc).__name__
+        prefix = f"{data}: "
+        if problem.startswith(prefix):
+            problem = problem[len(prefix):]
+        elif not isinstance(exc, InputError):
+            problem = f"cannot read it as a folder of class sub-folders or an .npz ({problem})"
+        raise InputError(str(data), problem) from None
+    present = len(set(dataset.y_train.tolist()) | set(dataset.y_val.tolist()))
+    if present < 2:
+        raise InputError(str(data), f"{present} class with images; a classifier needs at least 2 "
+                         "(one sub-folder per class)")
     unknown = [p for p in probes if p not in ALL_PROBES]
     if unknown:
         from ..errors import ConfigError
