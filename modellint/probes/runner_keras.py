@@ -293,7 +293,15 @@ class KerasRunner(Runner):
         return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
 
     # -- training ----------------------------------------------------------
-    def _train_fn(self, measure: bool):
+    @staticmethod
+    def _spec(a):
+        """The TensorSpec of a batch with the batch dimension left open: one trace serves every batch size
+        (the probes step on batches of 16 and 32, evaluate on 128 and a remainder)."""
+        import tensorflow as tf
+
+        return tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype))
+
+    def _train_fn(self, measure: bool, x, y):
         fn = self._train_fns.get(measure)
         if fn is not None:
             return fn
@@ -334,7 +342,7 @@ class KerasRunner(Runner):
                 stats = (g_norms, w_norms, d_norms)
             return data_loss, finite, stats
 
-        fn = tf.function(step, reduce_retracing=True)
+        fn = tf.function(step, input_signature=[self._spec(x), self._spec(y)])
         self._train_fns[measure] = fn
         return fn
 
@@ -348,8 +356,8 @@ class KerasRunner(Runner):
             raise InputError(self._where, f"the model failed on the probe batch ({_one_line(exc)})") from None
 
     def step(self, x, y, *, measure: bool = False) -> StepStats:
-        labels = self._labels(y)
-        loss, finite, stats = self._guard(self._train_fn(bool(measure)), self._images(x), labels)
+        labels, images = self._labels(y), self._images(x)
+        loss, finite, stats = self._guard(self._train_fn(bool(measure), images, labels), images, labels)
         out = StepStats(loss=float(loss), nonfinite=not bool(finite))
         if measure:
             g, w, d = (np.asarray(s, dtype=np.float64) for s in stats)
@@ -364,7 +372,7 @@ class KerasRunner(Runner):
             import tensorflow as tf
 
             model = self.model
-            self._predict_fn = tf.function(lambda t: model(t, training=False), reduce_retracing=True)
+            self._predict_fn = tf.function(lambda t: model(t, training=False), input_signature=[self._spec(x)])
         return self._predict_fn(x)
 
     def evaluate(self, x, y, batch_size: int = 128) -> tuple:

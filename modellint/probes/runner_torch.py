@@ -274,24 +274,39 @@ class TorchRunner(Runner):
             raise
         except Exception as exc:
             raise InputError(self._where, f"the module failed on the probe batch ({_one_line(exc)})") from None
-        grads = [p.grad for p in self._params if p.grad is not None]
-        finite = bool(torch.isfinite(loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
-        out = StepStats(loss=float(loss.detach()), nonfinite=not finite)
-        before = None
+        # One device->host transfer per step: the loss, the extremes of every gradient (a NaN or Inf anywhere
+        # shows in them, where a sum could overflow) and, when measuring, the squared norms per layer.
+        grads = [g._values() if g.is_sparse else g for g in
+                 (p.grad.detach() for p in self._params if p.grad is not None) if g.numel()]
+        parts = [loss.detach().double().reshape(1)]
+        if grads:
+            parts.append(torch.stack([v.double() for g in grads for v in torch.aminmax(g)]))
+        zero = torch.zeros((), dtype=torch.float64, device=parts[0].device)
+
+        def sq(ts):  # squared L2 norm of the tensors together, in float64 (no float64 copies)
+            norm = torch.linalg.vector_norm
+            return norm(torch.stack([norm(t, dtype=torch.float64) for t in ts])) ** 2 if ts else zero
+
         if measure:
-            before = []
-            for name, ps in self._layers:
-                g2 = sum(float(p.grad.detach().double().pow(2).sum()) for p in ps if p.grad is not None)
-                out.grad_norm[name] = math.sqrt(g2)
-                snap = [p.detach().clone() for p in ps]
-                out.weight_norm[name] = math.sqrt(sum(float(s.double().pow(2).sum()) for s in snap))
-                before.append(snap)
+            before = [[p.detach().clone() for p in ps] for _, ps in self._layers]
+            parts.append(torch.stack([sq([p.grad.detach() for p in ps if p.grad is not None])
+                                      for _, ps in self._layers]))
+            parts.append(torch.stack([sq(snap) for snap in before]))
         self.optimizer.step()
         if measure:
-            for (name, ps), snap in zip(self._layers, before):
-                d = math.sqrt(sum(float((p.detach() - s).double().pow(2).sum()) for p, s in zip(ps, snap)))
-                w = out.weight_norm[name]
-                out.update_ratio[name] = d / max(w, TINY)  # finite even for an all-zero kernel
+            parts.append(torch.stack([sq([p.detach() - s for p, s in zip(ps, snap)])
+                                      for (_, ps), snap in zip(self._layers, before)]))
+        values = torch.cat(parts).tolist()
+        loss_value, extremes = values[0], values[1:1 + 2 * len(grads)]
+        finite = math.isfinite(loss_value) and all(math.isfinite(v) for v in extremes)
+        out = StepStats(loss=loss_value, nonfinite=not finite)
+        if measure:
+            n = len(self._layers)
+            g2, w2, d2 = (values[1 + 2 * len(grads) + k * n:1 + 2 * len(grads) + (k + 1) * n] for k in range(3))
+            for (name, _), g, w, d in zip(self._layers, g2, w2, d2):
+                out.grad_norm[name] = math.sqrt(g)
+                out.weight_norm[name] = math.sqrt(w)
+                out.update_ratio[name] = math.sqrt(d) / max(math.sqrt(w), TINY)  # finite for an all-zero kernel
         return out
 
     def evaluate(self, x, y, batch_size: int = 128) -> tuple:

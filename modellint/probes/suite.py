@@ -1,10 +1,11 @@
 """The probe suite: short, measured experiments on the user's data.
 
 Each probe is a function of a :class:`~modellint.probes.runner.Runner`, the data
-and a step budget, and returns a :class:`ProbeResult` of plain numbers and
-curves. Probes never decide what is wrong: the probe rules
-(:mod:`modellint.rules.probes`) read the results and write the findings, so a
-probe finding is documented, selected and reported like any other rule's.
+and a :class:`Slot` (its planned step count, evaluation size and time limit),
+and returns a :class:`ProbeResult` of plain numbers and curves. Probes never
+decide what is wrong: the probe rules (:mod:`modellint.rules.probes`) read the
+results and write the findings, so a probe finding is documented, selected and
+reported like any other rule's.
 
 The canon (see shared/reference/figures.md): loss at init ≈ ln(C); an
 input-independent baseline; overfit one small batch; a learning-rate range test
@@ -12,9 +13,43 @@ input-independent baseline; overfit one small batch; a learning-rate range test
 steepest descent); gradient norms and update/weight ratios per layer; dead and
 saturated units; a data-scaling learning curve; a linear baseline.
 
-Budget: the suite times a few warm-up steps, turns the time budget into step
-counts per probe, and skips what does not fit. Ctrl-C stops the suite and keeps
-what was measured so far. Everything is seeded.
+Budget
+------
+The whole suite, warm-up included, runs within ``settings.budget`` seconds:
+
+1. The linear baseline (scikit-learn, no runner) runs first, so its cost is
+   known before anything else is planned (results are reported in the selected
+   order all the same).
+2. Warm-up: a reset, a first step (graph building: its extra cost is counted
+   again for train_dynamics' first measuring step), two timed steps, a step at
+   overfit_batch's batch size and two evaluations give the first estimates of
+   what a step, a reset and an evaluated image cost. Every later call of the
+   runner refines them (a moving average, so a machine that gets busier is
+   followed).
+3. The number of validation images every evaluation uses (``eval_images``, at
+   most 512) is chosen so that evaluations take about :data:`EVAL_SHARE` of the
+   time left.
+4. Before each probe the plan is redone from the time actually left: each
+   remaining probe's fixed costs (resets, evaluations, activation statistics)
+   are subtracted, every probe gets its minimum step count, and what is left is
+   shared in the proportions of :data:`STEP_SHARE`. A probe that does not fit
+   (the least important first, see :data:`KEEP_ORDER`) is skipped with a note;
+   an overrun of one probe shrinks the later ones.
+5. Within a probe, training loops stop at the probe's time limit (its plan plus
+   :data:`SLACK`, never past what later probes need), with a note; a probe with
+   several loops shares what is left among them; the learning-rate sweep, when
+   behind, covers the rest of its range in fewer steps instead of stopping. So
+   the suite ends within the budget up to about the last step's length. Plans
+   aim :data:`MARGIN` before the end of the budget.
+
+Reproducibility: every experiment is seeded (same seed and same step counts ->
+same numbers), but the step counts and ``eval_images`` come from timings on
+this machine, so two runs can differ in them. The plan used is recorded in
+``report.settings["plan"]`` (``eval_images``, ``steps`` per probe, the measured
+costs); ``ProbeSettings(plan={"eval_images": n, "steps": {...}})`` replays a
+recorded plan without time limits (exactly, for the probes that were not
+stopped at their time limit: see their notes). Ctrl-C stops the suite, keeps the
+finished probes' results and marks the one running as ``interrupted``.
 """
 
 from __future__ import annotations
@@ -29,9 +64,27 @@ import numpy as np
 ALL_PROBES = ("init_loss", "overfit_batch", "lr_range", "train_dynamics", "zero_input", "data_scaling",
               "linear_baseline")
 
-#: Share of the time budget each probe may use (the linear baseline runs on the CPU in scikit-learn).
-BUDGET_SHARE = {"init_loss": 0.02, "overfit_batch": 0.14, "lr_range": 0.14, "train_dynamics": 0.22,
-                "zero_input": 0.12, "data_scaling": 0.30, "linear_baseline": 0.06}
+#: Shares of the training-step time (what is left of the budget after the warm-up and every probe's
+#: fixed costs). init_loss and linear_baseline take no steps: they cost only their fixed work.
+STEP_SHARE = {"overfit_batch": 0.14, "lr_range": 0.14, "train_dynamics": 0.22, "zero_input": 0.12,
+              "data_scaling": 0.30}
+#: Fewest steps a probe is run with (else it is skipped): zero_input 2 x 5, data_scaling 3 x 5.
+MIN_STEPS = {"init_loss": 0, "linear_baseline": 0, "overfit_batch": 10, "lr_range": 20, "train_dynamics": 10,
+             "zero_input": 10, "data_scaling": 15}
+MAX_STEPS = 400
+#: When the budget cannot hold every selected probe, probes are dropped from the end of this list.
+KEEP_ORDER = ("init_loss", "linear_baseline", "overfit_batch", "train_dynamics", "lr_range", "zero_input",
+              "data_scaling")
+#: Share of the time left after the warm-up that evaluations may take (decides ``eval_images``).
+EVAL_SHARE = 0.2
+MAX_EVAL = 512
+MIN_EVAL = 64
+#: A probe's training loops may run this much over its planned time before they stop early.
+SLACK = 0.15
+#: Plans aim this share of the budget before its end, so the last probe is not routinely cut short by
+#: timing noise; its training may still run into it.
+MARGIN = 0.03
+WARMUP_STEPS = 2
 
 
 @dataclass
@@ -41,6 +94,9 @@ class ProbeSettings:
     probes: tuple = ALL_PROBES
     batch_size: int = 32
     lr: Optional[float] = None  # default: the model's configured rate, else 1e-3
+    #: replay a recorded plan (``report.settings["plan"]``: ``eval_images`` and ``steps`` per probe)
+    #: instead of planning from timings; no time limits then.
+    plan: Optional[dict] = None
 
 
 @dataclass
@@ -77,40 +133,184 @@ class ProbeReport:
 
 
 class _Batches:
-    """Seeded mini-batches cycling over an array pair."""
+    """Seeded mini-batches cycling over an array pair (or over the rows ``idx`` of it, without copying)."""
 
-    def __init__(self, x, y, batch_size, seed):
-        self.x, self.y, self.bs = x, y, max(1, min(batch_size, len(x)))
+    def __init__(self, x, y, batch_size, seed, idx=None):
+        self.x, self.y, self.idx = x, y, idx
+        n = len(x) if idx is None else len(idx)
+        self.n, self.bs = n, max(1, min(batch_size, n))
         self.rng = np.random.default_rng(seed)
-        self.order, self.pos = self.rng.permutation(len(x)), 0
+        self.order, self.pos = self.rng.permutation(n), 0
 
     def next(self):
         if self.pos + self.bs > len(self.order):
-            self.order, self.pos = self.rng.permutation(len(self.x)), 0
-        idx = self.order[self.pos:self.pos + self.bs]
+            self.order, self.pos = self.rng.permutation(self.n), 0
+        rows = self.order[self.pos:self.pos + self.bs]
         self.pos += self.bs
-        return self.x[idx], self.y[idx]
+        if self.idx is not None:
+            rows = self.idx[rows]
+        return self.x[rows], self.y[rows]
 
 
-def _val(data, n=512):
+# -- costs and plan ----------------------------------------------------------------
+
+class _Costs:
+    """Running estimates (seconds) of the runner's calls on this machine, updated by every call."""
+
+    ALPHA = 0.3  # weight of the newest observation
+
+    def __init__(self, batch_size: int):
+        self.bs = batch_size
+        self.step_s: dict = {}  # (batch, measure) -> seconds
+        self.reset_s = 0.0
+        self.eval_img: Optional[float] = None  # seconds per evaluated image
+        self.act_img: Optional[float] = None
+        self.trace_s = 0.0  # what the first step of a kind costs more than the others (graph building)
+        self.traced: set = set()  # the step kinds (measure False/True) already run once
+
+    def _mix(self, old, new):
+        return new if old is None else (1 - self.ALPHA) * old + self.ALPHA * new
+
+    def saw_step(self, n: int, measure: bool, dt: float):
+        if measure not in self.traced:  # the first step of a kind builds the graph: not a step's cost
+            self.traced.add(measure)
+            return
+        self.step_s[(n, measure)] = self._mix(self.step_s.get((n, measure)), dt)
+
+    def trace(self, measure: bool) -> float:
+        """What the first step of this kind costs more than a step, when it is still to come."""
+        return 0.0 if measure in self.traced else self.trace_s
+
+    def saw_reset(self, dt: float):
+        self.reset_s = self._mix(self.reset_s or None, dt)
+
+    def saw_eval(self, n: int, dt: float):
+        if n >= 16:  # smaller calls are all fixed overhead
+            self.eval_img = self._mix(self.eval_img, dt / n)
+
+    def saw_act(self, n: int, dt: float):
+        if n >= 16:
+            self.act_img = self._mix(self.act_img, dt / n)
+
+    def step(self, n: Optional[int] = None, measure: bool = False) -> float:
+        n = n or self.bs
+        if (n, measure) in self.step_s:
+            return self.step_s[(n, measure)]
+        plain = [(k, v) for (k, m), v in self.step_s.items() if not m]
+        if not plain:
+            return 0.0
+        k, v = min(plain, key=lambda kv: abs(kv[0] - n))
+        t = v * max(n / k, 0.5)  # compute grows with the batch; small batches keep a fixed part
+        if measure:
+            mp, pp = self.step_s.get((self.bs, True)), self.step_s.get((self.bs, False))
+            t *= mp / pp if mp and pp else 1.3
+        return t
+
+    def reset(self) -> float:
+        return self.reset_s
+
+    def eval(self, n: int) -> float:
+        if n <= 0:
+            return 0.0
+        per = self.eval_img if self.eval_img is not None else self.step() / self.bs / 3  # a forward pass
+        return max(n, 16) * per
+
+    def act(self, n: int) -> float:
+        if n <= 0:
+            return 0.0
+        return n * (self.act_img if self.act_img is not None else 2 * (self.eval_img or 0.0))
+
+    def to_dict(self) -> dict:
+        r = lambda v: None if v is None else round(float(v), 5)  # noqa: E731
+        return {"step_s": r(self.step_s.get((self.bs, False))), "measure_step_s": r(self.step_s.get((self.bs, True))),
+                "reset_s": r(self.reset_s), "eval_image_s": r(self.eval_img), "activation_image_s": r(self.act_img),
+                "trace_s": r(self.trace_s)}
+
+
+class _Timed:
+    """The runner, with every call timed into :class:`_Costs`."""
+
+    def __init__(self, runner, costs: _Costs):
+        self._runner, self._costs = runner, costs
+
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
+
+    def reset(self, seed, lr):
+        t = time.perf_counter()
+        self._runner.reset(seed, lr)
+        self._costs.saw_reset(time.perf_counter() - t)
+
+    def set_lr(self, lr):
+        self._runner.set_lr(lr)
+
+    def step(self, x, y, *, measure=False):
+        t = time.perf_counter()
+        out = self._runner.step(x, y, measure=measure)
+        self._costs.saw_step(len(x), bool(measure), time.perf_counter() - t)
+        return out
+
+    def evaluate(self, x, y, *args, **kwargs):
+        t = time.perf_counter()
+        out = self._runner.evaluate(x, y, *args, **kwargs)
+        self._costs.saw_eval(len(x), time.perf_counter() - t)
+        return out
+
+    def activation_stats(self, x, *args, **kwargs):
+        t = time.perf_counter()
+        out = self._runner.activation_stats(x, *args, **kwargs)
+        self._costs.saw_act(len(x), time.perf_counter() - t)
+        return out
+
+    def output_bias(self):
+        return self._runner.output_bias()
+
+
+@dataclass
+class Slot:
+    """What a probe may use: ``steps`` (planned in total), ``eval_images`` per evaluation, and ``end``
+    (``time.perf_counter()`` value) after which its training loops stop."""
+
+    steps: int
+    eval_images: int = MAX_EVAL
+    end: float = math.inf
+    costs: Optional[_Costs] = None
+    stopped: Optional[str] = None  # why a loop stopped early (a note for the result)
+
+    def over(self, reserve: float = 0.0) -> bool:
+        """True when ``reserve`` more seconds of work would end after the time limit."""
+        return time.perf_counter() + reserve > self.end
+
+    def c(self) -> _Costs:
+        return self.costs or _Costs(32)
+
+
+def _val(data, n=MAX_EVAL):
     return data.x_val[:n], data.y_val[:n]
 
 
 def _configured_lr(graph, settings) -> float:
     if settings.lr:
         return settings.lr
-    t = graph.training
+    t = getattr(graph, "training", None)
     return t.learning_rate if t and t.learning_rate else 1e-3
+
+
+def _measured(steps: int) -> list:
+    """Which steps of a ``train_dynamics`` run of ``steps`` steps measure (about 6, the last included)."""
+    every = max(steps // 5, 1)
+    return [i % every == 0 or i == steps - 1 for i in range(steps)]
 
 
 # -- the probes ------------------------------------------------------------------
 
-def probe_init_loss(runner, data, graph, settings, steps) -> ProbeResult:
+def probe_init_loss(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     runner.reset(settings.seed, _configured_lr(graph, settings))
-    loss, acc = runner.evaluate(*_val(data))
+    xv, yv = _val(data, slot.eval_images)
+    loss, acc = runner.evaluate(xv, yv)
     classes = len(data.class_names)
     r = ProbeResult("init_loss", metrics={"loss": loss, "expected": math.log(classes), "classes": classes,
-                                          "accuracy": acc})
+                                          "accuracy": acc, "val_samples": int(len(yv))})
     bias = runner.output_bias()
     if bias is not None and len(bias) == classes:
         counts = np.bincount(data.y_train, minlength=classes).astype(float)
@@ -120,13 +320,45 @@ def probe_init_loss(runner, data, graph, settings, steps) -> ProbeResult:
     return r
 
 
-def probe_overfit_batch(runner, data, graph, settings, steps) -> ProbeResult:
+def _train(runner, x, y, steps, settings, slot: Optional[Slot] = None, measure=False, idx=None, reserve=0.0,
+           loops=1):
+    """``steps`` seeded steps; ``measure``: per-layer statistics on the :func:`_measured` steps.
+
+    With ``slot``, fewer when its time limit comes first: ``reserve`` is the other work still to do before
+    the limit (evaluations, resets) and ``loops`` the training loops still to run, this one included,
+    which share the rest equally (so a slow first loop cannot starve the last)."""
+    batches = _Batches(x, y, settings.batch_size, settings.seed, idx)
+    schedule = _measured(steps) if measure else [False] * steps
+    limit = math.inf
+    if slot is not None and math.isfinite(slot.end):
+        now = time.perf_counter()
+        limit = now + (slot.end - now - reserve) / max(loops, 1)
+    losses, stats = [], []
+    for i in range(steps):
+        if i and time.perf_counter() + slot.c().step(batches.bs, schedule[i]) > limit:
+            slot.stopped = f"stopped at the time limit after {i} of {steps} planned steps"
+            break
+        st = runner.step(*batches.next(), measure=schedule[i])
+        losses.append(st.loss)
+        if schedule[i]:
+            stats.append(st)
+        if not math.isfinite(st.loss):
+            break
+    return losses, stats
+
+
+def probe_overfit_batch(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     lr = _configured_lr(graph, settings)
     runner.reset(settings.seed, lr)
     n = min(16, len(data.x_train))
     x, y = data.x_train[:n], data.y_train[:n]
+    steps = max(slot.steps, MIN_STEPS["overfit_batch"])
+    reserve = slot.c().eval(n)
     losses = []
-    for _ in range(max(steps, 10)):
+    for i in range(steps):
+        if i and slot.over(reserve + slot.c().step(n)):
+            slot.stopped = f"stopped at the time limit after {i} of {steps} planned steps"
+            break
         losses.append(runner.step(x, y).loss)
         if not math.isfinite(losses[-1]):
             break
@@ -136,15 +368,23 @@ def probe_overfit_batch(runner, data, graph, settings, steps) -> ProbeResult:
                        curves={"loss": losses})
 
 
-def probe_lr_range(runner, data, graph, settings, steps, lo=1e-7, hi=10.0) -> ProbeResult:
-    steps = max(steps, 20)
+def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=1e-7, hi=10.0) -> ProbeResult:
+    steps = max(slot.steps, MIN_STEPS["lr_range"])
     runner.reset(settings.seed, lo)
     batches = _Batches(data.x_train, data.y_train, settings.batch_size, settings.seed)
     lrs, raw, smooth = [], [], []
     avg, best = 0.0, math.inf
     factor = (hi / lo) ** (1 / max(steps - 1, 1))
-    lr = lo
-    for i in range(steps):
+    lr, planned, i = lo, steps, 0
+    while i < steps:
+        # behind the plan: sweep the rest of the range in the steps that still fit, so the test still
+        # reaches ``hi`` (with coarser rates) instead of stopping half-way
+        per = slot.c().step(batches.bs)
+        fit = int((slot.end - time.perf_counter()) / per) if per > 0 and math.isfinite(slot.end) else steps
+        if i and fit < steps - i:
+            steps = i + max(fit, 1)
+            factor = (hi / lr) ** (1 / max(steps - i - 1, 1))
+            slot.stopped = f"behind the time plan: swept the range in {steps} steps instead of {planned}"
         runner.set_lr(lr)
         loss = runner.step(*batches.next()).loss
         if not math.isfinite(loss):
@@ -158,6 +398,7 @@ def probe_lr_range(runner, data, graph, settings, steps, lo=1e-7, hi=10.0) -> Pr
         if s > 4 * best and i > 5:  # fastai's stop: the loss has blown up
             break
         lr *= factor
+        i += 1
     suggestion = None
     if len(smooth) >= 5:
         logs = np.log10(lrs)
@@ -167,34 +408,24 @@ def probe_lr_range(runner, data, graph, settings, steps, lo=1e-7, hi=10.0) -> Pr
         if hi_i > lo_i:
             suggestion = float(lrs[lo_i + int(np.argmin(slope[lo_i:hi_i]))])
     # the rate the other probes train with: --lr when given, else the model's compiled one
-    configured = settings.lr or (graph.training.learning_rate if graph.training else None)
+    training = getattr(graph, "training", None)
+    configured = settings.lr or (training.learning_rate if training else None)
     return ProbeResult("lr_range", metrics={"suggested_lr": suggestion, "configured_lr": configured,
                                             "min_loss_lr": float(lrs[int(np.argmin(smooth))]) if smooth else None,
                                             "steps": len(lrs)},
                        curves={"lr": lrs, "loss": raw, "smoothed": smooth})
 
 
-def _train(runner, x, y, steps, settings, measure_every=0, val=None):
-    batches = _Batches(x, y, settings.batch_size, settings.seed)
-    losses, stats = [], []
-    for i in range(steps):
-        measure = bool(measure_every) and (i % measure_every == 0 or i == steps - 1)
-        st = runner.step(*batches.next(), measure=measure)
-        losses.append(st.loss)
-        if measure:
-            stats.append(st)
-        if not math.isfinite(st.loss):
-            break
-    return losses, stats
-
-
-def probe_train_dynamics(runner, data, graph, settings, steps) -> ProbeResult:
+def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     lr = _configured_lr(graph, settings)
     runner.reset(settings.seed, lr)
-    steps = max(steps, 10)
-    losses, stats = _train(runner, data.x_train, data.y_train, steps, settings, measure_every=max(steps // 5, 1))
-    val_loss, val_acc = runner.evaluate(*_val(data))
-    act = runner.activation_stats(_val(data, 128)[0])
+    steps = max(slot.steps, MIN_STEPS["train_dynamics"])
+    xv, yv = _val(data, slot.eval_images)
+    n_act = min(128, len(xv))
+    losses, stats = _train(runner, data.x_train, data.y_train, steps, settings, slot, measure=True,
+                           reserve=slot.c().eval(len(xv)) + slot.c().act(n_act))
+    val_loss, val_acc = runner.evaluate(xv, yv)
+    act = runner.activation_stats(xv[:n_act])
     grad = {k: float(np.mean([s.grad_norm[k] for s in stats if k in s.grad_norm])) for k in stats[0].grad_norm} \
         if stats else {}
     ratio = {k: float(np.mean([s.update_ratio[k] for s in stats if k in s.update_ratio]))
@@ -205,51 +436,71 @@ def probe_train_dynamics(runner, data, graph, settings, steps) -> ProbeResult:
     return ProbeResult("train_dynamics", metrics={
         "lr": lr, "steps": len(losses), "first_loss": losses[0] if losses else None,
         "final_loss": float(np.mean(losses[-5:])) if losses else None, "val_loss": val_loss, "val_accuracy": val_acc,
-        "grad_norm": grad, "update_ratio": ratio, "first_last_grad_ratio": first_last, "nonfinite": nonfinite,
-        "dead_fraction": act.dead_fraction, "saturated_fraction": act.saturated_fraction},
+        "val_samples": int(len(yv)), "grad_norm": grad, "update_ratio": ratio, "first_last_grad_ratio": first_last,
+        "nonfinite": nonfinite, "dead_fraction": act.dead_fraction, "saturated_fraction": act.saturated_fraction},
         curves={"loss": losses})
 
 
-def probe_zero_input(runner, data, graph, settings, steps) -> ProbeResult:
+def probe_zero_input(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     lr = _configured_lr(graph, settings)
-    steps = max(steps // 2, 5)
-    out = {}
+    steps = max(slot.steps // 2, MIN_STEPS["zero_input"] // 2)
+    c = slot.c()
+    xv, yv = _val(data, slot.eval_images)
+    out, ran = {}, []
     for kind in ("real", "zero"):
         runner.reset(settings.seed, lr)
         x = data.x_train if kind == "real" else np.zeros_like(data.x_train[: max(settings.batch_size * 4, 1)])
         y = data.y_train if kind == "real" else data.y_train[: len(x)]
-        _train(runner, x, y, steps, settings)
-        xv, yv = _val(data)
-        if kind == "zero":
-            xv = np.zeros_like(xv)
-        out[kind] = runner.evaluate(xv, yv)
-    return ProbeResult("zero_input", metrics={"steps": steps, "real_val_loss": out["real"][0],
+        reserve = c.eval(len(xv)) + (c.reset() + c.eval(len(xv)) if kind == "real" else 0.0)
+        ran.append(len(_train(runner, x, y, steps, settings, slot, reserve=reserve,
+                              loops=2 if kind == "real" else 1)[0]))
+        out[kind] = runner.evaluate(np.zeros_like(xv) if kind == "zero" else xv, yv)
+    return ProbeResult("zero_input", metrics={"steps": min(ran), "real_val_loss": out["real"][0],
                                               "real_val_accuracy": out["real"][1], "zero_val_loss": out["zero"][0],
-                                              "zero_val_accuracy": out["zero"][1]})
+                                              "zero_val_accuracy": out["zero"][1], "val_samples": int(len(yv))})
 
 
-def probe_data_scaling(runner, data, graph, settings, steps) -> ProbeResult:
+FRACTIONS = (0.25, 0.5, 1.0)
+
+
+def _fraction_size(n_train: int, frac: float, batch_size: int) -> int:
+    return max(batch_size, int(n_train * frac))
+
+
+def probe_data_scaling(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     lr = _configured_lr(graph, settings)
-    steps = max(steps // 3, 5)
+    steps = max(slot.steps // 3, MIN_STEPS["data_scaling"] // 3)
+    c = slot.c()
+    xv, yv = _val(data, slot.eval_images)
+    sizes = [_fraction_size(len(data.x_train), f, settings.batch_size) for f in FRACTIONS]
+    evals = [c.eval(min(slot.eval_images, n)) + c.eval(len(xv)) for n in sizes]
     rows = []
     rng = np.random.default_rng(settings.seed)
-    for frac in (0.25, 0.5, 1.0):
-        n = max(settings.batch_size, int(len(data.x_train) * frac))
+    for k, (frac, n) in enumerate(zip(FRACTIONS, sizes)):
         idx = np.sort(rng.permutation(len(data.x_train))[:n])
         runner.reset(settings.seed, lr)
-        _train(runner, data.x_train[idx], data.y_train[idx], steps, settings)
-        tr_loss, tr_acc = runner.evaluate(data.x_train[idx][:512], data.y_train[idx][:512])
-        va_loss, va_acc = runner.evaluate(*_val(data))
-        rows.append({"fraction": frac, "samples": int(n), "train_loss": tr_loss, "train_accuracy": tr_acc,
-                     "val_loss": va_loss, "val_accuracy": va_acc})
-    return ProbeResult("data_scaling", metrics={"steps": steps, "rows": rows},
+        ran = len(_train(runner, data.x_train, data.y_train, steps, settings, slot, idx=idx,
+                         reserve=evals[k] + sum(c.reset() + e for e in evals[k + 1:]), loops=len(FRACTIONS) - k)[0])
+        tr = idx[:slot.eval_images or MAX_EVAL]
+        tr_loss, tr_acc = runner.evaluate(data.x_train[tr], data.y_train[tr])
+        va_loss, va_acc = runner.evaluate(xv, yv)
+        rows.append({"fraction": frac, "samples": int(len(idx)), "steps": ran, "train_loss": tr_loss,
+                     "train_accuracy": tr_acc, "val_loss": va_loss, "val_accuracy": va_acc})
+    return ProbeResult("data_scaling", metrics={"steps": steps, "rows": rows, "val_samples": int(len(yv))},
                        curves={"samples": [r["samples"] for r in rows],
                                "train_accuracy": [r["train_accuracy"] for r in rows],
                                "val_accuracy": [r["val_accuracy"] for r in rows]})
 
 
-def probe_linear_baseline(runner, data, graph, settings, steps) -> ProbeResult:
+def probe_linear_baseline(runner, data, graph, settings, slot: Optional[Slot] = None) -> ProbeResult:
     from sklearn.linear_model import LogisticRegression
+
+    try:  # one BLAS thread: the fit is small, and extra threads spin against each other on a busy CPU
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(1)
+    except Exception:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        limits = None
 
     def features(x):
         n, h, w, c = x.shape
@@ -257,10 +508,14 @@ def probe_linear_baseline(runner, data, graph, settings, steps) -> ProbeResult:
         x = x[:, : h // f * f, : w // f * f].reshape(n, h // f, f, w // f, f, c).mean(axis=(2, 4))
         return x.reshape(n, -1)
 
-    x_tr, y_tr = data.x_train[:3000], data.y_train[:3000]
-    clf = LogisticRegression(max_iter=300)
-    clf.fit(features(x_tr), y_tr)
-    acc = float(clf.score(features(data.x_val), data.y_val))
+    try:
+        x_tr, y_tr = data.x_train[:3000], data.y_train[:3000]
+        clf = LogisticRegression(max_iter=300)
+        clf.fit(features(x_tr), y_tr)
+        acc = float(clf.score(features(data.x_val), data.y_val))
+    finally:
+        if limits is not None:
+            limits.restore_original_limits()
     return ProbeResult("linear_baseline", metrics={"val_accuracy": acc, "train_samples": len(x_tr),
                                                    "features": int(features(x_tr[:1]).shape[1])})
 
@@ -270,49 +525,209 @@ PROBES: dict = {"init_loss": probe_init_loss, "overfit_batch": probe_overfit_bat
                 "data_scaling": probe_data_scaling, "linear_baseline": probe_linear_baseline}
 
 
+# -- planning ----------------------------------------------------------------------
+
+def _fixed(name, c: _Costs, n_eval: int, data, settings) -> float:
+    """Seconds of a probe's work other than training steps: resets, evaluations, activation statistics."""
+    nv, ntr = min(n_eval, len(data.y_val)), len(data.y_train)
+    if name == "init_loss":
+        return c.reset() + c.eval(nv)
+    if name == "overfit_batch":
+        return c.reset() + c.eval(min(16, ntr))
+    if name == "lr_range":
+        return c.reset()
+    if name == "train_dynamics":  # the first measuring step builds its graph
+        return c.reset() + c.eval(nv) + c.act(min(128, nv)) + c.trace(True)
+    if name == "zero_input":
+        return 2 * (c.reset() + c.eval(nv))
+    if name == "data_scaling":
+        return sum(c.reset() + c.eval(min(n_eval, _fraction_size(ntr, f, settings.batch_size))) + c.eval(nv)
+                   for f in FRACTIONS)
+    return 0.0
+
+
+def _step_cost(name, steps: int, c: _Costs, data, settings) -> float:
+    """Seconds of ``steps`` planned steps of a probe."""
+    if name not in STEP_SHARE or steps <= 0:
+        return 0.0
+    ntr = len(data.y_train)
+    bs = min(settings.batch_size, ntr)
+    if name == "overfit_batch":
+        return steps * c.step(min(16, ntr))
+    if name == "lr_range":
+        return steps * c.step(bs)
+    if name == "train_dynamics":
+        m = sum(_measured(steps))
+        return (steps - m) * c.step(bs) + m * c.step(bs, True)
+    if name == "zero_input":
+        return 2 * (steps // 2) * c.step(bs)
+    return 3 * (steps // 3) * c.step(bs)  # data_scaling
+
+
+def _steps_for(name, seconds: float, c: _Costs, data, settings) -> int:
+    """The most steps (MIN_STEPS..MAX_STEPS) whose cost fits in ``seconds``."""
+    lo, hi = MIN_STEPS[name], MAX_STEPS
+    if _step_cost(name, hi, c, data, settings) <= seconds:
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _step_cost(name, mid, c, data, settings) <= seconds:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _eval_images(left: float, c: _Costs, data, settings, probes) -> int:
+    """Validation images per evaluation: at most MAX_EVAL, evaluations taking about EVAL_SHARE of ``left``."""
+    nv = len(data.y_val)
+    if nv == 0:
+        return 0
+
+    def cost(n):
+        return sum(_fixed(p, c, n, data, settings) - _fixed(p, c, 0, data, settings) for p in probes)
+
+    n = MAX_EVAL
+    while n > MIN_EVAL and cost(min(n, nv)) > EVAL_SHARE * left:
+        n -= 16
+    return min(n, nv)
+
+
+def _plan_probe(name, later, left, c, n_eval, data, settings):
+    """(steps, planned seconds, seconds the later kept probes need at least), or None to skip ``name``.
+
+    The probes still to run must fit in ``left`` with their fixed costs and minimum steps; if they do not,
+    the least important (KEEP_ORDER) are left out. What the kept probes do not need for that is shared
+    among their training steps in the proportions of STEP_SHARE."""
+    todo = [name] + [q for q in later if q != name]
+    need = {q: _fixed(q, c, n_eval, data, settings) + _step_cost(q, MIN_STEPS[q], c, data, settings) for q in todo}
+    keep = list(todo)
+    for q in reversed(KEEP_ORDER):
+        if sum(need[k] for k in keep) <= left:
+            break
+        if q in keep:
+            keep.remove(q)
+    if name not in keep:
+        return None
+    later_need = sum(need[k] for k in keep if k != name)
+    if name not in STEP_SHARE:
+        return 0, need[name], later_need
+    spare = left - sum(need[k] for k in keep)
+    shares = sum(STEP_SHARE[k] for k in keep if k in STEP_SHARE)
+    alloc = _step_cost(name, MIN_STEPS[name], c, data, settings) + STEP_SHARE[name] / shares * spare
+    steps = _steps_for(name, alloc, c, data, settings)
+    return steps, _fixed(name, c, n_eval, data, settings) + _step_cost(name, steps, c, data, settings), later_need
+
+
+def _warm_up(runner, timed, costs, data, graph, settings, probes):
+    """Trace and time: a reset, a first step (graph building), a few timed steps, two evaluations.
+
+    The measuring step is not traced here: that happens in train_dynamics, whose plan counts it
+    (``costs.trace_s``, what the first step cost more than the others), and not at all when it is skipped."""
+    timed.reset(settings.seed, _configured_lr(graph, settings))
+    if any(p in STEP_SHARE for p in probes):
+        batches = _Batches(data.x_train, data.y_train, settings.batch_size, settings.seed)
+        t = time.perf_counter()
+        timed.step(*batches.next())
+        first = time.perf_counter() - t
+        for _ in range(WARMUP_STEPS):
+            timed.step(*batches.next())
+        costs.trace_s = max(first - costs.step(), 0.0)
+        n = min(16, len(data.y_train))
+        if "overfit_batch" in probes and n != costs.bs:  # its batch: a small batch's cost is not proportional
+            timed.step(data.x_train[:n], data.y_train[:n])
+    if len(data.y_val) and any(p != "linear_baseline" for p in probes):
+        n = min(len(data.y_val), max(settings.batch_size, 16))
+        runner.evaluate(data.x_val[:n], data.y_val[:n])  # traces the prediction function
+        timed.evaluate(data.x_val[:n], data.y_val[:n])
+
+
 def run_suite(runner, data, graph, settings: ProbeSettings,
               progress: Optional[Callable[[str, str], None]] = None) -> ProbeReport:
-    """Run the selected probes within ``settings.budget`` seconds."""
+    """Run the selected probes within ``settings.budget`` seconds (see the module docstring)."""
     report = ProbeReport(settings={"budget": settings.budget, "seed": settings.seed, "probes": list(settings.probes),
                                    "batch_size": settings.batch_size, "runner": runner.framework,
                                    "device": runner.device},
                          data=data.summary() if hasattr(data, "summary") else {})
     start = time.perf_counter()
+    deadline = start + settings.budget
+    aim = deadline - MARGIN * settings.budget  # what plans fill; the time limits stop at ``deadline``
     say = progress or (lambda name, msg: None)
+    costs = _Costs(max(1, min(settings.batch_size, len(data.y_train))))
+    timed = _Timed(runner, costs)
+    replay = settings.plan
+    plan = {"replayed": bool(replay), "eval_images": None, "warmup_s": None, "steps": {}, "planned_s": {},
+            "skipped": [], "costs": {}}
+    report.settings["plan"] = plan
+    probes = list(dict.fromkeys(settings.probes))
+    # the linear baseline needs no runner and has a cost that cannot be planned: it goes first
+    order = [p for p in probes if p == "linear_baseline"] + [p for p in probes if p != "linear_baseline"]
+    current, t = None, start
     try:
-        # time a few steps to turn seconds into steps
-        runner.reset(settings.seed, _configured_lr(graph, settings))
-        batches = _Batches(data.x_train, data.y_train, settings.batch_size, settings.seed)
-        runner.step(*batches.next())  # warm-up (graph building, allocation)
-        t0 = time.perf_counter()
-        for _ in range(3):
-            runner.step(*batches.next())
-        per_step = max((time.perf_counter() - t0) / 3, 1e-4)
-        report.step_seconds = per_step
-        for name in settings.probes:
-            spent = time.perf_counter() - start
-            # the selected probes share the whole budget in the proportions of BUDGET_SHARE
-            share = BUDGET_SHARE[name] / sum(BUDGET_SHARE[p] for p in settings.probes) * settings.budget
-            steps = int(min(share, max(settings.budget - spent, 0)) / per_step)
-            if name not in ("linear_baseline", "init_loss") and steps < 5:
-                report.results[name] = ProbeResult(name, status="skipped",
-                                                   notes=[f"the budget left {max(settings.budget - spent, 0):.0f} s "
-                                                          f"(a step takes {per_step:.2f} s)"])
+        n_eval = None
+        for i, name in enumerate(order):
+            if name != "linear_baseline" and n_eval is None:
+                t = time.perf_counter()
+                _warm_up(runner, timed, costs, data, graph, settings, order[i:])
+                plan["warmup_s"] = round(time.perf_counter() - t, 3)
+                report.step_seconds = costs.step() or None
+                if replay:
+                    n_eval = int(replay.get("eval_images") or min(MAX_EVAL, len(data.y_val)))
+                else:
+                    n_eval = _eval_images(aim - time.perf_counter(), costs, data, settings, order[i:])
+                plan["eval_images"] = n_eval
+            now = time.perf_counter()
+            left = aim - now
+            if replay:
+                skip = name in (replay.get("skipped") or [])
+                steps = int((replay.get("steps") or {}).get(name, MIN_STEPS[name]))
+                planned, end = None, math.inf
+            elif name == "linear_baseline":
+                skip, steps, planned, end = left <= 0, 0, None, math.inf
+            else:
+                decided = _plan_probe(name, order[i + 1:], left, costs, n_eval, data, settings)
+                skip = decided is None
+                if not skip:
+                    steps, planned, later_need = decided
+                    end = min(now + planned * (1 + SLACK) + max(costs.step(), 0.01 * settings.budget),
+                              deadline - later_need)
+            if skip:
+                need = _fixed(name, costs, n_eval or 0, data, settings) + \
+                    _step_cost(name, MIN_STEPS[name], costs, data, settings)
+                why = "skipped in the replayed plan" if replay else (
+                    f"skipped for the budget: {max(left, 0):.1f} s were left for the remaining probes and this "
+                    f"one needs about {need:.1f} s (at least {MIN_STEPS[name]} steps of {costs.step():.2f} s, "
+                    f"with resets and evaluations); when not all fit, the last of "
+                    f"{', '.join(KEEP_ORDER)} go first")
+                report.results[name] = ProbeResult(name, status="skipped", notes=[why])
+                plan["skipped"].append(name)
                 say(name, "skipped (budget)")
                 continue
-            say(name, f"running ({steps} steps)" if name not in ("linear_baseline", "init_loss") else "running")
-            t = time.perf_counter()
+            plan["steps"][name] = steps
+            if planned is not None:
+                plan["planned_s"][name] = round(planned, 3)
+            say(name, f"running ({steps} steps)" if name in STEP_SHARE else "running")
+            slot = Slot(steps=steps, eval_images=n_eval or 0, end=end, costs=costs)
+            current, t = name, time.perf_counter()
             try:
-                result = PROBES[name](runner, data, graph, settings, min(steps, 400))
+                result = PROBES[name](timed, data, graph, settings, slot)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # one probe failing must not lose the others
                 result = ProbeResult(name, status="failed", notes=[f"{type(exc).__name__}: {exc}"])
+            current = None
+            if slot.stopped:
+                result.notes.append(slot.stopped)
             result.seconds = time.perf_counter() - t
             report.results[name] = result
             say(name, f"{result.status} in {result.seconds:.1f} s")
     except KeyboardInterrupt:
+        if current is not None:
+            report.results[current] = ProbeResult(current, status="interrupted", seconds=time.perf_counter() - t,
+                                                  notes=["interrupted (Ctrl-C) while running"])
         report.interrupted = True
         say("suite", "interrupted: keeping the results so far")
+    plan["costs"] = costs.to_dict()
+    report.results = {name: report.results[name] for name in probes if name in report.results}
     report.seconds = time.perf_counter() - start
     return report

@@ -1,0 +1,341 @@
+"""The probe suite's planning: the time budget, skipping, re-planning, Ctrl-C, replaying a plan.
+
+Most tests use a framework-free runner whose calls sleep for known times (so the planner is
+tested against known costs, not against a busy CPU); a few use a tiny PyTorch CNN through
+``run_probes`` and the CLI. The whole file takes about half a minute.
+"""
+
+import json
+import math
+import time
+import types
+
+import numpy as np
+import pytest
+
+from modellint.probes.data import Dataset
+from modellint.probes.runner import ActivationStats, Runner, StepStats
+from modellint.probes.suite import ALL_PROBES, MIN_STEPS, ProbeSettings, run_suite
+
+NO_GRAPH = types.SimpleNamespace(training=None)
+STEP_PROBES = ("overfit_batch", "lr_range", "train_dynamics", "zero_input", "data_scaling")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sklearn_imported():
+    """The linear baseline's first import of scikit-learn is not what the tests time."""
+    import sklearn.linear_model  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+
+class SleepRunner(Runner):
+    """A runner whose calls take known times; the loss falls 1 % a step.
+
+    ``slow_after``: from that step call on, steps take ``slow_factor`` times longer (a machine that
+    gets busy mid-suite). ``interrupt_at``: the step call that raises KeyboardInterrupt (Ctrl-C);
+    ``interrupt_in_lr_range``: the step call, counted from the first ``set_lr`` (lr_range's first step), that does."""
+
+    framework = "sleep"
+
+    def __init__(self, step=0.02, image=0.0004, reset=0.03, measure=0.01, trace=0.1, slow_after=None,
+                 slow_factor=1.0, interrupt_at=None, interrupt_in_lr_range=None):
+        self.s, self.e, self.r, self.m, self.trace = step, image, reset, measure, trace
+        self.slow_after, self.slow_factor, self.interrupt_at = slow_after, slow_factor, interrupt_at
+        self.calls, self.traced, self.loss = 0, set(), 2.0
+        self.interrupt_in_lr_range, self.lr_calls = interrupt_in_lr_range, None
+
+    def reset(self, seed, lr):
+        time.sleep(self.r)
+        self.loss = 2.0
+
+    def set_lr(self, lr):
+        if self.lr_calls is None:
+            self.lr_calls = 0
+
+    def step(self, x, y, *, measure=False):
+        self.calls += 1
+        if self.interrupt_at is not None and self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        if self.lr_calls is not None:
+            self.lr_calls += 1
+            if self.lr_calls == self.interrupt_in_lr_range:
+                raise KeyboardInterrupt
+        if measure not in self.traced:
+            self.traced.add(measure)
+            time.sleep(self.trace)
+        slow = self.slow_factor if self.slow_after is not None and self.calls > self.slow_after else 1.0
+        time.sleep((self.s * len(x) / 32 + (self.m if measure else 0.0)) * slow)
+        self.loss *= 0.99
+        st = StepStats(loss=self.loss)
+        if measure:
+            st.grad_norm = {"conv": 1.0, "dense": 0.5}
+            st.weight_norm = {"conv": 2.0, "dense": 1.0}
+            st.update_ratio = {"conv": 1e-3, "dense": 1e-3}
+        return st
+
+    def evaluate(self, x, y, batch_size=128):
+        time.sleep(self.e * len(x))
+        return self.loss, 0.5
+
+    def activation_stats(self, x):
+        time.sleep(self.e * len(x))
+        return ActivationStats()
+
+
+def _dataset(n=400, nv=200, s=8, classes=4):
+    rng = np.random.default_rng(0)
+    return Dataset(x_train=rng.random((n, s, s, 3), dtype=np.float32), y_train=np.arange(n) % classes,
+                   x_val=rng.random((nv, s, s, 3), dtype=np.float32), y_val=np.arange(nv) % classes,
+                   class_names=[f"c{i}" for i in range(classes)])
+
+
+def _run(runner, budget, probes=ALL_PROBES, **kw):
+    t = time.perf_counter()
+    report = run_suite(runner, _dataset(), NO_GRAPH, ProbeSettings(budget=budget, probes=tuple(probes), **kw))
+    return report, time.perf_counter() - t
+
+
+# ---------------------------------------------------------------------------
+# the budget
+# ---------------------------------------------------------------------------
+
+def _check_fits(report, wall, budget):
+    assert wall <= budget * 1.05, (wall, report.settings["plan"])
+    assert report.seconds <= budget * 1.05
+    assert wall >= budget * 0.7, "most of the budget is used"
+    assert list(report.results) == list(ALL_PROBES)  # reported in the selected order
+    assert all(r.status == "ok" for r in report.results.values()), {k: r.notes for k, r in report.results.items()}
+    plan = report.settings["plan"]
+    assert plan["eval_images"] and plan["warmup_s"] > 0 and not plan["skipped"]
+    for name in STEP_PROBES:
+        assert plan["steps"][name] >= MIN_STEPS[name]
+    assert report.results["overfit_batch"].metrics["steps"] <= plan["steps"]["overfit_batch"]
+    costs = plan["costs"]
+    assert costs["step_s"] == pytest.approx(0.02, rel=0.5) and costs["reset_s"] == pytest.approx(0.03, rel=0.5)
+
+
+def test_suite_fits_its_budget_and_records_the_plan():
+    small, wall = _run(SleepRunner(), 3.0)
+    _check_fits(small, wall, 3.0)
+    large, wall = _run(SleepRunner(), 6.0)
+    _check_fits(large, wall, 6.0)
+    # more budget, more steps
+    a, b = small.settings["plan"]["steps"], large.settings["plan"]["steps"]
+    assert all(b[name] >= a[name] for name in STEP_PROBES), (a, b)
+    assert sum(b[name] for name in STEP_PROBES) > 1.5 * sum(a[name] for name in STEP_PROBES), (a, b)
+
+
+def test_fixed_costs_are_planned():
+    """Expensive evaluations and resets leave fewer steps, and the suite still ends in time."""
+    cheap, _ = _run(SleepRunner(), 3.0)
+    costly, wall = _run(SleepRunner(image=0.002, reset=0.15), 3.0)
+    assert wall <= 3.0 * 1.05, costly.settings["plan"]
+    assert costly.settings["plan"]["eval_images"] < cheap.settings["plan"]["eval_images"]
+    steps = costly.settings["plan"]["steps"]
+    assert sum(steps.get(n, 0) for n in STEP_PROBES) < sum(cheap.settings["plan"]["steps"][n] for n in STEP_PROBES)
+
+
+def test_an_overrun_is_absorbed_by_later_probes():
+    """Steps become 3x slower after the warm-up: the plan was wrong, the budget still holds."""
+    report, wall = _run(SleepRunner(slow_after=8, slow_factor=3.0), 4.0)
+    assert wall <= 4.0 * 1.05, report.settings["plan"]
+    ran = [r for r in report.results.values() if r.status == "ok"]
+    assert len(ran) >= 4
+
+
+def test_too_small_a_budget_skips_with_a_note():
+    probes = [p for p in ALL_PROBES if p != "linear_baseline"]
+    report, wall = _run(SleepRunner(step=0.1), 1.2, probes=probes)
+    assert wall <= 1.2 * 1.1 + 0.1
+    skipped = [r for r in report.results.values() if r.status == "skipped"]
+    assert skipped and report.results["init_loss"].status == "ok"
+    for r in skipped:
+        assert r.notes and "budget" in r.notes[0] and "s" in r.notes[0]
+    assert set(report.settings["plan"]["skipped"]) == {r.name for r in skipped}
+    # the least important go first: data_scaling before overfit_batch
+    assert "data_scaling" in report.settings["plan"]["skipped"]
+
+
+def test_only_fixed_probes():
+    report, wall = _run(SleepRunner(), 2.0, probes=("init_loss", "linear_baseline"))
+    assert [r.status for r in report.results.values()] == ["ok", "ok"]
+    assert wall < 2.0 and report.step_seconds is None  # no step was needed, none was timed
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C
+# ---------------------------------------------------------------------------
+
+def test_interrupt_in_a_probe_keeps_what_was_measured():
+    report, _ = _run(SleepRunner(interrupt_in_lr_range=5), 6.0)
+    assert report.interrupted is True
+    assert report.results["init_loss"].status == "ok" and report.results["linear_baseline"].status == "ok"
+    assert report.results["overfit_batch"].status == "ok"
+    assert report.results["overfit_batch"].metrics["steps"] >= 10
+    assert report.results["lr_range"].status == "interrupted"
+    assert "train_dynamics" not in report.results and "data_scaling" not in report.results
+    assert list(report.results) == ["init_loss", "overfit_batch", "lr_range", "linear_baseline"]
+    json.dumps(report.to_dict())  # still a plain report
+
+
+def test_interrupt_during_warm_up():
+    report, _ = _run(SleepRunner(interrupt_at=2), 6.0)
+    assert report.interrupted is True
+    assert list(report.results) == ["linear_baseline"]
+
+
+# ---------------------------------------------------------------------------
+# a real runner: a tiny PyTorch CNN
+# ---------------------------------------------------------------------------
+
+S = 16
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    y = np.arange(240) % 4
+    colours = np.array([[200, 30, 30], [30, 200, 30], [30, 30, 200], [200, 200, 30]])
+    x = colours[y][:, None, None, :] * 0.7 + rng.random((240, S, S, 3)) * 70
+    path = tmp_path_factory.mktemp("suite") / "colours.npz"
+    np.savez(path, x=x.astype(np.uint8), y=y)
+    return str(path)
+
+
+@pytest.fixture
+def one_thread():
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TORCH_MODULE = """
+from torch import nn
+
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 4))
+"""
+
+
+@pytest.fixture
+def torch_target(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    (tmp_path / "suite_torch_models.py").write_text(TORCH_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    return importlib.import_module("suite_torch_models")
+
+
+def test_torch_suite_fits_budget_and_replays(torch_target, one_thread, npz):
+    from modellint.probes.api import run_probes
+    from modellint.probes.runner import make_runner
+
+    budget = 6.0
+    graph, data, report = run_probes(torch_target.cnn(), npz, budget=budget, use_cache=False,
+                                     input_shape=(1, 3, S, S))
+    assert report.seconds <= budget * 1.1, report.settings["plan"]
+    assert all(r.status == "ok" for r in report.results.values()), {k: r.notes for k, r in report.results.items()}
+    # replaying the recorded plan gives the same numbers (timing decides the plan, the seed the rest)
+    plan = report.settings["plan"]
+    replay = run_suite(make_runner(graph, torch_target.cnn()), data, graph,
+                       ProbeSettings(budget=budget, plan=plan))
+    assert replay.settings["plan"]["steps"] == plan["steps"]
+    compared = 0
+    for name, first in report.results.items():
+        if any("time" in n for n in first.notes):  # stopped at its time limit: the replay runs the plan
+            if name in ("overfit_batch", "train_dynamics"):
+                assert replay.results[name].metrics["steps"] == plan["steps"][name]
+            continue
+        again = replay.results[name]
+        for key, curve in first.curves.items():
+            assert np.allclose(curve, again.curves[key], atol=1e-6, equal_nan=True), (name, key)
+        for key, value in first.metrics.items():
+            if isinstance(value, float) and math.isfinite(value):
+                assert value == pytest.approx(again.metrics[key], abs=1e-6), (name, key)
+        compared += 1
+    assert compared >= 2  # init_loss and linear_baseline at least; the others unless the machine was busy
+
+
+def test_torch_interrupt_mid_probe(torch_target, one_thread, npz, monkeypatch):
+    from modellint.probes.api import run_probes
+    from modellint.probes.runner_torch import TorchRunner
+
+    calls = {"n": 0}
+    step = TorchRunner.step
+
+    def interrupting(self, x, y, *, measure=False):
+        calls["n"] += 1
+        if calls["n"] == 8:  # after the warm-up's 3 steps, inside overfit_batch
+            raise KeyboardInterrupt
+        return step(self, x, y, measure=measure)
+
+    monkeypatch.setattr(TorchRunner, "step", interrupting)
+    _, _, report = run_probes(torch_target.cnn(), npz, budget=20.0, use_cache=False, input_shape=(1, 3, S, S))
+    assert report.interrupted is True
+    assert {k: r.status for k, r in report.results.items()} == {
+        "init_loss": "ok", "overfit_batch": "interrupted", "linear_baseline": "ok"}
+
+
+def test_cli_probe_interrupted_exits_130(torch_target, one_thread, npz, monkeypatch, tmp_path, capsys):
+    """``modellint probe`` on Ctrl-C mid-suite: prints the partial report and exits 130; nothing cached."""
+    from modellint.cli import main
+    from modellint.probes.runner_torch import TorchRunner
+
+    calls = {"n": 0}
+    step = TorchRunner.step
+
+    def interrupting(self, x, y, *, measure=False):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return step(self, x, y, measure=measure)
+
+    monkeypatch.setattr(TorchRunner, "step", interrupting)
+    monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
+    code = main(["probe", "suite_torch_models:cnn", "--data", npz, "--budget", "20", "--input-shape",
+                 f"1,3,{S},{S}", "--format", "json", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 130, out.err
+    probes = json.loads(out.out)["reports"][0]["probes"]
+    assert probes["interrupted"] is True
+    assert probes["results"]["init_loss"]["status"] == "ok"
+    assert probes["results"]["overfit_batch"]["status"] == "interrupted"
+    assert not list((tmp_path / "cache").rglob("*.json"))  # an interrupted run is not cached
+
+
+def test_torch_step_measures_in_one_transfer(torch_target, one_thread):
+    """The runner's grad norms, weight norms and update ratios equal a plain computation of them,
+    and a NaN in one gradient is caught."""
+    import torch
+
+    from modellint.adapters.torch_live import graph_from_module
+    from modellint.probes.runner_torch import TorchRunner
+
+    module = torch_target.cnn()
+    runner = TorchRunner(graph_from_module(module, input_shape=(1, 3, S, S)), module)
+    rng = np.random.default_rng(1)
+    x, y = rng.random((8, S, S, 3), dtype=np.float32), np.arange(8) % 4
+    runner.reset(0, 1e-2)
+    runner.step(x, y)
+    layers = dict(runner.model.named_modules())
+    before = {name: layers[name].weight.detach().clone() for name in ("0", "3", "7")}
+    st = runner.step(x, y, measure=True)
+    assert set(st.grad_norm) == {"0", "3", "7"} and not st.nonfinite
+    for name, w0 in before.items():
+        w = layers[name].weight
+        assert st.weight_norm[name] == pytest.approx(float(w0.double().norm()), rel=1e-6)
+        assert st.grad_norm[name] == pytest.approx(float(w.grad.double().norm()), rel=1e-6)
+        assert st.update_ratio[name] == pytest.approx(float((w.detach() - w0).double().norm() / w0.double().norm()),
+                                                      rel=1e-5)
+    # a NaN in one gradient only
+    hook = layers["3"].weight.register_hook(lambda g: g.index_put((torch.tensor([0]),), torch.tensor(float("nan"))))
+    try:
+        assert runner.step(x, y).nonfinite
+    finally:
+        hook.remove()
