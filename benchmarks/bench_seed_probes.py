@@ -48,7 +48,13 @@ from _util import ROOT, report  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(ROOT))
 
-MODELS = {"seed": ROOT / "examples" / "seed_cnn.h5", "fixed": ROOT / "examples" / "seed_cnn_fixed.h5"}
+# The Keras models, and their PyTorch ports (``--framework torch``: code targets; runs on a GPU when one is present).
+FRAMEWORKS = {
+    "keras": {"seed": ROOT / "examples" / "seed_cnn.h5", "fixed": ROOT / "examples" / "seed_cnn_fixed.h5"},
+    "torch": {"seed": "examples.seed_cnn_torch:build", "fixed": "examples.seed_cnn_fixed_torch:build"},
+}
+MODELS = FRAMEWORKS["keras"]
+TORCH_INPUT = (1, 3, 128, 128)
 PROBE_CODES = {f"ML0{n}" for n in range(21, 40)}
 
 
@@ -84,7 +90,8 @@ def _probe(name, path, data, budget, seed):
     from modellint.probes.api import probe_inputs, run_probes
 
     wall, cpu = time.perf_counter(), time.process_time()
-    graph, dataset, rep = run_probes(str(path), str(data), budget=budget, seed=seed, use_cache=False)
+    graph, dataset, rep = run_probes(str(path), str(data), budget=budget, seed=seed, use_cache=False,
+                                     input_shape=None if isinstance(path, Path) else TORCH_INPUT)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     facts = facts_from_values(len(dataset.y_train) + len(dataset.y_val), len(dataset.class_names))
     result = run_rules(graph, select_rules(), facts, probes=probe_inputs(rep))
@@ -97,11 +104,13 @@ def _probe(name, path, data, budget, seed):
     plan = rep.settings.get("plan", {})
     steps = plan.get("steps") or {k: r.metrics.get("steps") for k, r in res.items() if r.metrics.get("steps")}
 
-    print(f"\n{name}: {path.relative_to(ROOT)}  ({graph.display_shape(graph.input_shapes()[0])}, "
+    shown = path.relative_to(ROOT) if isinstance(path, Path) else path
+    print(f"\n{name}: {shown}  ({graph.display_shape(graph.input_shapes()[0])}, "
           f"{len(dataset.y_train)} train / {len(dataset.y_val)} val images)")
     rows_out = [
         ("suite seconds vs budget",
          f"{rep.seconds:.1f} / {budget:g}  ({'within' if rep.seconds <= budget else 'OVER'})"),
+        ("device", str(rep.settings.get("device"))),
         ("whole call (load + probes)", f"{wall:.1f} s wall, {cpu:.1f} s CPU"),
         ("step seconds (batch 32)", f"{rep.step_seconds:.3f}" if rep.step_seconds else "-"),
         ("plan: steps", json.dumps({k: v for k, v in steps.items() if v})),
@@ -129,9 +138,10 @@ def _equal_steps(path, graph, dataset, steps, seed, batch_size=32, n_val=512):
     """Fresh seeded weights, the model's own optimizer and rate, ``steps`` steps on seeded batches."""
     import numpy as np
 
+    from modellint.probes.api import _live_model
     from modellint.probes.runner import make_runner
 
-    runner = make_runner(graph, str(path), seed=seed)
+    runner = make_runner(graph, _live_model(graph, str(path)), seed=seed)
     lr = graph.training.learning_rate if graph.training and graph.training.learning_rate else 1e-3
     runner.reset(seed, lr)
     rng = np.random.default_rng(seed)
@@ -200,7 +210,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="equal-steps comparison length (default: the smaller td step count)")
     ap.add_argument("--data", help="use this folder instead of the cached synthetic data")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--framework", choices=sorted(FRAMEWORKS), default="keras",
+                    help="the Keras models (default) or their PyTorch ports")
     args = ap.parse_args(argv)
+    global MODELS
+    MODELS = FRAMEWORKS[args.framework]
 
     data = _data(args)
     load = os.getloadavg()

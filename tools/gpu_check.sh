@@ -2,7 +2,7 @@
 # GPU check of the probes (run on a machine with an NVIDIA GPU and PyTorch; not part of the tests).
 # Probes the PyTorch seed port on synthetic 13-class data twice on the GPU (same seed: are the
 # results the same?) and once with the GPU hidden, and prints the device, step time and results.
-# Usage: tools/gpu_check.sh [OUTDIR]   (budget via BUDGET=seconds, default 60)
+# Usage: tools/gpu_check.sh [OUTDIR]   (BUDGET=seconds, default 60; DATA=an existing class-folder dataset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-/tmp/modellint-gpu}}
@@ -12,8 +12,8 @@ PY=${PYTHON:-python3}
 budget=${BUDGET:-60}
 nvidia-smi -L || true
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-data=$(mktemp -d)/synth
-$PY -m modellint data synth "$data" --classes 13 --size 128 --count 2600 --seed 0
+data=${DATA:-$(mktemp -d)/synth}
+[ -d "$data" ] || $PY -m modellint data synth "$data" --classes 13 --size 128 --count 2600 --seed 0
 probe() { $PY -m modellint probe examples.seed_cnn_torch:build --input-shape 1,3,128,128 --data "$data" \
           --budget "$budget" --no-cache --exit-zero --format json --output-file "$out/$1.json"; }
 probe gpu1
