@@ -10,9 +10,18 @@ DEV    := $(VENV)/.installed-dev
 
 .PHONY: demo test bench examples rules clean
 
+DEMO_DATA   := build/demo-data
+DEMO_REPORT := build/seed_report.html
+
+# The seed model of the question: its summary, its findings, then the probes on a small
+# synthetic stand-in for the 13-class data (written once) and the HTML report.
 demo: $(CORE)
 	$(BIN)/modellint summary examples/seed_cnn.h5
 	$(BIN)/modellint check examples/seed_cnn.h5 --samples 8000 --classes 13 --image-size 128x128 --exit-zero
+	@test -d $(DEMO_DATA) || { rm -rf $(DEMO_DATA).tmp && $(BIN)/modellint data synth $(DEMO_DATA).tmp \
+		--classes 13 --size 128 --count 1300 --seed 0 && mv $(DEMO_DATA).tmp $(DEMO_DATA); }
+	$(BIN)/modellint probe examples/seed_cnn.h5 --data $(DEMO_DATA) --budget 60 --exit-zero --html $(DEMO_REPORT)
+	@echo "HTML report: $(abspath $(DEMO_REPORT))"
 
 test: $(DEV)
 	tools/system-deps.sh
@@ -32,8 +41,9 @@ examples: $(DEV)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# make demo probes the Keras seed: Keras + TensorFlow-CPU, Pillow and scikit-learn.
 $(CORE): pyproject.toml | $(BIN)/python
-	$(PIP) install -c constraints.txt -e .
+	$(PIP) install -c constraints.txt -e '.[keras,probes]'
 	touch $@
 
 # torch goes in first, pinned, so nothing later pulls a CUDA build.
