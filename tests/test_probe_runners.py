@@ -244,3 +244,69 @@ def test_torch_refuses_non_modules():
 
     with pytest.raises(InputError):
         TorchRunner(None, "not a module")
+
+
+# ---------------------------------------------------------------------------
+# BatchNorm statistics and predictions
+# ---------------------------------------------------------------------------
+
+@keras_only
+def test_keras_refreshes_batchnorm_statistics(tmp_path, data):
+    import keras
+    from keras import layers
+
+    x, y = data
+    inp = keras.Input((16, 16, 3))
+    h = layers.Conv2D(8, 3, padding="same", use_bias=False, name="c1")(inp)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = layers.Activation("relu", name="r")(h)
+    h = layers.Dropout(0.5, name="drop")(h)
+    out = layers.Dense(C, name="out")(layers.GlobalAveragePooling2D()(h))
+    runner = _keras_runner(keras.Model(inp, out), tmp_path, "bn.keras")
+    assert runner.has_norm_stats
+    runner.reset(0, 1e-2)
+    for _ in range(5):
+        runner.step(x[:32], y[:32])
+    batches = [x[:32], x[32:]]
+    assert runner.refresh_norm_stats(batches) == 1
+    bn = runner.model.get_layer("bn")
+    conv = keras.Model(runner.model.inputs, runner.model.get_layer("c1").output)
+    feats = [np.asarray(conv(b, training=False)).reshape(-1, 8) for b in batches]
+    assert np.allclose(np.asarray(bn.moving_mean), np.mean([f.mean(0) for f in feats], 0), atol=1e-4)
+    assert np.allclose(np.asarray(bn.moving_variance), np.mean([f.var(0) for f in feats], 0), rtol=1e-3, atol=1e-5)
+    assert bn.momentum == 0.99 and runner.model.get_layer("drop").rate == 0.5  # restored
+    loss, acc, guess = runner.evaluate_predictions(x, y, batch_size=24)
+    assert guess.shape == (len(x),) and guess.dtype == np.int64 and acc == pytest.approx(np.mean(guess == y))
+
+
+def test_torch_refreshes_batchnorm_statistics(data, one_thread):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    x, y = data
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.drop = nn.Dropout(0.5)
+            self.out = nn.Linear(8, C)
+
+        def forward(self, x):
+            return self.out(self.drop(torch.relu(self.bn(self.c1(x)))).mean((2, 3)))
+
+    runner = _torch_runner(Net())
+    assert runner.has_norm_stats
+    runner.reset(0, 1e-2)
+    for _ in range(5):
+        runner.step(x[:32], y[:32])
+    batches = [x[:32], x[32:]]
+    assert runner.refresh_norm_stats(batches) == 1
+    bn = runner.model.bn
+    with torch.no_grad():
+        feats = [runner.model.c1(runner._x(b)).transpose(0, 1).reshape(8, -1) for b in batches]
+    assert torch.allclose(bn.running_mean, torch.stack([f.mean(1) for f in feats]).mean(0), atol=1e-5)
+    assert bn.momentum == 0.1 and runner.model.training and bn.training and runner.model.drop.training
+    loss, acc, guess = runner.evaluate_predictions(x, y, batch_size=24)
+    assert guess.shape == (len(x),) and acc == pytest.approx(np.mean(guess == y))

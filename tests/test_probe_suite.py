@@ -307,6 +307,11 @@ def test_cli_probe_interrupted_exits_130(torch_target, one_thread, npz, monkeypa
     assert probes["results"]["init_loss"]["status"] == "ok"
     assert probes["results"]["overfit_batch"]["status"] == "interrupted"
     assert not list((tmp_path / "cache").rglob("*.json"))  # an interrupted run is not cached
+    calls["n"] = 0
+    code = main(["probe", "suite_torch_models:cnn", "--data", npz, "--budget", "20", "--input-shape",
+                 f"1,3,{S},{S}", "--format", "text"])
+    out = capsys.readouterr()
+    assert code == 130 and "probes interrupted (Ctrl-C): results are partial" in out.out, out.out
 
 
 def test_torch_step_measures_in_one_transfer(torch_target, one_thread):
@@ -339,3 +344,37 @@ def test_torch_step_measures_in_one_transfer(torch_target, one_thread):
         assert runner.step(x, y).nonfinite
     finally:
         hook.remove()
+
+
+# ---------------------------------------------------------------------------
+# the range test with few steps, data_scaling's equal rows, the budget of the whole command
+# ---------------------------------------------------------------------------
+
+def test_lr_range_with_few_steps_gives_no_suggestion():
+    from modellint.probes.suite import LR_MIN_SWEEP, Slot, _Costs, probe_lr_range
+
+    data = _dataset()
+    r = probe_lr_range(SleepRunner(step=0.0, reset=0.0), data, NO_GRAPH, ProbeSettings(),
+                       Slot(steps=24, costs=_Costs(32)))
+    assert r.metrics["steps"] == 24 < LR_MIN_SWEEP and r.metrics["suggested_lr"] is None
+    assert r.metrics["sweep"] == [1e-6, 1.0]  # narrowed for a short sweep
+    assert r.notes and "no suggestion" in r.notes[0]
+    r = probe_lr_range(SleepRunner(step=0.0, reset=0.0), data, NO_GRAPH, ProbeSettings(),
+                       Slot(steps=120, costs=_Costs(32)))
+    assert r.metrics["sweep"] == [1e-7, 10.0] and r.metrics["suggested_lr"] is not None and not r.notes
+
+
+def test_data_scaling_rows_train_equally_or_skip():
+    from modellint.probes.suite import Slot, _Costs, probe_data_scaling
+
+    data, costs = _dataset(), _Costs(32)
+    costs.step_s[(32, False)], costs.reset_s, costs.eval_img = 0.01, 0.0, 0.0
+    end = time.perf_counter() + 0.6  # room for ~20 steps a row, not the 100 planned
+    r = probe_data_scaling(SleepRunner(step=0.01, reset=0.0, image=0.0), data, NO_GRAPH, ProbeSettings(),
+                           Slot(steps=300, end=end, costs=costs))
+    steps = [row["steps"] for row in r.metrics["rows"]]
+    assert len(set(steps)) == 1 and 5 <= steps[0] < 100, steps
+    assert r.notes and "per row" in r.notes[0]
+    r = probe_data_scaling(SleepRunner(step=0.01, reset=0.0, image=0.0), data, NO_GRAPH, ProbeSettings(),
+                           Slot(steps=300, end=time.perf_counter() + 0.05, costs=costs))
+    assert r.status == "skipped" and "unequal" in r.notes[0]

@@ -115,7 +115,8 @@ def _codes(findings, min_severity="warning"):
 def test_learning_rate_10(tmp_path, quad):
     found, report = _probe(_keras_cnn(tmp_path / "lr10.keras", lr=10.0), quad, ("lr_range", "train_dynamics"))
     assert report.results["lr_range"].metrics["configured_lr"] == 10.0
-    assert "ML024" in _codes(found)  # 10 is far above the range test's suggestion
+    lr = report.results["lr_range"]
+    assert "ML024" in _codes(found), (lr.metrics, lr.notes)  # 10 is far above the range test's suggestion
     assert _codes(found) & {"ML028", "ML026", "ML023"}  # and training at 10 breaks (NaN or dead units)
 
 
@@ -269,6 +270,58 @@ def test_analyze_with_probes(tmp_path, quad, monkeypatch):
 
     monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
     model = _keras_cnn(tmp_path / "m.keras", lr=10.0)
-    report = analyze(model, data=quad, probes=True, budget=10.0)
+    report = analyze(model, data=quad, probes=True, budget=20.0)  # the budget covers loading too
     assert report.probes is not None and report.probes.get("lr_range") is not None
-    assert "ML024" in {f.code for f in report.findings}
+    lr = report.probes.get("lr_range")
+    assert "ML024" in {f.code for f in report.findings}, (lr.metrics, lr.notes)
+
+
+def _keras_bn_cnn(path, *, classes=4, lr=1e-3):
+    import keras
+    from keras import layers
+
+    inp = keras.Input((S, S, 3))
+    h = layers.Conv2D(16, 3, padding="same", use_bias=False, name="c1")(inp)
+    h = layers.BatchNormalization(name="bn1")(h)
+    h = layers.Activation("relu", name="r1")(h)
+    h = layers.MaxPooling2D(2)(h)
+    h = layers.Dropout(0.25)(h)
+    h = layers.Conv2D(32, 3, padding="same", use_bias=False, name="c2")(h)
+    h = layers.BatchNormalization(name="bn2")(h)
+    h = layers.Activation("relu", name="r2")(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    out = layers.Dense(classes, activation="softmax", name="out")(h)
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy())
+    model.save(path)
+    return str(path)
+
+
+@keras_only
+def test_batchnorm_cnn_overfits_a_batch_on_a_short_run(tmp_path, quad):
+    """BatchNorm's moving statistics barely move in a few dozen steps: evaluation must re-estimate them
+    (else inference mode measures the initial statistics and ML023 fires on a net that memorised the batch).
+    The same run checks train_dynamics' confusion matrix and validation curve, and data_scaling's rows."""
+    from modellint.probes.suite import ProbeSettings
+
+    found, report = _probe(_keras_bn_cnn(tmp_path / "bn.keras"), quad,
+                           ("overfit_batch", "train_dynamics", "data_scaling"), budget=25.0)
+    ob = report.results["overfit_batch"].metrics
+    assert "ML023" not in _codes(found, "info"), ob
+    assert ob["final_loss"] < 0.2 * ob["initial_loss"] and ob["accuracy"] == 1.0, ob
+    assert math.isfinite(ob["eval_loss"])
+    td = report.results["train_dynamics"]
+    confusion = td.metrics["confusion"]
+    assert len(confusion) == 4 and all(len(row) == 4 for row in confusion)
+    assert sum(map(sum, confusion)) == td.metrics["val_samples"]
+    assert sum(confusion[k][k] for k in range(4)) == round(td.metrics["val_accuracy"] * td.metrics["val_samples"])
+    steps, vl, va = td.curves["val_step"], td.curves["val_loss"], td.curves["val_accuracy"]
+    assert 2 <= len(steps) <= 6 and len(vl) == len(va) == len(steps)
+    assert steps == sorted(set(steps)) and steps[-1] == len(td.curves["loss"]) - 1
+    assert vl[-1] == td.metrics["val_loss"] and va[-1] == td.metrics["val_accuracy"]
+    rows = report.results["data_scaling"].metrics["rows"]
+    assert len({r["steps"] for r in rows}) == 1, rows  # every row trains as long
+    settings = report.settings
+    assert settings["budget"] == 25.0 and settings["setup_s"] >= 0
+    assert settings["suite_budget"] == pytest.approx(25.0 - settings["setup_s"], abs=0.02)
+    assert isinstance(ProbeSettings(plan=settings["plan"]).plan, dict)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -77,7 +78,11 @@ def _live_model(graph, source):
 def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_PROBES, lr=None,
                input_shape=None, training=None, loss: Optional[str] = None, max_images: Optional[int] = None,
                use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None):
-    """Load ``model`` and ``data``, run the probes; returns ``(graph, dataset, ProbeReport)``."""
+    """Load ``model`` and ``data``, run the probes; returns ``(graph, dataset, ProbeReport)``.
+
+    ``budget`` covers the whole call: the time spent loading the data and building the runner is taken
+    off the suite's budget (``report.settings``: ``budget``, ``setup_s``, ``suite_budget``)."""
+    started = time.perf_counter()
     from ..adapters import load_graph
     from .data import load_dataset
     from .runner import make_runner
@@ -121,8 +126,27 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
             say("cache", f"results from {path}")
             cached.data["checks"] = dataset.checks
             return graph, dataset, cached
-    runner = make_runner(graph, _live_model(graph, model), loss=loss, seed=seed)
-    report = run_suite(runner, dataset, graph, settings, progress=progress)
+    setup = time.perf_counter() - started
+    if setup < budget:
+        runner = make_runner(graph, _live_model(graph, model), loss=loss, seed=seed)
+        setup = time.perf_counter() - started
+    if setup >= budget:
+        why = (f"skipped: loading the data and the model took {setup:.1f} s, the whole --budget of "
+               f"{budget:g} s; nothing was left for the probes")
+        say("suite", why)
+        report = ProbeReport(settings={"budget": budget, "seed": seed, "probes": list(probes),
+                                       "setup_s": round(setup, 2), "suite_budget": 0.0, "budget_note": why},
+                             data=dataset.summary() if hasattr(dataset, "summary") else {})
+        for name in probes:
+            report.results[name] = ProbeResult(name, status="skipped", notes=[why])
+        report.data["checks"] = dataset.checks
+        return graph, dataset, report
+    from dataclasses import replace
+
+    report = run_suite(runner, dataset, graph, replace(settings, budget=budget - setup), progress=progress)
+    report.settings.update(budget=budget, setup_s=round(setup, 2), suite_budget=round(budget - setup, 2),
+                           budget_note=f"loading the data and the model took {setup:.1f} s of the {budget:g} s "
+                                       f"budget; the probes had the other {budget - setup:.1f} s")
     report.data["checks"] = dataset.checks
     if use_cache and not report.interrupted:
         try:

@@ -54,9 +54,24 @@ class Runner:
         """One optimisation step on a batch; with ``measure``, per-layer statistics."""
         raise NotImplementedError
 
+    #: the model has BatchNorm-style layers whose inference statistics lag behind short training
+    has_norm_stats = False
+
     def evaluate(self, x, y, batch_size: int = 128) -> tuple:
         """(mean loss, accuracy) without updating weights."""
+        return self.evaluate_predictions(x, y, batch_size)[:2]
+
+    def evaluate_predictions(self, x, y, batch_size: int = 128) -> tuple:
+        """(mean loss, accuracy, predicted class index per image as an int64 array), in inference mode."""
         raise NotImplementedError
+
+    def refresh_norm_stats(self, batches) -> int:
+        """Re-estimate the BatchNorm running statistics from ``batches`` (a list of image arrays): the
+        cumulative average of their batch statistics, computed in training mode for the norm layers only
+        (no weight update). After a few dozen steps the moving averages have barely left their initial
+        values, and inference-mode evaluation would measure them instead of the trained weights.
+        Returns the number of norm layers refreshed (0: nothing to do)."""
+        return 0
 
     def activation_stats(self, x) -> ActivationStats:
         raise NotImplementedError

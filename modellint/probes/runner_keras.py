@@ -184,6 +184,7 @@ class KerasRunner(Runner):
         self._lr = float(lr)
         self._train_fns = {}
         self._predict_fn = None
+        self._norm_fn = None
         self._act_plan = None
 
     def set_lr(self, lr: float) -> None:
@@ -375,11 +376,11 @@ class KerasRunner(Runner):
             self._predict_fn = tf.function(lambda t: model(t, training=False), input_signature=[self._spec(x)])
         return self._predict_fn(x)
 
-    def evaluate(self, x, y, batch_size: int = 128) -> tuple:
+    def evaluate_predictions(self, x, y, batch_size: int = 128) -> tuple:
         x, y = self._images(x), np.asarray(y).astype(np.int64).reshape(-1)
         if len(x) == 0:
-            return float("nan"), float("nan")
-        total, correct = 0.0, 0
+            return float("nan"), float("nan"), np.zeros(0, np.int64)
+        total, correct, guesses = 0.0, 0, []
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             pred = self._guard(self._predict, xb)
@@ -390,7 +391,58 @@ class KerasRunner(Runner):
             else:
                 guess = (p.reshape(len(xb), -1)[:, 0] > (0.0 if self._logits else 0.5)).astype(np.int64)
             correct += int((guess == yb).sum())
-        return total / len(x), correct / len(x)
+            guesses.append(np.asarray(guess, dtype=np.int64))
+        return total / len(x), correct / len(x), np.concatenate(guesses)
+
+    # -- BatchNorm statistics ----------------------------------------------
+    def _norm_layers(self):
+        import keras
+
+        return [layer for layer in self._all_layers(self.model)
+                if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+                and getattr(layer, "moving_mean", None) is not None]
+
+    @property
+    def has_norm_stats(self) -> bool:
+        return bool(self.model is not None and self._norm_layers())
+
+    def refresh_norm_stats(self, batches) -> int:
+        """Keras 3 ``BatchNormalization`` in training mode sets ``moving = moving * momentum + batch * (1 -
+        momentum)``, reading ``momentum`` when called. A forward pass traced with every norm layer's momentum
+        at 0 and every dropout rate at 0 (inference-like activations feeding the norm layers) leaves each
+        layer's batch statistics in its moving mean/variance; their average over ``batches`` is assigned."""
+        import keras
+
+        norms = self._norm_layers()
+        if not norms or not batches:
+            return 0
+        if self._norm_fn is None:
+            import tensorflow as tf
+
+            model = self.model
+            drops = [layer for layer in self._all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+            saved = [(layer, "momentum", layer.momentum) for layer in norms] + \
+                [(layer, "rate", layer.rate) for layer in drops]
+            fn = tf.function(lambda t: model(t, training=True), input_signature=[self._spec(self._images(batches[0]))])
+            try:
+                for layer, attr, _ in saved:
+                    setattr(layer, attr, 0.0)
+                fn.get_concrete_function()  # traced now, with the zeros
+            finally:
+                for layer, attr, value in saved:
+                    setattr(layer, attr, value)
+            self._norm_fn = fn
+        sums = [[np.zeros(tuple(layer.moving_mean.shape), np.float64),
+                 np.zeros(tuple(layer.moving_variance.shape), np.float64)] for layer in norms]
+        for xb in batches:
+            self._guard(self._norm_fn, self._images(xb))
+            for acc, layer in zip(sums, norms):
+                acc[0] += np.asarray(keras.ops.convert_to_numpy(layer.moving_mean), np.float64)
+                acc[1] += np.asarray(keras.ops.convert_to_numpy(layer.moving_variance), np.float64)
+        for (m, v), layer in zip(sums, norms):
+            layer.moving_mean.assign((m / len(batches)).astype(layer.moving_mean.dtype))
+            layer.moving_variance.assign((v / len(batches)).astype(layer.moving_variance.dtype))
+        return len(norms)
 
     # -- activations -------------------------------------------------------
     def _plan(self, model, prefix: str = "") -> Optional[dict]:

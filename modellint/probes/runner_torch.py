@@ -309,15 +309,15 @@ class TorchRunner(Runner):
                 out.update_ratio[name] = math.sqrt(d) / max(math.sqrt(w), TINY)  # finite for an all-zero kernel
         return out
 
-    def evaluate(self, x, y, batch_size: int = 128) -> tuple:
+    def evaluate_predictions(self, x, y, batch_size: int = 128) -> tuple:
         import torch
 
         y = np.asarray(y).astype(np.int64).reshape(-1)
         if len(y) == 0:
-            return float("nan"), float("nan")
+            return float("nan"), float("nan"), np.zeros(0, np.int64)
         model = self.model
         model.eval()
-        total, correct = 0.0, 0
+        total, correct, guesses = 0.0, 0, []
         try:
             with torch.no_grad():
                 for i in range(0, len(y), batch_size):
@@ -329,13 +329,54 @@ class TorchRunner(Runner):
                     else:
                         guess = (out[:, 0] > (0.0 if "Logits" in self.loss_name else 0.5)).long()
                     correct += int((guess == yt).sum())
+                    guesses.append(guess.reshape(-1).to("cpu").numpy().astype(np.int64))
         except InputError:
             raise
         except Exception as exc:
             raise InputError(self._where, f"the module failed on the probe batch ({_one_line(exc)})") from None
         finally:
             model.train()
-        return total / len(y), correct / len(y)
+        return total / len(y), correct / len(y), np.concatenate(guesses)
+
+    # -- BatchNorm statistics ----------------------------------------------
+    def _norm_modules(self):
+        import torch
+
+        return [m for m in self.model.modules()
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+                and m.running_mean is not None]
+
+    @property
+    def has_norm_stats(self) -> bool:
+        return bool(self.model is not None and self._norm_modules())
+
+    def refresh_norm_stats(self, batches) -> int:
+        """``reset_running_stats()`` and ``momentum=None`` (a cumulative average) on every BatchNorm module,
+        one forward pass per batch under ``no_grad`` with only the norm modules in training mode (dropout
+        and the rest in eval mode), then the momenta and modes restored."""
+        import torch
+
+        norms = self._norm_modules()
+        if not norms or not batches:
+            return 0
+        model = self.model
+        momenta = [m.momentum for m in norms]
+        try:
+            model.eval()
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None
+                m.train()
+            with torch.no_grad():
+                for xb in batches:
+                    model(self._x(xb))
+        except Exception as exc:
+            raise InputError(self._where, f"the module failed on the probe batch ({_one_line(exc)})") from None
+        finally:
+            for m, mom in zip(norms, momenta):
+                m.momentum = mom
+            model.train()
+        return len(norms)
 
     # -- activations -------------------------------------------------------
     def activation_stats(self, x, batch_size: int = 64) -> ActivationStats:

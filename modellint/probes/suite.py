@@ -42,6 +42,19 @@ The whole suite, warm-up included, runs within ``settings.budget`` seconds:
    the suite ends within the budget up to about the last step's length. Plans
    aim :data:`MARGIN` before the end of the budget.
 
+BatchNorm: before every evaluation that follows training (and before the activation statistics) the
+running statistics are re-estimated from NORM_BATCHES training batches
+(:meth:`~.runner.Runner.refresh_norm_stats`), a fixed cost per evaluation that the plan counts: after a
+few dozen steps the moving averages have barely moved, and inference mode would measure them rather than
+the trained weights. overfit_batch is judged by the training-mode loss on its batch.
+
+train_dynamics records the validation confusion matrix (``metrics["confusion"]``, rows the true class)
+and a validation curve (``curves["val_step"]``, ``val_loss``, ``val_accuracy``: VAL_POINTS points on at
+most VAL_SUBSET images, then the full evaluation). data_scaling decides one step count for its three rows
+from the time left before the first (skipped with a note when the minimum does not fit), so the rows are
+comparable. The learning-rate sweep narrows to 1e-6..1 below LR_FEW_STEPS steps and suggests nothing
+from fewer than LR_MIN_SWEEP steps or a loss that never fell LR_MIN_DROP below its start.
+
 Reproducibility: every experiment is seeded (same seed and same step counts ->
 same numbers), but the step counts and ``eval_images`` come from timings on
 this machine, so two runs can differ in them. The plan used is recorded in
@@ -85,6 +98,20 @@ SLACK = 0.15
 #: timing noise; its training may still run into it.
 MARGIN = 0.03
 WARMUP_STEPS = 2
+#: Training batches whose statistics re-estimate BatchNorm's running statistics before an evaluation
+#: that follows training (see :meth:`~.runner.Runner.refresh_norm_stats`).
+NORM_BATCHES = 4
+#: train_dynamics measures validation loss/accuracy at this many points during training (on at most
+#: VAL_SUBSET images), then on the full evaluation set at its end.
+VAL_POINTS = 4
+VAL_SUBSET = 128
+#: The learning-rate range test gives no suggestion from fewer steps than this, or when its best smoothed
+#: loss is not at least LR_MIN_DROP below the first.
+LR_MIN_SWEEP = 30
+LR_MIN_DROP = 0.05
+#: With fewer planned steps than this, the sweep covers LR_NARROW instead of 1e-7..10.
+LR_FEW_STEPS = 60
+LR_NARROW = (1e-6, 1.0)
 
 
 @dataclass
@@ -165,6 +192,8 @@ class _Costs:
         self.reset_s = 0.0
         self.eval_img: Optional[float] = None  # seconds per evaluated image
         self.act_img: Optional[float] = None
+        self.has_norm = False  # the runner has BatchNorm statistics to refresh before evaluations
+        self.norm_s: Optional[float] = None  # seconds of one refresh of NORM_BATCHES batches
         self.trace_s = 0.0  # what the first step of a kind costs more than the others (graph building)
         self.traced: set = set()  # the step kinds (measure False/True) already run once
 
@@ -191,6 +220,15 @@ class _Costs:
     def saw_act(self, n: int, dt: float):
         if n >= 16:
             self.act_img = self._mix(self.act_img, dt / n)
+
+    def saw_norm(self, dt: float):
+        self.norm_s = self._mix(self.norm_s, dt)
+
+    def norm(self) -> float:
+        """One BatchNorm refresh (0 without norm layers): NORM_BATCHES forward passes."""
+        if not self.has_norm:
+            return 0.0
+        return self.norm_s if self.norm_s is not None else NORM_BATCHES * self.step() / 2
 
     def step(self, n: Optional[int] = None, measure: bool = False) -> float:
         n = n or self.bs
@@ -224,7 +262,7 @@ class _Costs:
         r = lambda v: None if v is None else round(float(v), 5)  # noqa: E731
         return {"step_s": r(self.step_s.get((self.bs, False))), "measure_step_s": r(self.step_s.get((self.bs, True))),
                 "reset_s": r(self.reset_s), "eval_image_s": r(self.eval_img), "activation_image_s": r(self.act_img),
-                "trace_s": r(self.trace_s)}
+                "norm_refresh_s": r(self.norm_s) if self.has_norm else None, "trace_s": r(self.trace_s)}
 
 
 class _Timed:
@@ -254,6 +292,24 @@ class _Timed:
         t = time.perf_counter()
         out = self._runner.evaluate(x, y, *args, **kwargs)
         self._costs.saw_eval(len(x), time.perf_counter() - t)
+        return out
+
+    def evaluate_predictions(self, x, y, *args, **kwargs):
+        """(loss, accuracy, predictions); predictions None for a runner that does not give them."""
+        t = time.perf_counter()
+        try:
+            out = tuple(self._runner.evaluate_predictions(x, y, *args, **kwargs))
+        except NotImplementedError:
+            out = tuple(self._runner.evaluate(x, y, *args, **kwargs)) + (None,)
+        self._costs.saw_eval(len(x), time.perf_counter() - t)
+        return out
+
+    def refresh_norm_stats(self, batches) -> int:
+        if not self._costs.has_norm:
+            return 0
+        t = time.perf_counter()
+        out = self._runner.refresh_norm_stats(batches)
+        self._costs.saw_norm(time.perf_counter() - t)
         return out
 
     def activation_stats(self, x, *args, **kwargs):
@@ -302,6 +358,12 @@ def _measured(steps: int) -> list:
     return [i % every == 0 or i == steps - 1 for i in range(steps)]
 
 
+def _val_points(steps: int) -> list:
+    """The step indices after which train_dynamics validates on a subset (VAL_POINTS, before the last)."""
+    pts = {int(round(steps * k / (VAL_POINTS + 1))) - 1 for k in range(1, VAL_POINTS + 1)}
+    return sorted(p for p in pts if 0 <= p < steps - 1)
+
+
 # -- the probes ------------------------------------------------------------------
 
 def probe_init_loss(runner, data, graph, settings, slot: Slot) -> ProbeResult:
@@ -320,8 +382,26 @@ def probe_init_loss(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     return r
 
 
+def _norm_batches(x, settings, idx=None) -> list:
+    """NORM_BATCHES seeded training batches (from the rows ``idx`` of ``x`` when given)."""
+    n = len(x) if idx is None else len(idx)
+    bs = max(1, min(settings.batch_size, n))
+    rows = np.random.default_rng(settings.seed + 1).permutation(n)[:NORM_BATCHES * bs]
+    if idx is not None:
+        rows = idx[rows]
+    rows = np.sort(rows)
+    return [x[rows[i:i + bs]] for i in range(0, len(rows), bs)]
+
+
+def _refresh_norms(runner, batches) -> None:
+    """Before an evaluation that follows training: BatchNorm running statistics from ``batches``."""
+    fn = getattr(runner, "refresh_norm_stats", None)
+    if fn is not None and batches:
+        fn(batches)
+
+
 def _train(runner, x, y, steps, settings, slot: Optional[Slot] = None, measure=False, idx=None, reserve=0.0,
-           loops=1):
+           loops=1, after: Optional[dict] = None):
     """``steps`` seeded steps; ``measure``: per-layer statistics on the :func:`_measured` steps.
 
     With ``slot``, fewer when its time limit comes first: ``reserve`` is the other work still to do before
@@ -335,7 +415,7 @@ def _train(runner, x, y, steps, settings, slot: Optional[Slot] = None, measure=F
         limit = now + (slot.end - now - reserve) / max(loops, 1)
     losses, stats = [], []
     for i in range(steps):
-        if i and time.perf_counter() + slot.c().step(batches.bs, schedule[i]) > limit:
+        if i and limit < math.inf and time.perf_counter() + slot.c().step(batches.bs, schedule[i]) > limit:
             slot.stopped = f"stopped at the time limit after {i} of {steps} planned steps"
             break
         st = runner.step(*batches.next(), measure=schedule[i])
@@ -344,6 +424,8 @@ def _train(runner, x, y, steps, settings, slot: Optional[Slot] = None, measure=F
             stats.append(st)
         if not math.isfinite(st.loss):
             break
+        if after and i in after:  # ``after[i]()`` runs after step i (validation points)
+            after[i]()
     return losses, stats
 
 
@@ -353,7 +435,7 @@ def probe_overfit_batch(runner, data, graph, settings, slot: Slot) -> ProbeResul
     n = min(16, len(data.x_train))
     x, y = data.x_train[:n], data.y_train[:n]
     steps = max(slot.steps, MIN_STEPS["overfit_batch"])
-    reserve = slot.c().eval(n)
+    reserve = slot.c().eval(n) + slot.c().norm()
     losses = []
     for i in range(steps):
         if i and slot.over(reserve + slot.c().step(n)):
@@ -362,45 +444,75 @@ def probe_overfit_batch(runner, data, graph, settings, slot: Slot) -> ProbeResul
         losses.append(runner.step(x, y).loss)
         if not math.isfinite(losses[-1]):
             break
+    # judged by the training-mode loss on the batch (the quantity being overfit: BatchNorm on batch
+    # statistics, dropout on); the inference-mode evaluation, after BatchNorm statistics re-estimated on
+    # the batch, is recorded as well
+    train_loss = float(np.mean(losses[-3:])) if all(math.isfinite(v) for v in losses[-3:]) else losses[-1]
+    _refresh_norms(runner, [x])
     loss, acc = runner.evaluate(x, y)
     return ProbeResult("overfit_batch", metrics={"batch": n, "steps": len(losses), "initial_loss": losses[0],
-                                                 "final_loss": loss, "accuracy": acc, "lr": lr},
+                                                 "final_loss": train_loss, "eval_loss": loss, "accuracy": acc,
+                                                 "lr": lr},
                        curves={"loss": losses})
 
 
-def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=1e-7, hi=10.0) -> ProbeResult:
+def _ema_beta(steps: int) -> float:
+    """EMA smoothing of the range test: a window (1 / (1 - beta)) of about 7 % of the sweep, 2..10 steps."""
+    window = min(max(0.07 * steps, 2.0), 10.0)
+    return 1.0 - 1.0 / window
+
+
+def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) -> ProbeResult:
     steps = max(slot.steps, MIN_STEPS["lr_range"])
+    few = steps < LR_FEW_STEPS
+    lo = lo if lo is not None else (LR_NARROW[0] if few else 1e-7)
+    hi = hi if hi is not None else (LR_NARROW[1] if few else 10.0)
+    beta = _ema_beta(steps)
     runner.reset(settings.seed, lo)
     batches = _Batches(data.x_train, data.y_train, settings.batch_size, settings.seed)
     lrs, raw, smooth = [], [], []
+    diverged = None  # the rate at which the loss blew up (non-finite, or the 4x stop)
     avg, best = 0.0, math.inf
     factor = (hi / lo) ** (1 / max(steps - 1, 1))
     lr, planned, i = lo, steps, 0
+    took = []  # seconds of this sweep's recent steps
     while i < steps:
         # behind the plan: sweep the rest of the range in the steps that still fit, so the test still
-        # reaches ``hi`` (with coarser rates) instead of stopping half-way
-        per = slot.c().step(batches.bs)
+        # reaches ``hi`` (with coarser rates) instead of stopping half-way. The pace is the median of the
+        # sweep's own recent steps: one slow step (a pause of the machine) must not compress the sweep.
+        per = float(np.median(took[-9:])) if took else 0.0
+        t0 = time.perf_counter()
         fit = int((slot.end - time.perf_counter()) / per) if per > 0 and math.isfinite(slot.end) else steps
-        if i and fit < steps - i:
+        if len(took) >= 3 and fit < steps - i:  # the first step after a reset can be slow
             steps = i + max(fit, 1)
             factor = (hi / lr) ** (1 / max(steps - i - 1, 1))
             slot.stopped = f"behind the time plan: swept the range in {steps} steps instead of {planned}"
         runner.set_lr(lr)
         loss = runner.step(*batches.next()).loss
+        took.append(time.perf_counter() - t0)
         if not math.isfinite(loss):
+            diverged = lr
             break
-        avg = 0.9 * avg + 0.1 * loss
-        s = avg / (1 - 0.9 ** (i + 1))
+        avg = beta * avg + (1 - beta) * loss
+        s = avg / (1 - beta ** (i + 1))
         lrs.append(lr)
         raw.append(loss)
         smooth.append(s)
         best = min(best, s)
         if s > 4 * best and i > 5:  # fastai's stop: the loss has blown up
+            diverged = lr
             break
         lr *= factor
         i += 1
-    suggestion = None
-    if len(smooth) >= 5:
+    suggestion, notes = None, []
+    drop = 1 - min(smooth) / smooth[0] if smooth and smooth[0] > 0 else 0.0
+    if len(smooth) < LR_MIN_SWEEP:
+        notes.append(f"no suggestion: the sweep had {len(smooth)} steps, fewer than the {LR_MIN_SWEEP} a "
+                     "range test needs to tell the steepest descent from noise")
+    elif drop < LR_MIN_DROP:
+        notes.append(f"no suggestion: the smoothed loss never fell {LR_MIN_DROP:.0%} below its start "
+                     f"(best {drop:.0%} lower)")
+    elif len(smooth) >= 5:
         logs = np.log10(lrs)
         slope = np.gradient(np.asarray(smooth), logs)
         lo_i = max(1, len(smooth) // 10)  # ignore the noisy start
@@ -412,8 +524,10 @@ def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=1e-7, hi=10.0) 
     configured = settings.lr or (training.learning_rate if training else None)
     return ProbeResult("lr_range", metrics={"suggested_lr": suggestion, "configured_lr": configured,
                                             "min_loss_lr": float(lrs[int(np.argmin(smooth))]) if smooth else None,
-                                            "steps": len(lrs)},
-                       curves={"lr": lrs, "loss": raw, "smoothed": smooth})
+                                            "steps": len(lrs), "diverged_lr": diverged, "sweep": [lo, hi],
+                                            "ema_beta": round(beta, 4),
+                                            "loss_drop": round(float(drop), 4)},
+                       curves={"lr": lrs, "loss": raw, "smoothed": smooth}, notes=notes)
 
 
 def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResult:
@@ -422,9 +536,37 @@ def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResu
     steps = max(slot.steps, MIN_STEPS["train_dynamics"])
     xv, yv = _val(data, slot.eval_images)
     n_act = min(128, len(xv))
+    c = slot.c()
+    norm_batches = _norm_batches(data.x_train, settings)
+    xs, ys = xv[:VAL_SUBSET], yv[:VAL_SUBSET]
+    points = _val_points(steps)
+    curve = {"val_step": [], "val_loss": [], "val_accuracy": []}
+
+    def validate(i):
+        def run():
+            _refresh_norms(runner, norm_batches)
+            loss, acc = runner.evaluate(xs, ys)
+            curve["val_step"].append(i)
+            curve["val_loss"].append(loss)
+            curve["val_accuracy"].append(acc)
+        return run
+
     losses, stats = _train(runner, data.x_train, data.y_train, steps, settings, slot, measure=True,
-                           reserve=slot.c().eval(len(xv)) + slot.c().act(n_act))
-    val_loss, val_acc = runner.evaluate(xv, yv)
+                           reserve=c.eval(len(xv)) + c.act(n_act) + (len(points) + 1) * c.norm() +
+                           len(points) * c.eval(len(xs)),
+                           after={i: validate(i) for i in points})
+    _refresh_norms(runner, norm_batches)
+    val_loss, val_acc, guess = runner.evaluate_predictions(xv, yv)
+    if losses:
+        curve["val_step"].append(len(losses) - 1)
+        curve["val_loss"].append(val_loss)
+        curve["val_accuracy"].append(val_acc)
+    confusion = None
+    if guess is not None and len(guess) == len(yv):
+        k = max(len(data.class_names), int(np.max(yv, initial=0)) + 1, int(np.max(guess, initial=0)) + 1)
+        table = np.zeros((k, k), dtype=np.int64)
+        np.add.at(table, (np.asarray(yv, np.int64), np.asarray(guess, np.int64)), 1)
+        confusion = [[int(v) for v in row] for row in table]
     act = runner.activation_stats(xv[:n_act])
     grad = {k: float(np.mean([s.grad_norm[k] for s in stats if k in s.grad_norm])) for k in stats[0].grad_norm} \
         if stats else {}
@@ -437,8 +579,9 @@ def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResu
         "lr": lr, "steps": len(losses), "first_loss": losses[0] if losses else None,
         "final_loss": float(np.mean(losses[-5:])) if losses else None, "val_loss": val_loss, "val_accuracy": val_acc,
         "val_samples": int(len(yv)), "grad_norm": grad, "update_ratio": ratio, "first_last_grad_ratio": first_last,
-        "nonfinite": nonfinite, "dead_fraction": act.dead_fraction, "saturated_fraction": act.saturated_fraction},
-        curves={"loss": losses})
+        "nonfinite": nonfinite, "dead_fraction": act.dead_fraction, "saturated_fraction": act.saturated_fraction,
+        **({"confusion": confusion} if confusion is not None else {})},
+        curves={"loss": losses, **curve})
 
 
 def probe_zero_input(runner, data, graph, settings, slot: Slot) -> ProbeResult:
@@ -451,9 +594,10 @@ def probe_zero_input(runner, data, graph, settings, slot: Slot) -> ProbeResult:
         runner.reset(settings.seed, lr)
         x = data.x_train if kind == "real" else np.zeros_like(data.x_train[: max(settings.batch_size * 4, 1)])
         y = data.y_train if kind == "real" else data.y_train[: len(x)]
-        reserve = c.eval(len(xv)) + (c.reset() + c.eval(len(xv)) if kind == "real" else 0.0)
+        reserve = c.eval(len(xv)) + c.norm() + (c.reset() + c.eval(len(xv)) + c.norm() if kind == "real" else 0.0)
         ran.append(len(_train(runner, x, y, steps, settings, slot, reserve=reserve,
                               loops=2 if kind == "real" else 1)[0]))
+        _refresh_norms(runner, _norm_batches(x, settings))
         out[kind] = runner.evaluate(np.zeros_like(xv) if kind == "zero" else xv, yv)
     return ProbeResult("zero_input", metrics={"steps": min(ran), "real_val_loss": out["real"][0],
                                               "real_val_accuracy": out["real"][1], "zero_val_loss": out["zero"][0],
@@ -473,14 +617,30 @@ def probe_data_scaling(runner, data, graph, settings, slot: Slot) -> ProbeResult
     c = slot.c()
     xv, yv = _val(data, slot.eval_images)
     sizes = [_fraction_size(len(data.x_train), f, settings.batch_size) for f in FRACTIONS]
-    evals = [c.eval(min(slot.eval_images, n)) + c.eval(len(xv)) for n in sizes]
+    evals = [c.eval(min(slot.eval_images, n)) + c.eval(len(xv)) + c.norm() for n in sizes]
+    notes = []
+    if math.isfinite(slot.end):
+        # one step count for every row, decided from the time left now: rows of unequal training would
+        # make the learning curve meaningless
+        per = c.step(min(settings.batch_size, len(data.x_train)))
+        spare = slot.end - time.perf_counter() - sum(c.reset() + e for e in evals)
+        fit = int(spare / (len(FRACTIONS) * per)) if per > 0 else steps
+        if fit < steps:
+            if fit < MIN_STEPS["data_scaling"] // len(FRACTIONS):
+                return ProbeResult("data_scaling", status="skipped", notes=[
+                    f"skipped: {max(spare, 0):.1f} s were left for {len(FRACTIONS)} rows, fewer than "
+                    f"{MIN_STEPS['data_scaling'] // len(FRACTIONS)} steps of {per:.2f} s each; rows of unequal "
+                    "training would not make a learning curve"])
+            notes.append(f"behind the time plan: {fit} steps per row instead of {steps}")
+            steps = fit
     rows = []
     rng = np.random.default_rng(settings.seed)
     for k, (frac, n) in enumerate(zip(FRACTIONS, sizes)):
         idx = np.sort(rng.permutation(len(data.x_train))[:n])
         runner.reset(settings.seed, lr)
-        ran = len(_train(runner, data.x_train, data.y_train, steps, settings, slot, idx=idx,
-                         reserve=evals[k] + sum(c.reset() + e for e in evals[k + 1:]), loops=len(FRACTIONS) - k)[0])
+        # no time limit inside a row: every row trains the same number of steps
+        ran = len(_train(runner, data.x_train, data.y_train, steps, settings, None, idx=idx)[0])
+        _refresh_norms(runner, _norm_batches(data.x_train, settings, idx))
         tr = idx[:slot.eval_images or MAX_EVAL]
         tr_loss, tr_acc = runner.evaluate(data.x_train[tr], data.y_train[tr])
         va_loss, va_acc = runner.evaluate(xv, yv)
@@ -489,7 +649,7 @@ def probe_data_scaling(runner, data, graph, settings, slot: Slot) -> ProbeResult
     return ProbeResult("data_scaling", metrics={"steps": steps, "rows": rows, "val_samples": int(len(yv))},
                        curves={"samples": [r["samples"] for r in rows],
                                "train_accuracy": [r["train_accuracy"] for r in rows],
-                               "val_accuracy": [r["val_accuracy"] for r in rows]})
+                               "val_accuracy": [r["val_accuracy"] for r in rows]}, notes=notes)
 
 
 def probe_linear_baseline(runner, data, graph, settings, slot: Optional[Slot] = None) -> ProbeResult:
@@ -527,22 +687,24 @@ PROBES: dict = {"init_loss": probe_init_loss, "overfit_batch": probe_overfit_bat
 
 # -- planning ----------------------------------------------------------------------
 
-def _fixed(name, c: _Costs, n_eval: int, data, settings) -> float:
-    """Seconds of a probe's work other than training steps: resets, evaluations, activation statistics."""
+def _fixed(name, c: _Costs, n_eval: int, data, settings, points: bool = True) -> float:
+    """Seconds of a probe's work other than training steps: resets, evaluations, activation statistics
+    (``points``: with train_dynamics' validation points, a fixed cost that does not decide ``eval_images``)."""
     nv, ntr = min(n_eval, len(data.y_val)), len(data.y_train)
     if name == "init_loss":
         return c.reset() + c.eval(nv)
     if name == "overfit_batch":
-        return c.reset() + c.eval(min(16, ntr))
+        return c.reset() + c.eval(min(16, ntr)) + c.norm()
     if name == "lr_range":
         return c.reset()
-    if name == "train_dynamics":  # the first measuring step builds its graph
-        return c.reset() + c.eval(nv) + c.act(min(128, nv)) + c.trace(True)
+    if name == "train_dynamics":  # the first measuring step builds its graph; validation points on a subset
+        return c.reset() + c.eval(nv) + c.act(min(128, nv)) + c.trace(True) + \
+            (VAL_POINTS + 1) * c.norm() + (VAL_POINTS * c.eval(min(VAL_SUBSET, nv)) if points else 0.0)
     if name == "zero_input":
-        return 2 * (c.reset() + c.eval(nv))
+        return 2 * (c.reset() + c.eval(nv) + c.norm())
     if name == "data_scaling":
         return sum(c.reset() + c.eval(min(n_eval, _fraction_size(ntr, f, settings.batch_size))) + c.eval(nv)
-                   for f in FRACTIONS)
+                   + c.norm() for f in FRACTIONS)
     return 0.0
 
 
@@ -585,7 +747,8 @@ def _eval_images(left: float, c: _Costs, data, settings, probes) -> int:
         return 0
 
     def cost(n):
-        return sum(_fixed(p, c, n, data, settings) - _fixed(p, c, 0, data, settings) for p in probes)
+        return sum(_fixed(p, c, n, data, settings, False) - _fixed(p, c, 0, data, settings, False)
+                   for p in probes)
 
     n = MAX_EVAL
     while n > MIN_EVAL and cost(min(n, nv)) > EVAL_SHARE * left:
@@ -636,6 +799,12 @@ def _warm_up(runner, timed, costs, data, graph, settings, probes):
         n = min(16, len(data.y_train))
         if "overfit_batch" in probes and n != costs.bs:  # its batch: a small batch's cost is not proportional
             timed.step(data.x_train[:n], data.y_train[:n])
+        costs.has_norm = bool(getattr(runner, "has_norm_stats", False))
+        if costs.has_norm and any(p in ("overfit_batch", "train_dynamics", "zero_input", "data_scaling")
+                                  for p in probes):
+            norm_batches = _norm_batches(data.x_train, settings)
+            runner.refresh_norm_stats(norm_batches)  # traces the refresh pass
+            timed.refresh_norm_stats(norm_batches)
     if len(data.y_val) and any(p != "linear_baseline" for p in probes):
         n = min(len(data.y_val), max(settings.batch_size, 16))
         runner.evaluate(data.x_val[:n], data.y_val[:n])  # traces the prediction function

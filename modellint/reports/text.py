@@ -41,6 +41,9 @@ def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, sho
             if i:
                 out.append("")
             out.append(header(report))
+            if getattr(getattr(report, "probes", None), "interrupted", False):
+                out.append(f"{INDENT}! probes interrupted (Ctrl-C): results are partial; the probes that did "
+                           "not finish gave no findings")
             if report.findings:
                 out.append("")
         for j, f in enumerate(report.findings):

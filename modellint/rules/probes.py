@@ -19,6 +19,7 @@ DEAD_LAYER_SHARE = 0.5
 SATURATED_SHARE = 0.5
 VANISHING_RATIO = 1e-3
 LR_FACTOR = 10.0
+LR_MIN_SWEEP = 30  # the range test's shortest readable sweep (modellint.probes.suite.LR_MIN_SWEEP)
 #: ML030 does not fire when the network is at least this accurate (a linear model may be perfect too)
 LINEAR_CEILING = 0.98
 
@@ -105,6 +106,11 @@ class CannotOverfitBatch(Rule):
     """
     ## What it does
     Trains on one small batch (16 images) and checks that the loss approaches zero.
+    The loss judged is the training-mode loss on that batch (the mean of the last
+    three steps: the quantity being overfit); the accuracy is measured in inference
+    mode after BatchNorm's running statistics are re-estimated on the batch (a few
+    dozen steps barely move the moving averages). Both are in the evidence
+    (``final_loss``, ``eval_loss``).
 
     ## Why is this bad
     Any reasonable network can memorise 16 examples. If it cannot, something
@@ -146,6 +152,14 @@ class LearningRateFarFromRangeTest(Rule):
     loss exceeds 4x its best) and compares its suggestion (the steepest descent)
     with the learning rate the model is compiled with.
 
+    A short sweep (under 60 steps) covers 1e-6..1 instead of 1e-7..10, and the
+    loss is smoothed over about 7 % of the sweep. The rule stays silent (the
+    probe's result says why) when the sweep had fewer than 30 steps or its best
+    smoothed loss was not at least 5 % below the first: such a sweep cannot
+    tell the steepest descent from noise. From such a flat sweep of at least 30
+    steps it still reports a configured rate at or above the rate where the
+    sweep's loss blew up.
+
     ## Why is this bad
     A configured rate ten times above the suggestion sits where the loss
     diverges; ten times below, training crawls.
@@ -166,7 +180,18 @@ class LearningRateFarFromRangeTest(Rule):
 
     def check(self, ctx):
         m = ctx.probe("lr_range")
-        if not m or not m.get("suggested_lr") or not m.get("configured_lr"):
+        if not m or not m.get("configured_lr"):
+            return
+        if not m.get("suggested_lr"):
+            # no suggestion (a sweep too flat to read), but a long enough sweep whose loss blew up at or
+            # below the configured rate still says that rate diverges
+            div = m.get("diverged_lr")
+            if div and (m.get("steps") or 0) >= LR_MIN_SWEEP and m["configured_lr"] >= div:
+                yield self.finding(f"configured learning rate {m['configured_lr']:g} is at or above the rate "
+                                   f"where the range test's loss blew up ({div:.2g})",
+                                   evidence={"configured_lr": m["configured_lr"], "diverged_lr": div,
+                                             "steps": m.get("steps")},
+                                   fix=f"Use a learning rate well below {div:.2g}.")
             return
         ratio = m["configured_lr"] / m["suggested_lr"]
         if ratio < 1 / LR_FACTOR and _trains_well(ctx.probe("train_dynamics"), m["configured_lr"]):
