@@ -30,8 +30,9 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     ``dataset`` is optional: a dict ``{"samples": 8000, "classes": 13, "image_size": (128, 128)}``,
     a folder of class sub-folders, or a :class:`~modellint.rules.context.DatasetFacts`.
     ``select`` / ``ignore`` / ``extend_select`` take codes, code prefixes or categories.
-    With ``data=`` (a folder of class sub-folders or an ``.npz``) and ``probes=True`` the
-    probes train briefly within ``budget`` seconds and their findings join the report
+    With ``data=`` (a folder of class sub-folders or an ``.npz``) and ``probes=True`` (or
+    a list of probe names, e.g. ``["lr_range", "train_dynamics"]``) the probes train
+    briefly within ``budget`` seconds and their findings join the report
     (``report.probes`` holds the measurements and curves).
 
     >>> report = analyze("examples/seed_cnn.h5", dataset={"samples": 8000, "classes": 13})  # doctest: +SKIP
@@ -48,8 +49,10 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
             raise ModelLintError("analyze(probes=True) needs data= (a folder of class sub-folders or an .npz)")
         from .dataset import facts_from_values as _facts
         from .probes.api import probe_inputs, run_probes
+        from .probes.suite import ALL_PROBES
 
-        graph, ds, probe_report = run_probes(model, data, budget=budget, seed=seed,
+        names = ALL_PROBES if probes is True else (probes,) if isinstance(probes, str) else tuple(probes)
+        graph, ds, probe_report = run_probes(model, data, budget=budget, seed=seed, probes=names,
                                              input_shape=load_kwargs.get("input_shape"),
                                              training=load_kwargs.get("training"))
         facts = _facts(len(ds.y_train) + len(ds.y_val), len(ds.class_names), source=f"data={data}")

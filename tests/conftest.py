@@ -34,3 +34,22 @@ def have_keras() -> bool:
 
 
 keras_only = pytest.mark.skipif(not have_keras(), reason="Keras not installed")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny torch batches: one intra-op thread is faster and immune to a busy second core."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def import_source(tmp_path, monkeypatch, name: str, source: str):
+    """Write ``source`` as module ``name`` under tmp_path and import it (code targets name a module)."""
+    import importlib
+
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)

@@ -192,16 +192,6 @@ def _torch_cnn(*, bias=0.0, zero_kernel=False, hidden="relu"):
     return Net()
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny batches: one intra-op thread is faster and immune to a busy second core."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _torch_runner(module, seed=0, graph=None):
     from modellint.adapters import load_graph
     from modellint.probes.runner import make_runner

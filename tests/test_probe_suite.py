@@ -13,6 +13,8 @@ import types
 import numpy as np
 import pytest
 
+from conftest import import_source
+
 from modellint.probes.data import Dataset
 from modellint.probes.runner import ActivationStats, Runner, StepStats
 from modellint.probes.suite import ALL_PROBES, MIN_STEPS, ProbeSettings, run_suite
@@ -202,15 +204,6 @@ def npz(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture
-def one_thread():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TORCH_MODULE = """
 from torch import nn
 
@@ -225,11 +218,7 @@ def cnn():
 @pytest.fixture
 def torch_target(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    (tmp_path / "suite_torch_models.py").write_text(TORCH_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import importlib
-
-    return importlib.import_module("suite_torch_models")
+    return import_source(tmp_path, monkeypatch, "suite_torch_models", TORCH_MODULE)
 
 
 def test_torch_suite_fits_budget_and_replays(torch_target, one_thread, npz):

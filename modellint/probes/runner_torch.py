@@ -134,6 +134,10 @@ class TorchRunner(Runner):
         torch.manual_seed(int(seed))
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(int(seed))
+            # the same seed, the same numbers: cuDNN's autotuner and its non-deterministic
+            # convolution algorithms would change results between identical runs
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
         with torch.no_grad():
             for module in model.modules():
                 fn = getattr(module, "reset_parameters", None)

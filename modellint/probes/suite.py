@@ -84,7 +84,13 @@ STEP_SHARE = {"overfit_batch": 0.14, "lr_range": 0.14, "train_dynamics": 0.22, "
 #: Fewest steps a probe is run with (else it is skipped): zero_input 2 x 5, data_scaling 3 x 5.
 MIN_STEPS = {"init_loss": 0, "linear_baseline": 0, "overfit_batch": 10, "lr_range": 20, "train_dynamics": 10,
              "zero_input": 10, "data_scaling": 15}
+#: Most steps per probe: on a CPU the budget binds long before; on a GPU (steps of ~10 ms for the
+#: seed) the larger cap lets a probe train long enough to mean something and still ends early.
 MAX_STEPS = 400
+MAX_STEPS_ACCELERATOR = 2000
+#: Step counts a budget-bound probe is rounded down to (about 1.25x apart).
+STEP_GRID = (10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200, 250, 300, 400, 500, 600, 800, 1000,
+             1200, 1500, 2000)
 #: When the budget cannot hold every selected probe, probes are dropped from the end of this list.
 KEEP_ORDER = ("init_loss", "linear_baseline", "overfit_batch", "train_dynamics", "lr_range", "zero_input",
               "data_scaling")
@@ -196,6 +202,7 @@ class _Costs:
         self.norm_s: Optional[float] = None  # seconds of one refresh of NORM_BATCHES batches
         self.trace_s = 0.0  # what the first step of a kind costs more than the others (graph building)
         self.traced: set = set()  # the step kinds (measure False/True) already run once
+        self.max_steps = MAX_STEPS
 
     def _mix(self, old, new):
         return new if old is None else (1 - self.ALPHA) * old + self.ALPHA * new
@@ -727,8 +734,8 @@ def _step_cost(name, steps: int, c: _Costs, data, settings) -> float:
 
 
 def _steps_for(name, seconds: float, c: _Costs, data, settings) -> int:
-    """The most steps (MIN_STEPS..MAX_STEPS) whose cost fits in ``seconds``."""
-    lo, hi = MIN_STEPS[name], MAX_STEPS
+    """The most steps (MIN_STEPS..``c.max_steps``) whose cost fits in ``seconds``."""
+    lo, hi = MIN_STEPS[name], c.max_steps
     if _step_cost(name, hi, c, data, settings) <= seconds:
         return hi
     while hi - lo > 1:
@@ -737,7 +744,10 @@ def _steps_for(name, seconds: float, c: _Costs, data, settings) -> int:
             lo = mid
         else:
             hi = mid
-    return lo
+    # down to a coarse grid, so that the few-percent jitter of timings between two runs of the
+    # same command usually gives the same plan, hence the same numbers; the time left over goes
+    # to the probes planned after this one
+    return max(MIN_STEPS[name], max((g for g in STEP_GRID if g <= lo), default=lo))
 
 
 def _eval_images(left: float, c: _Costs, data, settings, probes) -> int:
@@ -823,6 +833,8 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
     aim = deadline - MARGIN * settings.budget  # what plans fill; the time limits stop at ``deadline``
     say = progress or (lambda name, msg: None)
     costs = _Costs(max(1, min(settings.batch_size, len(data.y_train))))
+    if getattr(runner, "device", "cpu") not in ("cpu", None):
+        costs.max_steps = MAX_STEPS_ACCELERATOR
     timed = _Timed(runner, costs)
     replay = settings.plan
     plan = {"replayed": bool(replay), "eval_images": None, "warmup_s": None, "steps": {}, "planned_s": {},

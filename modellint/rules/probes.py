@@ -101,6 +101,10 @@ class InputIndependent(Rule):
                                evidence=dict(m), fix="Check the data pipeline, labels and learning rate.")
 
 
+#: Below this many steps, an overfit run whose loss more than halved is judged unfinished, not failed.
+OVERFIT_MIN_STEPS = 50
+
+
 @register
 class CannotOverfitBatch(Rule):
     """
@@ -110,7 +114,9 @@ class CannotOverfitBatch(Rule):
     three steps: the quantity being overfit); the accuracy is measured in inference
     mode after BatchNorm's running statistics are re-estimated on the batch (a few
     dozen steps barely move the moving averages). Both are in the evidence
-    (``final_loss``, ``eval_loss``).
+    (``final_loss``, ``eval_loss``). A short run (fewer than
+    ``OVERFIT_MIN_STEPS`` steps, as a tight budget on a CPU gives) whose loss has
+    already more than halved is still on its way and is not flagged.
 
     ## Why is this bad
     Any reasonable network can memorise 16 examples. If it cannot, something
@@ -131,11 +137,17 @@ class CannotOverfitBatch(Rule):
     INVALID = [(_MODEL, _m(overfit_batch={"initial_loss": 2.3, "final_loss": 2.1, "accuracy": 0.25, "steps": 150,
                                           "batch": 16}))]
     VALID = [(_MODEL, _m(overfit_batch={"initial_loss": 2.3, "final_loss": 0.01, "accuracy": 1.0, "steps": 150,
+                                        "batch": 16})),
+             # 18 steps, loss 2.87 -> 0.59 (the seed on 2 CPU cores within 120 s): still falling, not stuck
+             (_MODEL, _m(overfit_batch={"initial_loss": 2.87, "final_loss": 0.59, "accuracy": 0.75, "steps": 18,
                                         "batch": 16}))]
 
     def check(self, ctx):
         m = ctx.probe("overfit_batch")
-        if m and m["accuracy"] < 1.0 and not m["final_loss"] < 0.2 * m["initial_loss"]:
+        if not m:
+            return
+        still_falling = m["steps"] < OVERFIT_MIN_STEPS and m["final_loss"] < 0.5 * m["initial_loss"]
+        if m["accuracy"] < 1.0 and not m["final_loss"] < 0.2 * m["initial_loss"] and not still_falling:
             yield self.finding(f"cannot overfit one batch of {m['batch']}: loss {m['initial_loss']:.3g} → "
                                f"{m['final_loss']:.3g}, accuracy {m['accuracy']:.0%} after {m['steps']} steps",
                                evidence=dict(m),
