@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "linear_baseline")
     pr.add_argument("--lr", type=float, help="learning rate to probe with (default: the model's, else 1e-3)")
     pr.add_argument("--max-images", type=int, metavar="N", help="use at most N images (stratified)")
+    pr.add_argument("--plan", metavar="REPORT.json",
+                    help="replay the step plan of an earlier run (its --format json output) instead of planning "
+                         "from this machine's timings: the same seed and plan give the same numbers")
     pr.add_argument("--no-cache", action="store_true", help="ignore and do not write cached results")
     pr.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     pr.add_argument("--output-file", metavar="FILE")
@@ -244,6 +247,23 @@ def cmd_check(args) -> int:
     return EXIT_FINDINGS if any(r.at_or_above(fail_on) for r in reports) else EXIT_OK
 
 
+def _read_plan(path: str) -> dict:
+    """The probe plan recorded in a JSON report (``modellint probe --format json``)."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        plan = data["reports"][0]["probes"]["settings"]["plan"] if "reports" in data else data
+    except OSError as exc:
+        raise ConfigError(f"--plan {path}: cannot read it ({exc.strerror})") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ConfigError(f"--plan {path}: not a modellint probe JSON report with a recorded plan") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("steps"), dict):
+        raise ConfigError(f"--plan {path}: the report records no step plan")
+    return plan
+
+
 def _write_html(reports, args) -> None:
     """``--html FILE``: the HTML report, besides the usual output."""
     if not getattr(args, "html", None) or not reports:
@@ -300,8 +320,9 @@ def cmd_probe(args) -> int:
     probes = tuple(_split([args.probes])) if args.probes else ALL_PROBES
     if args.budget <= 0:
         raise ConfigError("--budget must be positive")
+    plan = _read_plan(args.plan) if args.plan else None
     graph, dataset, report = run_probes(args.model, args.data, budget=args.budget, seed=args.seed, probes=probes,
-                                        lr=args.lr, input_shape=shape, training=training,
+                                        lr=args.lr, input_shape=shape, training=training, plan=plan,
                                         max_images=args.max_images, use_cache=not args.no_cache,
                                         progress=None if args.quiet else _progress)
     from .dataset import facts_from_values

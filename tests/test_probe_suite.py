@@ -367,3 +367,25 @@ def test_data_scaling_rows_train_equally_or_skip():
     r = probe_data_scaling(SleepRunner(step=0.01, reset=0.0, image=0.0), data, NO_GRAPH, ProbeSettings(),
                            Slot(steps=300, end=time.perf_counter() + 0.05, costs=costs))
     assert r.status == "skipped" and "unequal" in r.notes[0]
+
+
+def test_cli_plan_replays_a_recorded_run(torch_target, one_thread, npz, tmp_path, monkeypatch):
+    """`modellint probe --plan earlier.json` replays the earlier plan: the same numbers."""
+    import json
+
+    from modellint.cli import main
+
+    monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["probe", "suite_torch_models:cnn", "--input-shape", "1,3,16,16", "--data", npz, "--budget", "6",
+            "--probes", "init_loss,overfit_batch,train_dynamics", "--no-cache", "--exit-zero", "-q",
+            "--format", "json"]
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    assert main(args + ["--output-file", str(first)]) == 0
+    assert main(args + ["--output-file", str(second), "--plan", str(first)]) == 0
+    a, b = (json.loads(p.read_text())["reports"][0]["probes"] for p in (first, second))
+    assert b["settings"]["plan"]["replayed"]
+    assert a["settings"]["plan"]["steps"] == b["settings"]["plan"]["steps"]
+    for name in ("init_loss", "overfit_batch", "train_dynamics"):
+        assert a["results"][name]["metrics"] == b["results"][name]["metrics"], name
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(args + ["--plan", str(tmp_path / "bad.json")]) == 2

@@ -77,11 +77,13 @@ def _live_model(graph, source):
 
 def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_PROBES, lr=None,
                input_shape=None, training=None, loss: Optional[str] = None, max_images: Optional[int] = None,
-               use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None):
+               use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None,
+               plan: Optional[dict] = None):
     """Load ``model`` and ``data``, run the probes; returns ``(graph, dataset, ProbeReport)``.
 
     ``budget`` covers the whole call: the time spent loading the data and building the runner is taken
-    off the suite's budget (``report.settings``: ``budget``, ``setup_s``, ``suite_budget``)."""
+    off the suite's budget (``report.settings``: ``budget``, ``setup_s``, ``suite_budget``).
+    ``plan``: a recorded ``report.settings["plan"]`` to replay (same steps, same evaluation size)."""
     started = time.perf_counter()
     from ..adapters import load_graph
     from .data import load_dataset
@@ -117,7 +119,7 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown probe(s) {', '.join(unknown)} (known: {', '.join(ALL_PROBES)})")
-    settings = ProbeSettings(budget=budget, seed=seed, probes=tuple(probes), lr=lr)
+    settings = ProbeSettings(budget=budget, seed=seed, probes=tuple(probes), lr=lr, plan=plan)
     key = _fingerprint(graph, model, dataset, settings, loss)
     path = cache_dir() / f"{key}.json"
     if use_cache and path.is_file():
