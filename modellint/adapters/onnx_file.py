@@ -264,13 +264,17 @@ def _padding(ctx: _Ctx, n: int):
     return tuple((int(pads[i]), int(pads[i + n])) for i in range(n))
 
 
-def _conv(ctx: _Ctx):
+def _kernel(ctx: _Ctx):
+    """(weight dims, kernel size, spatial rank, groups) of a Conv or ConvTranspose node."""
     w = ctx.weight_dims(1)
     kernel = ctx.a.get("kernel_shape") or (list(w[2:]) if w else None)
     if kernel is None:
         raise ValueError("kernel size unknown")
-    n = len(kernel)
-    groups = int(ctx.a.get("group", 1))
+    return w, kernel, len(kernel), int(ctx.a.get("group", 1))
+
+
+def _conv(ctx: _Ctx):
+    w, kernel, n, groups = _kernel(ctx)
     filters = w[0] if w and w[0] is not None else (ctx.y[1] if ctx.y else None)
     c_in = ctx.x[1] if ctx.x and len(ctx.x) > 1 else None
     attrs = {
@@ -289,12 +293,7 @@ def _conv(ctx: _Ctx):
 
 
 def _conv_transpose(ctx: _Ctx):
-    w = ctx.weight_dims(1)
-    kernel = ctx.a.get("kernel_shape") or (list(w[2:]) if w else None)
-    if kernel is None:
-        raise ValueError("kernel size unknown")
-    n = len(kernel)
-    groups = int(ctx.a.get("group", 1))
+    w, kernel, n, groups = _kernel(ctx)
     filters = w[1] * groups if w and w[1] is not None else (ctx.y[1] if ctx.y else None)
     padding = _padding(ctx, n)
     out_pad = ctx.a.get("output_padding")
