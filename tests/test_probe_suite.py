@@ -17,7 +17,7 @@ from conftest import import_source
 
 from modellint.probes.data import Dataset
 from modellint.probes.runner import ActivationStats, Runner, StepStats
-from modellint.probes.suite import ALL_PROBES, MIN_STEPS, ProbeSettings, run_suite
+from modellint.probes.suite import ALL_PROBES, MIN_STEPS, ProbeSettings, Slot, run_suite
 
 NO_GRAPH = types.SimpleNamespace(training=None)
 STEP_PROBES = ("overfit_batch", "lr_range", "train_dynamics", "zero_input", "data_scaling")
@@ -235,20 +235,63 @@ def test_torch_suite_fits_budget_and_replays(torch_target, one_thread, npz):
     replay = run_suite(make_runner(graph, torch_target.cnn()), data, graph,
                        ProbeSettings(budget=budget, plan=plan))
     assert replay.settings["plan"]["steps"] == plan["steps"]
-    compared = 0
-    for name, first in report.results.items():
-        if any("time" in n for n in first.notes):  # stopped at its time limit: the replay runs the plan
-            if name in ("overfit_batch", "train_dynamics"):
-                assert replay.results[name].metrics["steps"] == plan["steps"][name]
-            continue
+    _assert_same_results(report, replay)
+
+
+def _assert_same_results(first_report, replay):
+    """Every probe of ``replay`` measured what it measured in ``first_report`` (status, notes, numbers)."""
+    assert list(replay.results) == list(first_report.results)
+    for name, first in first_report.results.items():
         again = replay.results[name]
+        assert (again.status, again.notes) == (first.status, first.notes), name
         for key, curve in first.curves.items():
             assert np.allclose(curve, again.curves[key], atol=1e-6, equal_nan=True), (name, key)
+        assert set(again.metrics) == set(first.metrics), name
         for key, value in first.metrics.items():
             if isinstance(value, float) and math.isfinite(value):
                 assert value == pytest.approx(again.metrics[key], abs=1e-6), (name, key)
-        compared += 1
-    assert compared >= 2  # init_loss and linear_baseline at least; the others unless the machine was busy
+            elif not isinstance(value, (float, dict)):
+                assert value == again.metrics[key], (name, key)
+
+
+def test_torch_replay_repeats_where_the_clock_cut(torch_target, one_thread, npz, monkeypatch):
+    """A run slowed mid-suite (a busy machine) has loops cut by the clock; its replay on an idle machine
+    cuts them at the same steps, so every number is the same: a plan records the cuts, not only the steps."""
+    from modellint.probes.api import run_probes
+    from modellint.probes.runner import make_runner
+    from modellint.probes.runner_torch import TorchRunner
+
+    step, calls = TorchRunner.step, {"n": 0, "slow": True}
+
+    def busy_step(self, *a, **k):
+        calls["n"] += 1
+        if calls["slow"] and calls["n"] > 60:  # after the warm-up and the first probes
+            time.sleep(0.03)
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(TorchRunner, "step", busy_step)
+    graph, data, report = run_probes(torch_target.cnn(), npz, budget=5.0, use_cache=False, input_shape=(1, 3, S, S),
+                                     probes=("init_loss", "overfit_batch", "lr_range", "train_dynamics", "zero_input"))
+    plan = report.settings["plan"]
+    assert plan["cuts"], plan  # the clock cut at least one loop short
+    for name in plan["cuts"]:
+        assert any("time" in n for n in report.results[name].notes), (name, report.results[name].notes)
+    calls["slow"] = False
+    replay = run_suite(make_runner(graph, torch_target.cnn()), data, graph,
+                       ProbeSettings(budget=5.0, probes=report.settings["probes"], plan=plan))
+    assert replay.settings["plan"]["cuts"] == {} and replay.settings["plan"]["replayed"]
+    _assert_same_results(report, replay)
+
+
+def test_replayed_cuts_ignore_the_clock():
+    """The cuts of a replayed plan decide, whatever the clock says; a live slot records its cuts."""
+    live = Slot(steps=10, end=time.perf_counter() - 1.0)
+    loop = live.loop()
+    assert live.cut(loop, 3, lambda: True) and live.cuts == [[0, 3, True]]
+    replayed = Slot(steps=10, end=time.perf_counter() - 1.0, replay_cuts=[[0, 5, True], [1, 2, 7]])
+    a, b = replayed.loop(), replayed.loop()
+    assert [replayed.cut(a, i, lambda: True) for i in range(7)] == [None] * 5 + [True, None]
+    assert replayed.cut(b, 2, lambda: None) == 7 and replayed.cuts == []
 
 
 def test_torch_interrupt_mid_probe(torch_target, one_thread, npz, monkeypatch):
@@ -385,6 +428,8 @@ def test_cli_plan_replays_a_recorded_run(torch_target, one_thread, npz, tmp_path
     a, b = (json.loads(p.read_text())["reports"][0]["probes"] for p in (first, second))
     assert b["settings"]["plan"]["replayed"]
     assert a["settings"]["plan"]["steps"] == b["settings"]["plan"]["steps"]
+    for name in a["settings"]["plan"]["cuts"]:  # a busy machine cut it: the replay cuts it alike
+        assert a["results"][name]["notes"] == b["results"][name]["notes"], name
     for name in ("init_loss", "overfit_batch", "train_dynamics"):
         assert a["results"][name]["metrics"] == b["results"][name]["metrics"], name
     (tmp_path / "bad.json").write_text("{}")

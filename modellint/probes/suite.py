@@ -58,10 +58,11 @@ from fewer than LR_MIN_SWEEP steps or a loss that never fell LR_MIN_DROP below i
 Reproducibility: every experiment is seeded (same seed and same step counts ->
 same numbers), but the step counts and ``eval_images`` come from timings on
 this machine, so two runs can differ in them. The plan used is recorded in
-``report.settings["plan"]`` (``eval_images``, ``steps`` per probe, the measured
-costs); ``ProbeSettings(plan={"eval_images": n, "steps": {...}})`` replays a
-recorded plan without time limits (exactly, for the probes that were not
-stopped at their time limit: see their notes). Ctrl-C stops the suite, keeps the
+``report.settings["plan"]`` (``eval_images``, ``steps`` per probe, ``cuts``:
+where the clock stopped a loop early, the measured costs);
+``ProbeSettings(plan=report.settings["plan"])`` replays it without the clock:
+the same probes, steps and cuts, so the same numbers, however long each step
+takes this time. Ctrl-C stops the suite, keeps the
 finished probes' results and marks the one running as ``interrupted``.
 """
 
@@ -70,7 +71,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -127,8 +128,8 @@ class ProbeSettings:
     probes: tuple = ALL_PROBES
     batch_size: int = 32
     lr: Optional[float] = None  # default: the model's configured rate, else 1e-3
-    #: replay a recorded plan (``report.settings["plan"]``: ``eval_images`` and ``steps`` per probe)
-    #: instead of planning from timings; no time limits then.
+    #: replay a recorded plan (``report.settings["plan"]``: ``eval_images``, ``steps`` per probe and the
+    #: ``cuts`` the clock made) instead of planning from timings; no time limits then.
     plan: Optional[dict] = None
 
 
@@ -339,10 +340,32 @@ class Slot:
     end: float = math.inf
     costs: Optional[_Costs] = None
     stopped: Optional[str] = None  # why a loop stopped early (a note for the result)
+    #: where the clock cut loops short, ``[loop, step, value]`` in order: recorded into the plan
+    cuts: list = field(default_factory=list)
+    #: a replayed plan's cuts for this probe: loops are cut where they were, never by the clock
+    replay_cuts: Optional[list] = None
+    loops: int = 0  # loops started so far (numbers the cuts)
 
     def over(self, reserve: float = 0.0) -> bool:
         """True when ``reserve`` more seconds of work would end after the time limit."""
         return time.perf_counter() + reserve > self.end
+
+    def loop(self) -> int:
+        """Number a new loop that may be cut short (in the order the probe runs them)."""
+        self.loops += 1
+        return self.loops - 1
+
+    def cut(self, loop: int, step: int, live: Callable[[], Any]) -> Any:
+        """Whether (and how) loop ``loop`` is cut before its step ``step``: a falsy value goes on.
+
+        Live, ``live()`` decides from the clock and a cut is recorded; replaying a plan, the recorded
+        cuts decide, so a replay repeats a run that the clock stopped early step for step."""
+        if self.replay_cuts is not None:
+            return next((v for lp, st, v in self.replay_cuts if lp == loop and st == step), None)
+        value = live()
+        if value:
+            self.cuts.append([loop, step, value])
+        return value
 
     def c(self) -> _Costs:
         return self.costs or _Costs(32)
@@ -420,9 +443,11 @@ def _train(runner, x, y, steps, settings, slot: Optional[Slot] = None, measure=F
     if slot is not None and math.isfinite(slot.end):
         now = time.perf_counter()
         limit = now + (slot.end - now - reserve) / max(loops, 1)
+    loop = slot.loop() if slot is not None else None
     losses, stats = [], []
     for i in range(steps):
-        if i and limit < math.inf and time.perf_counter() + slot.c().step(batches.bs, schedule[i]) > limit:
+        if i and slot is not None and slot.cut(loop, i, lambda: limit < math.inf and time.perf_counter() +
+                                               slot.c().step(batches.bs, schedule[i]) > limit):
             slot.stopped = f"stopped at the time limit after {i} of {steps} planned steps"
             break
         st = runner.step(*batches.next(), measure=schedule[i])
@@ -443,9 +468,9 @@ def probe_overfit_batch(runner, data, graph, settings, slot: Slot) -> ProbeResul
     x, y = data.x_train[:n], data.y_train[:n]
     steps = max(slot.steps, MIN_STEPS["overfit_batch"])
     reserve = slot.c().eval(n) + slot.c().norm()
-    losses = []
+    losses, loop = [], slot.loop()
     for i in range(steps):
-        if i and slot.over(reserve + slot.c().step(n)):
+        if i and slot.cut(loop, i, lambda: slot.over(reserve + slot.c().step(n))):
             slot.stopped = f"stopped at the time limit after {i} of {steps} planned steps"
             break
         losses.append(runner.step(x, y).loss)
@@ -482,16 +507,21 @@ def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) 
     avg, best = 0.0, math.inf
     factor = (hi / lo) ** (1 / max(steps - 1, 1))
     lr, planned, i = lo, steps, 0
-    took = []  # seconds of this sweep's recent steps
+    took, loop = [], slot.loop()  # seconds of this sweep's recent steps
+
+    def behind():
+        per = float(np.median(took[-9:])) if took else 0.0
+        fit = int((slot.end - time.perf_counter()) / per) if per > 0 and math.isfinite(slot.end) else steps
+        return i + max(fit, 1) if len(took) >= 3 and fit < steps - i else None  # a first step can be slow
+
     while i < steps:
         # behind the plan: sweep the rest of the range in the steps that still fit, so the test still
         # reaches ``hi`` (with coarser rates) instead of stopping half-way. The pace is the median of the
         # sweep's own recent steps: one slow step (a pause of the machine) must not compress the sweep.
-        per = float(np.median(took[-9:])) if took else 0.0
         t0 = time.perf_counter()
-        fit = int((slot.end - time.perf_counter()) / per) if per > 0 and math.isfinite(slot.end) else steps
-        if len(took) >= 3 and fit < steps - i:  # the first step after a reset can be slow
-            steps = i + max(fit, 1)
+        fewer = slot.cut(loop, i, behind)
+        if fewer:
+            steps = fewer
             factor = (hi / lr) ** (1 / max(steps - i - 1, 1))
             slot.stopped = f"behind the time plan: swept the range in {steps} steps instead of {planned}"
         runner.set_lr(lr)
@@ -626,20 +656,25 @@ def probe_data_scaling(runner, data, graph, settings, slot: Slot) -> ProbeResult
     sizes = [_fraction_size(len(data.x_train), f, settings.batch_size) for f in FRACTIONS]
     evals = [c.eval(min(slot.eval_images, n)) + c.eval(len(xv)) + c.norm() for n in sizes]
     notes = []
-    if math.isfinite(slot.end):
-        # one step count for every row, decided from the time left now: rows of unequal training would
-        # make the learning curve meaningless
-        per = c.step(min(settings.batch_size, len(data.x_train)))
-        spare = slot.end - time.perf_counter() - sum(c.reset() + e for e in evals)
-        fit = int(spare / (len(FRACTIONS) * per)) if per > 0 else steps
-        if fit < steps:
-            if fit < MIN_STEPS["data_scaling"] // len(FRACTIONS):
-                return ProbeResult("data_scaling", status="skipped", notes=[
-                    f"skipped: {max(spare, 0):.1f} s were left for {len(FRACTIONS)} rows, fewer than "
-                    f"{MIN_STEPS['data_scaling'] // len(FRACTIONS)} steps of {per:.2f} s each; rows of unequal "
-                    "training would not make a learning curve"])
-            notes.append(f"behind the time plan: {fit} steps per row instead of {steps}")
-            steps = fit
+    per = c.step(min(settings.batch_size, len(data.x_train)))
+    spare = slot.end - time.perf_counter() - sum(c.reset() + e for e in evals)
+
+    def behind():
+        fit = int(spare / (len(FRACTIONS) * per)) if per > 0 and math.isfinite(spare) else steps
+        return -1 if fit < MIN_STEPS["data_scaling"] // len(FRACTIONS) else fit if fit < steps else None
+
+    # one step count for every row, decided from the time left now: rows of unequal training would make
+    # the learning curve meaningless
+    fit = slot.cut(slot.loop(), 0, behind)
+    if fit and fit < 0:
+        left = f"{max(spare, 0):.1f} s were" if math.isfinite(spare) else "too little time was"
+        return ProbeResult("data_scaling", status="skipped", notes=[
+            f"skipped: {left} left for {len(FRACTIONS)} rows, fewer than "
+            f"{MIN_STEPS['data_scaling'] // len(FRACTIONS)} steps of {per:.2f} s each; rows of unequal "
+            "training would not make a learning curve"])
+    if fit:
+        notes.append(f"behind the time plan: {fit} steps per row instead of {steps}")
+        steps = fit
     rows = []
     rng = np.random.default_rng(settings.seed)
     for k, (frac, n) in enumerate(zip(FRACTIONS, sizes)):
@@ -838,7 +873,7 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
     timed = _Timed(runner, costs)
     replay = settings.plan
     plan = {"replayed": bool(replay), "eval_images": None, "warmup_s": None, "steps": {}, "planned_s": {},
-            "skipped": [], "costs": {}}
+            "skipped": [], "cuts": {}, "costs": {}}
     report.settings["plan"] = plan
     probes = list(dict.fromkeys(settings.probes))
     # the linear baseline needs no runner and has a cost that cannot be planned: it goes first
@@ -888,7 +923,8 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
             if planned is not None:
                 plan["planned_s"][name] = round(planned, 3)
             say(name, f"running ({steps} steps)" if name in STEP_SHARE else "running")
-            slot = Slot(steps=steps, eval_images=n_eval or 0, end=end, costs=costs)
+            slot = Slot(steps=steps, eval_images=n_eval or 0, end=end, costs=costs,
+                        replay_cuts=list((replay.get("cuts") or {}).get(name, [])) if replay else None)
             current, t = name, time.perf_counter()
             try:
                 result = PROBES[name](timed, data, graph, settings, slot)
@@ -899,6 +935,8 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
             current = None
             if slot.stopped:
                 result.notes.append(slot.stopped)
+            if slot.cuts:
+                plan["cuts"][name] = slot.cuts
             result.seconds = time.perf_counter() - t
             report.results[name] = result
             say(name, f"{result.status} in {result.seconds:.1f} s")
