@@ -269,8 +269,9 @@ def main(argv=None) -> int:
         data = args.data or _synth(args.count)
         try:
             if not args.data:
+                took = time.perf_counter() - t
                 rows.append((f"synthetic data ({args.count} images, {SIZE} px)",
-                             f"written in {time.perf_counter() - t:.1f} s"))
+                             f"written in {took:.1f} s ({took / args.count * 1000:.1f} ms per image)"))
             for fw in [f for f in args.suite_frameworks.split(",") if f]:
                 rows += _suite_rows(_child("suite", fw, data, args.budget))
         finally:

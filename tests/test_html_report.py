@@ -8,7 +8,6 @@ import json
 import math
 import os
 import re
-import time
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -329,17 +328,14 @@ def test_model_and_data_strings_are_escaped(tmp_path):
 
 # -- size and speed -----------------------------------------------------------------------------
 
-def test_500_layer_report_is_small_and_fast():
+def test_500_layer_report_is_small():
     graph = seq(inp(32, 32, 16), *[residual(conv(16, bias=False), bn(), relu()) for _ in range(125)], gap(),
                 dense(10, act="softmax"), loss="categorical_crossentropy", optimizer="adam", lr=1e-3)
     assert len(graph.layers()) >= 500
     report = run_rules(graph, select_rules())
-    t = time.perf_counter()
-    html = report.to_html()
-    elapsed = time.perf_counter() - t
+    html = report.to_html()  # its render time is benchmarks/bench_html.py's
     size = len(html.encode("utf-8"))
     assert size < 5 * 2**20, size
-    assert elapsed < 10, elapsed
     assert section(html, "layers").count("<tr id=") == len(graph.layers())
     assert_offline(html)
 
