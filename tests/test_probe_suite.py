@@ -243,7 +243,10 @@ def _assert_same_results(first_report, replay):
     assert list(replay.results) == list(first_report.results)
     for name, first in first_report.results.items():
         again = replay.results[name]
-        assert (again.status, again.notes) == (first.status, first.notes), name
+        assert again.status == first.status, name
+        if first.status == "skipped":  # the replay says it follows the plan, not how much time was left
+            continue
+        assert again.notes == first.notes, name
         for key, curve in first.curves.items():
             assert np.allclose(curve, again.curves[key], atol=1e-6, equal_nan=True), (name, key)
         assert set(again.metrics) == set(first.metrics), name
