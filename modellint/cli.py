@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-images", type=int, metavar="N", help="use at most N images (stratified)")
     pr.add_argument("--plan", metavar="REPORT.json",
                     help="replay the step plan of an earlier run (its --format json output) instead of planning "
-                         "from this machine's timings: the same seed and plan give the same numbers")
+                         "from this machine's timings: the same seed and plan give the same numbers; with "
+                         "another model, a comparison after the same steps")
     pr.add_argument("--no-cache", action="store_true", help="ignore and do not write cached results")
     pr.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     pr.add_argument("--output-file", metavar="FILE")
@@ -259,9 +260,12 @@ def _read_plan(path: str) -> dict:
         raise ConfigError(f"--plan {path}: cannot read it ({exc.strerror})") from None
     except (ValueError, KeyError, IndexError, TypeError):
         raise ConfigError(f"--plan {path}: not a modellint probe JSON report with a recorded plan") from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("steps"), dict):
-        raise ConfigError(f"--plan {path}: the report records no step plan")
-    return plan
+    from .probes.suite import check_plan
+
+    try:
+        return check_plan(plan)
+    except ValueError as exc:
+        raise ConfigError(f"--plan {path}: {exc}") from None
 
 
 def _write_html(reports, args) -> None:

@@ -9,6 +9,7 @@ import json
 import math
 import time
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,6 +213,12 @@ def cnn():
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(8, 4))
+
+
+def wider():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(16, 4))
 """
 
 
@@ -437,3 +444,47 @@ def test_cli_plan_replays_a_recorded_run(torch_target, one_thread, npz, tmp_path
         assert a["results"][name]["metrics"] == b["results"][name]["metrics"], name
     (tmp_path / "bad.json").write_text("{}")
     assert main(args + ["--plan", str(tmp_path / "bad.json")]) == 2
+    # another model replaying the plan trains the same steps: a comparison after equal training
+    other = tmp_path / "other.json"
+    args[1] = "suite_torch_models:wider"
+    assert main(args + ["--output-file", str(other), "--plan", str(first)]) == 0
+    c = json.loads(other.read_text())["reports"][0]["probes"]
+    assert c["settings"]["plan"]["steps"] == a["settings"]["plan"]["steps"]
+    for name in ("overfit_batch", "train_dynamics"):
+        assert c["results"][name]["metrics"]["steps"] == a["results"][name]["metrics"]["steps"], name
+    assert c["results"]["train_dynamics"]["metrics"] != a["results"]["train_dynamics"]["metrics"]
+
+
+@pytest.mark.parametrize("plan, problem", [
+    ([1, 2], "not a JSON object"),
+    ({"eval_images": 64}, "no step plan"),
+    ({"steps": {"train_dynamics": "400"}}, "'steps' of train_dynamics"),
+    ({"steps": {"train_dynamics": 10**9}}, "'steps' of train_dynamics"),
+    ({"steps": {"train_dynamics": True}}, "'steps' of train_dynamics"),
+    ({"steps": {"rm -rf": 10}}, "unknown probe"),
+    ({"steps": {}, "eval_images": -5}, "'eval_images'"),
+    ({"steps": {}, "skipped": "lr_range"}, "'skipped'"),
+    ({"steps": {}, "cuts": {"train_dynamics": [[0, 5]]}}, "'cuts'"),
+    ({"steps": {}, "cuts": {"train_dynamics": [[0, 5, "x"]]}}, "'cuts'"),
+])
+def test_cli_refuses_a_bad_plan(tmp_path, capsys, plan, problem):
+    """A hand-edited or hostile --plan file: one line naming the file and the problem, exit 2, before any
+    model or data is read."""
+    from modellint.cli import main
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    assert main(["probe", str(tmp_path / "no-model.h5"), "--data", str(tmp_path / "no-data"),
+                 "--plan", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and problem in err, err
+    assert "Traceback" not in err
+
+
+def test_api_refuses_a_bad_plan(npz):
+    from modellint.errors import ConfigError
+    from modellint.probes.api import run_probes
+
+    with pytest.raises(ConfigError, match="'steps' of lr_range"):
+        run_probes(str(Path(__file__).parent.parent / "examples" / "seed_cnn.h5"), npz, budget=5,
+                   plan={"steps": {"lr_range": -1}}, use_cache=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import InputError
-from .suite import ALL_PROBES, ProbeReport, ProbeResult, ProbeSettings, run_suite
+from .suite import ALL_PROBES, ProbeReport, ProbeResult, ProbeSettings, check_plan, run_suite
 
 CACHE_VERSION = 1
 
@@ -119,6 +119,13 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
         from ..errors import ConfigError
 
         raise ConfigError(f"unknown probe(s) {', '.join(unknown)} (known: {', '.join(ALL_PROBES)})")
+    if plan is not None:
+        try:
+            check_plan(plan)
+        except ValueError as exc:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"plan: {exc}") from None
     settings = ProbeSettings(budget=budget, seed=seed, probes=tuple(probes), lr=lr, plan=plan)
     key = _fingerprint(graph, model, dataset, settings, loss)
     path = cache_dir() / f"{key}.json"

@@ -121,6 +121,46 @@ LR_FEW_STEPS = 60
 LR_NARROW = (1e-6, 1.0)
 
 
+#: A replayed plan may ask for at most this many steps per probe (a recorded plan has at most
+#: MAX_STEPS_ACCELERATOR; a hand-edited one is the user's choice, within reason).
+REPLAY_MAX_STEPS = 100_000
+
+
+def _count(v, hi: int, lo: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def check_plan(plan) -> dict:
+    """``plan`` (a recorded ``report.settings["plan"]``) if it can be replayed, else ValueError naming
+    what is wrong: the probes it names exist, step counts and ``eval_images`` are whole numbers in
+    range, ``skipped`` lists probes and ``cuts`` are ``[loop, step, value]`` triples per probe."""
+    if not isinstance(plan, dict):
+        raise ValueError("the plan is not a JSON object")
+    steps = plan.get("steps")
+    if not isinstance(steps, dict):
+        raise ValueError("it records no step plan ('steps')")
+    for name, n in steps.items():
+        if name not in ALL_PROBES:
+            raise ValueError(f"'steps' names an unknown probe {name!r}")
+        if not _count(n, REPLAY_MAX_STEPS):
+            raise ValueError(f"'steps' of {name}: {n!r} is not a whole number from 0 to {REPLAY_MAX_STEPS:,}")
+    n_eval = plan.get("eval_images")
+    if n_eval is not None and not _count(n_eval, 10**7, lo=1):
+        raise ValueError(f"'eval_images': {n_eval!r} is not a positive whole number")
+    skipped = plan.get("skipped") or []
+    if not isinstance(skipped, list) or any(not isinstance(n, str) or n not in ALL_PROBES for n in skipped):
+        raise ValueError("'skipped' is not a list of probe names")
+    cuts = plan.get("cuts") or {}
+    ok = isinstance(cuts, dict) and all(
+        name in ALL_PROBES and isinstance(rows, list) and all(
+            isinstance(c, list) and len(c) == 3 and _count(c[0], 100) and _count(c[1], REPLAY_MAX_STEPS) and
+            (c[2] is True or _count(c[2], REPLAY_MAX_STEPS, lo=-1)) for c in rows)
+        for name, rows in cuts.items())
+    if not ok:
+        raise ValueError("'cuts' is not a map of probe names to [loop, step, value] lists")
+    return plan
+
+
 @dataclass
 class ProbeSettings:
     budget: float = 180.0  # seconds for the whole suite
