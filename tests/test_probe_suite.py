@@ -488,3 +488,15 @@ def test_api_refuses_a_bad_plan(npz):
     with pytest.raises(ConfigError, match="'steps' of lr_range"):
         run_probes(str(Path(__file__).parent.parent / "examples" / "seed_cnn.h5"), npz, budget=5,
                    plan={"steps": {"lr_range": -1}}, use_cache=False)
+
+
+def test_budget_counts_from_the_callers_clock(torch_target, one_thread, npz):
+    """`clock_start` (what the CLI passes: its own start) makes earlier work count against the budget."""
+    from modellint.probes.api import run_probes
+
+    begun = time.perf_counter() - 2.0  # two seconds already spent, e.g. importing a framework
+    _, _, report = run_probes(torch_target.cnn(), npz, budget=4.0, use_cache=False, input_shape=(1, 3, S, S),
+                              probes=("init_loss", "overfit_batch"), clock_start=begun)
+    assert report.settings["setup_s"] >= 2.0
+    assert report.settings["suite_budget"] == pytest.approx(4.0 - report.settings["setup_s"], abs=0.02)
+    assert time.perf_counter() - begun <= 4.0 * 1.1

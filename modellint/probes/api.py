@@ -78,13 +78,15 @@ def _live_model(graph, source):
 def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_PROBES, lr=None,
                input_shape=None, training=None, loss: Optional[str] = None, max_images: Optional[int] = None,
                use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None,
-               plan: Optional[dict] = None):
+               plan: Optional[dict] = None, clock_start: Optional[float] = None):
     """Load ``model`` and ``data``, run the probes; returns ``(graph, dataset, ProbeReport)``.
 
     ``budget`` covers the whole call: the time spent loading the data and building the runner is taken
     off the suite's budget (``report.settings``: ``budget``, ``setup_s``, ``suite_budget``).
-    ``plan``: a recorded ``report.settings["plan"]`` to replay (same steps, same evaluation size)."""
-    started = time.perf_counter()
+    ``plan``: a recorded ``report.settings["plan"]`` to replay (same steps, same evaluation size).
+    ``clock_start``: the ``time.perf_counter()`` value the budget counts from, when it started before
+    this call (the command line passes its own start, so imports count too)."""
+    started = time.perf_counter() if clock_start is None else clock_start
     from ..adapters import load_graph
     from .data import load_dataset
     from .runner import make_runner
