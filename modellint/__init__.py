@@ -47,17 +47,15 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     if probes:
         if data is None:
             raise ModelLintError("analyze(probes=True) needs data= (a folder of class sub-folders or an .npz)")
-        from .dataset import facts_from_values as _facts
-        from .probes.api import probe_inputs, run_probes
+        from .probes.api import probe_inputs, rule_facts, run_probes
         from .probes.suite import ALL_PROBES
 
         names = ALL_PROBES if probes is True else (probes,) if isinstance(probes, str) else tuple(probes)
         graph, ds, probe_report = run_probes(model, data, budget=budget, seed=seed, probes=names,
                                              input_shape=load_kwargs.get("input_shape"),
                                              training=load_kwargs.get("training"))
-        facts = _facts(len(ds.y_train) + len(ds.y_val), len(ds.class_names), source=f"data={data}")
-        report = run_rules(graph, select_rules(select=select, ignore=ignore, extend_select=extend_select), facts,
-                           probes=probe_inputs(probe_report))
+        report = run_rules(graph, select_rules(select=select, ignore=ignore, extend_select=extend_select),
+                           rule_facts(ds, f"data={data}"), probes=probe_inputs(probe_report))
         report.probes = probe_report
         return report
     graph = load_graph(model, **load_kwargs)

@@ -312,7 +312,7 @@ def cmd_probe(args) -> int:
 
     from .engine import run_rules, select_rules
     from .graph import TrainingConfig
-    from .probes.api import probe_inputs, run_probes
+    from .probes.api import probe_inputs, rule_facts, run_probes
     from .probes.suite import ALL_PROBES
 
     shape = None
@@ -331,11 +331,8 @@ def cmd_probe(args) -> int:
                                         max_images=args.max_images, use_cache=not args.no_cache,
                                         clock_start=getattr(args, "started", None),
                                         progress=None if args.quiet else _progress)
-    from .dataset import facts_from_values
-
-    facts = facts_from_values(len(dataset.y_train) + len(dataset.y_val), len(dataset.class_names),
-                              source=f"--data {args.data}")
-    result = run_rules(graph, select_rules(), facts, probes=probe_inputs(report))
+    result = run_rules(graph, select_rules(), rule_facts(dataset, f"--data {args.data}"),
+                       probes=probe_inputs(report))
     result.probes = report
     _write_html([result], args)
     text = _render([result], args)

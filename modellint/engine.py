@@ -128,6 +128,11 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
             report.rules_skipped[rule_cls.code] = "needs probe results: modellint probe MODEL --data DIR"
             continue
         missing = [need for need in rule_cls.needs if need != "probes" and not dataset.has(need)]
+        covered = getattr(rule_cls, "covered_by_data_checks", ())
+        if missing and covered and probes is not None:
+            report.rules_skipped[rule_cls.code] = (f"covered by the data checks {', '.join(covered)}, which "
+                                                   "compared every image with the model input")
+            continue
         if missing:
             flags = ", ".join("--" + m.replace("_", "-") for m in missing)
             report.rules_skipped[rule_cls.code] = f"needs dataset facts: {flags} (or --data DIR)"

@@ -47,6 +47,25 @@ def test_keras_factory(tmp_path):
     assert data["model"]["path"] == "kmodels:build"
 
 
+@pytest.mark.skipif(not have_keras(), reason="Keras not installed")
+def test_keras_factory_probes(tmp_path):
+    """`modellint probe package.module:factory` trains what a Keras factory builds (not only files)."""
+    import numpy as np
+
+    (tmp_path / "kmodels.py").write_text(KERAS_FACTORY)
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 4
+    np.savez(tmp_path / "d.npz", x=(rng.random((64, 32, 32, 3)) * 255).astype(np.uint8), y=y)
+    r = run_cli("probe", "kmodels:build", "--data", "d.npz", "--budget", "60", "--probes", "init_loss,overfit_batch",
+                "--no-cache", "--exit-zero", "-q", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    probes = json.loads(r.stdout)["reports"][0]["probes"]
+    assert probes["settings"]["runner"] == "keras"
+    assert {name: res["status"] for name, res in probes["results"].items()} == {"init_loss": "ok",
+                                                                                 "overfit_batch": "ok"}
+    assert probes["results"]["overfit_batch"]["metrics"]["steps"] >= 10
+
+
 def test_torch_factory(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("modellint.adapters.torch_live")

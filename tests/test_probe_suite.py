@@ -500,3 +500,21 @@ def test_budget_counts_from_the_callers_clock(torch_target, one_thread, npz):
     assert report.settings["setup_s"] >= 2.0
     assert report.settings["suite_budget"] == pytest.approx(4.0 - report.settings["setup_s"], abs=0.02)
     assert time.perf_counter() - begun <= 4.0 * 1.1
+
+
+def test_probe_run_leaves_input_size_to_the_data_checks(torch_target, one_thread, npz, tmp_path, monkeypatch,
+                                                        capsys):
+    """After a probe run ML901 does not ask for --image-size: ML006/ML007 read every image (here 16x16
+    images into a 24x24 model: ML006 says so, once)."""
+    from modellint.cli import main
+
+    monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["probe", "suite_torch_models:cnn", "--input-shape", "1,3,24,24", "--data", npz, "--budget", "4",
+            "--probes", "init_loss", "--exit-zero", "-q"]
+    assert main(args + ["--format", "json", "--output-file", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())["reports"][0]
+    assert "covered by the data checks ML006, ML007" in report["rules_skipped"]["ML901"]
+    assert [f["code"] for f in report["findings"]].count("ML006") == 1
+    capsys.readouterr()
+    assert main([a for a in args if a != "-q"]) == 0  # -q drops the summary line
+    assert "1 skipped (1 covered by the data checks)" in capsys.readouterr().out

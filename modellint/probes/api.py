@@ -60,14 +60,13 @@ def _from_cache(path: Path) -> Optional[ProbeReport]:
 
 
 def _live_model(graph, source):
-    """The object the runner trains: a path for Keras files, a module for PyTorch."""
-    if graph.framework == "keras":
-        return source
-    if graph.framework == "torch":
-        if isinstance(source, str) and graph.source_format == "code":
-            from ..adapters.code_target import resolve_target
+    """The object the runner trains: a path for Keras files, the model a code target builds (a Keras model
+    or a PyTorch module; built afresh: the graph was read from another build), a live model as given."""
+    if isinstance(source, str) and graph.source_format == "code":
+        from ..adapters.code_target import resolve_target
 
-            return resolve_target(source)
+        return resolve_target(source)
+    if graph.framework == "torch":
         if isinstance(source, (str, os.PathLike)):
             raise InputError(source, "probes train the model: pass the PyTorch module as a code target "
                              "(package.module:factory), not an exported or scripted file")
@@ -168,6 +167,14 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
         except OSError:
             pass  # a read-only home must not fail the run
     return graph, dataset, report
+
+
+def rule_facts(dataset, source: str):
+    """The dataset facts the static rules read after a probe run, counted from the loaded images. Image
+    size and channels stay unset: the data checks (ML006, ML007) compared every image with the input."""
+    from ..dataset import facts_from_values
+
+    return facts_from_values(len(dataset.y_train) + len(dataset.y_val), len(dataset.class_names), source=source)
 
 
 def probe_inputs(report: ProbeReport) -> dict:

@@ -181,8 +181,10 @@ def summary_line(reports: list) -> str:
     if skipped:
         data = sum("dataset facts" in reason for reason in skipped.values())
         probe = sum("probe results" in reason for reason in skipped.values())
-        if data + probe == len(skipped):
-            why = ([f"{data} need --data"] if data else []) + ([f"{probe} need probes"] if probe else [])
+        checked = sum("covered by the data checks" in reason for reason in skipped.values())
+        if data + probe + checked == len(skipped):
+            why = ([f"{data} need --data"] if data else []) + ([f"{probe} need probes"] if probe else []) + \
+                ([f"{checked} covered by the data checks"] if checked else [])
             parts.append(f"{len(skipped)} skipped ({', '.join(why)})")
         else:
             parts.append(f"{len(skipped)} skipped (--explain says why)")

@@ -19,7 +19,9 @@ class InputSizeMismatch(Rule):
     """
     ## What it does
     Compares the model's image input (H×W×C) with the dataset's image size and
-    channels (`--image-size`, or read from `--data`).
+    channels (`--image-size`, or read from `--data`). After `modellint probe`
+    it steps aside: the data checks ML006 and ML007 have compared every image
+    with the input.
 
     ## Why is this bad
     Images are then resized (losing detail or wasting compute) or fail to load;
@@ -34,6 +36,8 @@ class InputSizeMismatch(Rule):
     category = "input-shape"
     severity = "warning"
     needs = ("image_size",)
+    #: after a probe run these data checks have compared every image with the input: this rule steps aside
+    covered_by_data_checks = ("ML006", "ML007")
     EXAMPLE_DATASET = {"image_size": (128, 128)}
     INVALID = ["seq(inp(224, 224, 3), conv(32, act='relu'), gap(), dense(10, act='softmax'))  # 128x128 images"]
     VALID = ["seq(inp(128, 128, 3), conv(32, act='relu'), gap(), dense(10, act='softmax'))  # 128x128 images"]
