@@ -34,9 +34,14 @@ Measurements
   (``keras.Model(model.inputs, [...])``), recursing into nested models;
   sub-classed models (no graph of layers) give no activation statistics.
 
-TensorFlow is used directly only for the gradient (``tf.GradientTape``) and to
-trace the training step (``tf.function``): Keras 3 has no backend-neutral
-per-variable gradient API.
+Backends
+--------
+Everything above goes through Keras 3's public API, except what Keras 3 has no
+backend-neutral API for: per-variable gradients, and compiling the step. Those
+are :data:`BACKENDS`: on TensorFlow ``tf.GradientTape`` and ``tf.function`` (one
+trace per step kind, reused across resets); on PyTorch (``KERAS_BACKEND=torch``)
+``torch.autograd.grad`` in eager mode, on the GPU when Keras puts the model there.
+JAX is refused with a one-line error.
 """
 
 from __future__ import annotations
@@ -95,9 +100,12 @@ class KerasRunner(Runner):
         self._template = self._load(source)
         if any(isinstance(layer, keras.layers.Lambda) for layer in self._all_layers(self._template)):
             self._refuse_lambda()
-        import tensorflow as tf
-
-        self.device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+        backend = keras.backend.backend()
+        if backend not in BACKENDS:
+            raise InputError(self._where, f"probes train Keras models on the tensorflow or torch backend; "
+                             f"KERAS_BACKEND is {backend!r}")
+        self._ops = BACKENDS[backend]
+        self.device = self._ops.device()
         self._loss_spec = loss
         self.model = None
         training = getattr(graph, "training", None)
@@ -304,10 +312,13 @@ class KerasRunner(Runner):
 
     def _train_fn(self, measure: bool, x, y):
         fn = self._train_fns.get(measure)
-        if fn is not None:
-            return fn
-        # TensorFlow, not Keras: per-variable gradients need the backend's GradientTape
-        # (Keras 3 has no backend-neutral gradient API); tf.function traces the step once.
+        if fn is None:
+            fn = self._train_fns[measure] = self._ops.train_step(self, measure, x, y)
+        return fn
+
+    def _tf_train_step(self, measure: bool, x, y):
+        """The TensorFlow step: per-variable gradients from ``tf.GradientTape`` (Keras 3 has no
+        backend-neutral gradient API); ``tf.function`` traces it once."""
         import tensorflow as tf
 
         model, opt, loss_fn, tvars, groups = self.model, self.optimizer, self._loss_fn, self._tvars, self._groups
@@ -343,9 +354,41 @@ class KerasRunner(Runner):
                 stats = (g_norms, w_norms, d_norms)
             return data_loss, finite, stats
 
-        fn = tf.function(step, input_signature=[self._spec(x), self._spec(y)])
-        self._train_fns[measure] = fn
-        return fn
+        return tf.function(step, input_signature=[self._spec(x), self._spec(y)])
+
+    def _torch_train_step(self, measure: bool, x, y):
+        """The PyTorch step (``KERAS_BACKEND=torch``): eager, per-variable gradients from
+        ``torch.autograd.grad`` on the variables' tensors, then the Keras optimizer's ``apply``."""
+        import keras
+        import torch
+
+        model, opt, loss_fn, tvars, groups = self.model, self.optimizer, self._loss_fn, self._tvars, self._groups
+
+        def gnorm(ts):
+            return torch.sqrt(sum(torch.sum(torch.square(t.detach().float())) for t in ts))
+
+        def step(x, y):
+            x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+            params = [v.value for v in tvars]
+            pred = model(x, training=True)
+            data_loss = loss_fn(y, pred).float()
+            total = data_loss + sum(model.losses) if model.losses else data_loss
+            grads = torch.autograd.grad(total, params, allow_unused=True)
+            grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+            finite = bool(torch.isfinite(data_loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+            stats = ()
+            with torch.no_grad():
+                if measure:
+                    before = [[params[i].detach().clone() for i in grp] for grp in groups]
+                    g_norms = [gnorm([grads[i] for i in grp]) for grp in groups]
+                    w_norms = [gnorm(b) for b in before]
+                opt.apply(grads, tvars)
+                if measure:
+                    d_norms = [gnorm([tvars[i].value - b for i, b in zip(grp, bs)]) for grp, bs in zip(groups, before)]
+                    stats = tuple([float(t) for t in ts] for ts in (g_norms, w_norms, d_norms))
+            return float(data_loss.detach()), finite, stats
+
+        return step
 
     def _guard(self, fn, *args):
         """Run ``fn``; a failure of the model on the batch becomes a one-line InputError."""
@@ -370,13 +413,28 @@ class KerasRunner(Runner):
 
     def _predict(self, x):
         if self._predict_fn is None:
-            import tensorflow as tf
-
-            model = self.model
-            self._predict_fn = tf.function(lambda t: model(t, training=False), input_signature=[self._spec(x)])
+            self._predict_fn = self._ops.predict(self, x)
         return self._predict_fn(x)
 
+    def _tf_predict(self, x):
+        import tensorflow as tf
+
+        model = self.model
+        return tf.function(lambda t: model(t, training=False), input_signature=[self._spec(x)])
+
+    def _torch_predict(self, x):
+        import torch
+
+        model = self.model
+
+        def predict(t):
+            with torch.no_grad():
+                return model(t, training=False)
+        return predict
+
     def evaluate_predictions(self, x, y, batch_size: int = 128) -> tuple:
+        import keras
+
         x, y = self._images(x), np.asarray(y).astype(np.int64).reshape(-1)
         if len(x) == 0:
             return float("nan"), float("nan"), np.zeros(0, np.int64)
@@ -385,7 +443,7 @@ class KerasRunner(Runner):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             pred = self._guard(self._predict, xb)
             total += float(self._loss_fn(self._labels(yb), pred)) * len(xb)
-            p = np.asarray(pred)
+            p = np.asarray(keras.ops.convert_to_numpy(pred))
             if p.ndim > 1 and p.shape[-1] > 1:
                 guess = p.reshape(len(xb), -1, p.shape[-1]).mean(axis=1).argmax(-1)
             else:
@@ -417,21 +475,10 @@ class KerasRunner(Runner):
         if not norms or not batches:
             return 0
         if self._norm_fn is None:
-            import tensorflow as tf
-
-            model = self.model
-            drops = [layer for layer in self._all_layers(model) if isinstance(layer, keras.layers.Dropout)]
+            drops = [layer for layer in self._all_layers(self.model) if isinstance(layer, keras.layers.Dropout)]
             saved = [(layer, "momentum", layer.momentum) for layer in norms] + \
                 [(layer, "rate", layer.rate) for layer in drops]
-            fn = tf.function(lambda t: model(t, training=True), input_signature=[self._spec(self._images(batches[0]))])
-            try:
-                for layer, attr, _ in saved:
-                    setattr(layer, attr, 0.0)
-                fn.get_concrete_function()  # traced now, with the zeros
-            finally:
-                for layer, attr, value in saved:
-                    setattr(layer, attr, value)
-            self._norm_fn = fn
+            self._norm_fn = self._ops.norm_forward(self, saved, self._images(batches[0]))
         sums = [[np.zeros(tuple(layer.moving_mean.shape), np.float64),
                  np.zeros(tuple(layer.moving_variance.shape), np.float64)] for layer in norms]
         for xb in batches:
@@ -443,6 +490,28 @@ class KerasRunner(Runner):
             layer.moving_mean.assign((m / len(batches)).astype(layer.moving_mean.dtype))
             layer.moving_variance.assign((v / len(batches)).astype(layer.moving_variance.dtype))
         return len(norms)
+
+    def _tf_norm_forward(self, saved, x):
+        """A forward pass in training mode traced while every ``saved`` attribute (norm momentum, dropout
+        rate) is 0: the trace keeps the zeros, the layers get their values back."""
+        import tensorflow as tf
+
+        model = self.model
+        fn = tf.function(lambda t: model(t, training=True), input_signature=[self._spec(x)])
+        with _zeroed(saved):
+            fn.get_concrete_function()  # traced now, with the zeros
+        return fn
+
+    def _torch_norm_forward(self, saved, x):
+        """Eager: each call zeroes the ``saved`` attributes around a training-mode forward pass."""
+        import torch
+
+        model = self.model
+
+        def forward(t):
+            with _zeroed(saved), torch.no_grad():
+                model(t, training=True)
+        return forward
 
     # -- activations -------------------------------------------------------
     def _plan(self, model, prefix: str = "") -> Optional[dict]:
@@ -558,3 +627,58 @@ class KerasRunner(Runner):
         if not dense or getattr(dense[-1], "bias", None) is None:
             return None
         return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(dense[-1].bias)).reshape(-1)]
+
+
+class _zeroed:
+    """Within the block, every ``(object, attribute, value)`` of ``saved`` is 0; afterwards ``value``."""
+
+    def __init__(self, saved):
+        self.saved = saved
+
+    def __enter__(self):
+        for obj, attr, _ in self.saved:
+            setattr(obj, attr, 0.0)
+
+    def __exit__(self, *exc):
+        for obj, attr, value in self.saved:
+            setattr(obj, attr, value)
+
+
+def _tf_device() -> str:
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def _torch_device() -> str:
+    import torch
+
+    from .runner_torch import deterministic_cudnn
+
+    deterministic_cudnn()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _Backend:
+    """What Keras 3 has no backend-neutral API for, per backend: device, training step, prediction and
+    the BatchNorm-refresh forward pass (each a :class:`KerasRunner` method that builds the callable)."""
+
+    def __init__(self, device, train_step, predict, norm_forward):
+        self.device, self._train, self._predict, self._norm = device, train_step, predict, norm_forward
+
+    def train_step(self, runner, measure, x, y):
+        return self._train(runner, measure, x, y)
+
+    def predict(self, runner, x):
+        return self._predict(runner, x)
+
+    def norm_forward(self, runner, saved, x):
+        return self._norm(runner, saved, x)
+
+
+BACKENDS = {
+    "tensorflow": _Backend(_tf_device, KerasRunner._tf_train_step, KerasRunner._tf_predict,
+                           KerasRunner._tf_norm_forward),
+    "torch": _Backend(_torch_device, KerasRunner._torch_train_step, KerasRunner._torch_predict,
+                      KerasRunner._torch_norm_forward),
+}

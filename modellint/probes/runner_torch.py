@@ -102,6 +102,16 @@ def _activation_tables():
     return modules, functions, apply
 
 
+def deterministic_cudnn() -> None:
+    """The same seed, the same numbers on a GPU: cuDNN's autotuner and its non-deterministic convolution
+    algorithms would change results between identical runs (also used by Keras on the torch backend)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
 class TorchRunner(Runner):
     framework = "torch"
 
@@ -134,10 +144,7 @@ class TorchRunner(Runner):
         torch.manual_seed(int(seed))
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(int(seed))
-            # the same seed, the same numbers: cuDNN's autotuner and its non-deterministic
-            # convolution algorithms would change results between identical runs
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
+        deterministic_cudnn()
         with torch.no_grad():
             for module in model.modules():
                 fn = getattr(module, "reset_parameters", None)
