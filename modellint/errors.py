@@ -18,3 +18,23 @@ class InputError(ModelLintError):
 
 class ConfigError(ModelLintError):
     """Bad configuration or command-line usage."""
+
+
+class MissingDependency(ModelLintError):
+    """An optional package a command needs is not installed: says which extra installs it."""
+
+
+#: import name -> (what pip installs, the modellint extra that brings it)
+OPTIONAL = {"PIL": ("Pillow", "probes"), "sklearn": ("scikit-learn", "probes"), "keras": ("Keras", "keras"),
+            "torch": ("torch", "torch"), "onnx": ("onnx", "onnx")}
+
+
+def need(module: str, what: str):
+    """Import ``module`` for ``what`` (e.g. "the probes"), or raise a one-line MissingDependency."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package, extra = OPTIONAL[module]
+        raise MissingDependency(f"{what}: {package} is not installed (pip install 'modellint[{extra}]')") from None

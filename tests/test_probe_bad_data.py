@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import keras_only, run_cli
+from conftest import ROOT, keras_only, run_cli
 
 pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
@@ -270,3 +270,24 @@ def test_grey_28px_images_for_an_rgb_32px_model_are_converted_with_findings(mode
     notes = report["probes"]["data"]["notes"]
     assert any("grey->RGB: 16" in n for n in notes) and any("resized to 32x32" in n for n in notes), notes
     assert report["probes"]["results"]["overfit_batch"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("module, args, hint", [
+    ("PIL", ["data", "synth", "{tmp}/out", "--classes", "2", "--count", "4", "--size", "32"],
+     "writing synthetic images: Pillow is not installed (pip install 'modellint[probes]')"),
+    ("sklearn", ["probe", str(ROOT / "examples" / "seed_cnn.h5"), "--data", "{tmp}"],
+     "the probes: scikit-learn is not installed (pip install 'modellint[probes]')"),
+])
+def test_missing_optional_package_is_one_line(tmp_path, monkeypatch, capsys, module, args, hint):
+    """Without the probes extra: one line that names the package and the extra, exit 2, nothing written."""
+    import sys
+
+    from modellint.cli import main
+
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"modellint: error: {hint}"
+    assert not (tmp_path / "out").exists()

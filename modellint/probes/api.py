@@ -86,6 +86,10 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
     ``clock_start``: the ``time.perf_counter()`` value the budget counts from, when it started before
     this call (the command line passes its own start, so imports count too)."""
     started = time.perf_counter() if clock_start is None else clock_start
+    from ..errors import need
+
+    for module in ("PIL", "sklearn"):
+        need(module, "the probes")
     from ..adapters import load_graph
     from .data import load_dataset
     from .runner import make_runner

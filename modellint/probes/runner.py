@@ -88,6 +88,9 @@ def make_runner(graph, source, *, loss: Optional[str] = None, seed: int = 0) -> 
 
         return TorchRunner(graph, source, loss=loss, seed=seed)
     if graph.framework == "keras":
+        from ..errors import need
+
+        need("keras", "probing a Keras model")
         from .runner_keras import KerasRunner
 
         return KerasRunner(graph, source, loss=loss, seed=seed)

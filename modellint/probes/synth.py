@@ -311,7 +311,9 @@ def write_synthetic(out_dir, *, classes: int = 13, size: int = 128, count: int =
     so the number of ``workers`` processes does not matter; default: up to 4 CPUs).
     ``progress(done, total)`` is called after every chunk of images. Returns a small
     description (path, class names, shape per class, counts, size, seed)."""
-    import PIL  # noqa: F401 - fail early, before any worker starts, if Pillow is missing
+    from ..errors import need
+
+    need("PIL", "writing synthetic images")  # fail early, before any worker starts
 
     if not 1 <= classes <= len(SHAPES):
         raise ValueError(f"classes must be 1..{len(SHAPES)}, got {classes}")
