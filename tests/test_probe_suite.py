@@ -518,3 +518,13 @@ def test_probe_run_leaves_input_size_to_the_data_checks(torch_target, one_thread
     capsys.readouterr()
     assert main([a for a in args if a != "-q"]) == 0  # -q drops the summary line
     assert "1 skipped (1 covered by the data checks)" in capsys.readouterr().out
+
+
+def test_epochs_count_passes_over_the_training_images():
+    """train_dynamics and every data_scaling row say how many passes over their training images they made
+    (ML030 reads it): steps x batch size / images."""
+    report, _ = _run(SleepRunner(), 3.0, probes=("train_dynamics", "data_scaling"))
+    td = report.results["train_dynamics"].metrics
+    assert td["epochs"] == pytest.approx(td["steps"] * 32 / 400, abs=1e-3)
+    for row in report.results["data_scaling"].metrics["rows"]:
+        assert row["epochs"] == pytest.approx(row["steps"] * 32 / row["samples"], abs=1e-3), row

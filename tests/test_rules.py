@@ -55,3 +55,19 @@ def test_rules_needing_data_are_skipped_without_it():
     needing = {r.code for r in RULES if r.needs}  # dataset facts or probe results
     assert needing and needing == set(report.rules_skipped)
     assert all("--" in reason for reason in report.rules_skipped.values())
+
+
+@pytest.mark.parametrize("epochs, severity", [(0.46, "info"), (0.99, "info"), (1.0, "warning"), (12.0, "warning"),
+                                              (None, "warning")])
+def test_linear_baseline_comparison_needs_an_epoch(epochs, severity):
+    """ML030 warns only when the network saw every training image at least once (the logistic regression
+    is fit to convergence); a shorter run is an inconclusive info; a report without epochs still warns."""
+    from modellint.rules import get_rule
+
+    td = {"val_accuracy": 0.07, "steps": 15, **({"epochs": epochs} if epochs is not None else {})}
+    probes = {"linear_baseline": {"status": "ok", "metrics": {"val_accuracy": 0.32}},
+              "train_dynamics": {"status": "ok", "metrics": td}}
+    graph = example("seq(inp(32, 32, 3), conv(8, act='relu'), gap(), dense(4, act='softmax'))")
+    found = [f for f in run_rules(graph, [get_rule("ML030")], probes=probes).findings]
+    assert [f.severity for f in found] == [severity]
+    assert found[0].message.startswith("inconclusive") == (severity == "info")

@@ -463,6 +463,11 @@ def _norm_batches(x, settings, idx=None) -> list:
     return [x[rows[i:i + bs]] for i in range(0, len(rows), bs)]
 
 
+def _epochs(steps: int, settings, n_train: int) -> float:
+    """Passes over ``n_train`` training images that ``steps`` batches make."""
+    return round(steps * settings.batch_size / max(n_train, 1), 3)
+
+
 def _refresh_norms(runner, batches) -> None:
     """Before an evaluation that follows training: BatchNorm running statistics from ``batches``."""
     fn = getattr(runner, "refresh_norm_stats", None)
@@ -653,7 +658,8 @@ def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResu
     first_last = grad[names[0]] / grad[names[-1]] if len(names) >= 2 and grad[names[-1]] > 0 else None
     nonfinite = any(s.nonfinite for s in stats) or any(not math.isfinite(v) for v in losses)
     return ProbeResult("train_dynamics", metrics={
-        "lr": lr, "steps": len(losses), "first_loss": losses[0] if losses else None,
+        "lr": lr, "steps": len(losses), "epochs": _epochs(len(losses), settings, len(data.x_train)),
+        "first_loss": losses[0] if losses else None,
         "final_loss": float(np.mean(losses[-5:])) if losses else None, "val_loss": val_loss, "val_accuracy": val_acc,
         "val_samples": int(len(yv)), "grad_norm": grad, "update_ratio": ratio, "first_last_grad_ratio": first_last,
         "nonfinite": nonfinite, "dead_fraction": act.dead_fraction, "saturated_fraction": act.saturated_fraction,
@@ -726,7 +732,8 @@ def probe_data_scaling(runner, data, graph, settings, slot: Slot) -> ProbeResult
         tr = idx[:slot.eval_images or MAX_EVAL]
         tr_loss, tr_acc = runner.evaluate(data.x_train[tr], data.y_train[tr])
         va_loss, va_acc = runner.evaluate(xv, yv)
-        rows.append({"fraction": frac, "samples": int(len(idx)), "steps": ran, "train_loss": tr_loss,
+        rows.append({"fraction": frac, "samples": int(len(idx)), "steps": ran,
+                     "epochs": _epochs(ran, settings, len(idx)), "train_loss": tr_loss,
                      "train_accuracy": tr_acc, "val_loss": va_loss, "val_accuracy": va_acc})
     return ProbeResult("data_scaling", metrics={"steps": steps, "rows": rows, "val_samples": int(len(yv))},
                        curves={"samples": [r["samples"] for r in rows],
