@@ -528,3 +528,32 @@ def test_epochs_count_passes_over_the_training_images():
     assert td["epochs"] == pytest.approx(td["steps"] * 32 / 400, abs=1e-3)
     for row in report.results["data_scaling"].metrics["rows"]:
         assert row["epochs"] == pytest.approx(row["steps"] * 32 / row["samples"], abs=1e-3), row
+
+
+def test_cache_sees_every_image(torch_target, one_thread, tmp_path, monkeypatch):
+    """The probe cache keys on every image's pixels and label: changing only the last image of 240 (or only
+    its label) runs the probes again; the same data hits the cache."""
+    from modellint.probes import runner as runner_module
+    from modellint.probes.api import run_probes
+
+    monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
+    built = []
+    make = runner_module.make_runner
+    monkeypatch.setattr(runner_module, "make_runner", lambda *a, **k: built.append(1) or make(*a, **k))
+    rng = np.random.default_rng(0)
+    x, y = (rng.random((240, S, S, 3)) * 255).astype(np.uint8), np.arange(240) % 4
+    path = tmp_path / "d.npz"
+
+    def probe(x, y):
+        np.savez(path, x=x, y=y)
+        run_probes(torch_target.cnn(), str(path), budget=5, probes=("init_loss",), input_shape=(1, 3, S, S))
+        return len(built)
+
+    assert probe(x, y) == 1
+    assert probe(x, y) == 1  # cached
+    x2 = x.copy()
+    x2[-1, 0, 0, 0] ^= 1
+    assert probe(x2, y) == 2
+    y2 = y.copy()
+    y2[-1] = (y2[-1] + 1) % 4
+    assert probe(x2, y2) == 3

@@ -17,10 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from ..errors import InputError
 from .suite import ALL_PROBES, ProbeReport, ProbeResult, ProbeSettings, check_plan, run_suite
 
-CACHE_VERSION = 1
+#: bump when probe results change meaning or gain fields (2: epochs, plan cuts; whole-data fingerprint)
+CACHE_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -39,7 +42,13 @@ def _fingerprint(graph, source, dataset, settings: ProbeSettings, loss) -> str:
     else:  # a live model or a code target: its architecture
         h.update(json.dumps(graph.to_dict(), sort_keys=True, default=str).encode())
     h.update(json.dumps(dataset.summary(), sort_keys=True, default=str).encode())
-    h.update(hashlib.sha256(dataset.x_train[:64].tobytes()).digest())
+    h.update(json.dumps(getattr(dataset, "facts", {}), sort_keys=True, default=str).encode())
+    content = getattr(dataset, "content", "")
+    if content:  # every image's pixels and label
+        h.update(content.encode())
+    else:  # a Dataset built by hand
+        for a in (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val):
+            h.update(hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).digest())
     h.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
     h.update(str(loss).encode())
     return h.hexdigest()[:32]

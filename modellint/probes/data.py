@@ -60,6 +60,8 @@ class Dataset:
     notes: list = field(default_factory=list)    # what was done to the data (conversions, skips, ...)
     checks: list = field(default_factory=list)   # data-check dicts (see DATA_CHECKS)
     facts: dict = field(default_factory=dict)    # raw sizes, modes, pixel stats, counts before split
+    #: digest of every image's pixels and label, in split order (what the probe cache keys on)
+    content: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -450,8 +452,14 @@ def _finish(ld: _Loaded, size, channels, val_fraction, seed) -> Dataset:
         "stratified": stratified,
         "seed": seed,
     }
+    digest = hashlib.blake2b(digest_size=16)
+    for part, rows in (("train", tr), ("val", va)):
+        digest.update(part.encode())
+        for i in rows:
+            digest.update(f"{ld.hashes[i]}:{int(ld.y[i])};".encode())
     return Dataset(x_train=ld.x[tr], y_train=ld.y[tr], x_val=ld.x[va], y_val=ld.y[va],
-                   class_names=list(ld.class_names), source=ld.source, notes=notes, checks=checks, facts=facts)
+                   class_names=list(ld.class_names), source=ld.source, notes=notes, checks=checks, facts=facts,
+                   content=digest.hexdigest())
 
 
 def _check(code, message, *, evidence, files=(), severity=None, explanation="", fix="") -> dict:
