@@ -71,3 +71,14 @@ def test_linear_baseline_comparison_needs_an_epoch(epochs, severity):
     found = [f for f in run_rules(graph, [get_rule("ML030")], probes=probes).findings]
     assert [f.severity for f in found] == [severity]
     assert found[0].message.startswith("inconclusive") == (severity == "info")
+
+
+@pytest.mark.parametrize("epochs, severity", [(0.15, "info"), (1.0, "warning"), (None, "warning")])
+def test_zero_input_comparison_needs_an_epoch(epochs, severity):
+    from modellint.rules import get_rule
+
+    zi = {"real_val_accuracy": 0.08, "zero_val_accuracy": 0.08, "steps": 5,
+          **({"epochs": epochs} if epochs is not None else {})}
+    graph = example("seq(inp(32, 32, 3), conv(8, act='relu'), gap(), dense(4, act='softmax'))")
+    found = run_rules(graph, [get_rule("ML022")], probes={"zero_input": {"status": "ok", "metrics": zi}}).findings
+    assert [f.severity for f in found] == [severity]

@@ -682,7 +682,9 @@ def probe_zero_input(runner, data, graph, settings, slot: Slot) -> ProbeResult:
                               loops=2 if kind == "real" else 1)[0]))
         _refresh_norms(runner, _norm_batches(x, settings))
         out[kind] = runner.evaluate(np.zeros_like(xv) if kind == "zero" else xv, yv)
-    return ProbeResult("zero_input", metrics={"steps": min(ran), "real_val_loss": out["real"][0],
+    return ProbeResult("zero_input", metrics={"steps": min(ran),
+                                              "epochs": _epochs(min(ran), settings, len(data.x_train)),
+                                              "real_val_loss": out["real"][0],
                                               "real_val_accuracy": out["real"][1], "zero_val_loss": out["zero"][0],
                                               "zero_val_accuracy": out["zero"][1], "val_samples": int(len(yv))})
 

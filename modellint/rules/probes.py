@@ -22,10 +22,18 @@ LR_FACTOR = 10.0
 LR_MIN_SWEEP = 30  # the range test's shortest readable sweep (modellint.probes.suite.LR_MIN_SWEEP)
 #: ML030 does not fire when the network is at least this accurate (a linear model may be perfect too)
 LINEAR_CEILING = 0.98
-#: ML030 warns only when the network's longest run saw every training image at least this many times;
-#: before that it is an info finding that says the comparison is inconclusive (the baseline is fit to
-#: convergence, a from-scratch network after half an epoch is not)
+#: ML022 and ML030 warn only when the network's (longest) run saw every training image at least this many
+#: times; before that they are info findings that say the comparison is inconclusive (ML030's baseline is
+#: fit to convergence, a from-scratch network after half an epoch is not)
 MIN_EPOCHS = 1.0
+TOO_SHORT = ("The probes' training budget did not show the network every training image once: too short to "
+             "tell.")
+LONGER = "Re-run the probes with a larger --budget, or on a GPU."
+
+
+def _too_short(epochs) -> bool:
+    """A run of known length under MIN_EPOCHS (reports from before epochs were recorded: not known)."""
+    return isinstance(epochs, (int, float)) and epochs < MIN_EPOCHS
 
 
 def _m(**probes):
@@ -81,11 +89,13 @@ class InputIndependent(Rule):
     ## Why is this bad
     If the model does no better with its input than without, it has not learned
     to use the input at all in that budget: the data pipeline, the labels, the
-    learning rate or the architecture is broken.
+    learning rate or the architecture is broken. Before one epoch on the real
+    images (every training image seen once) neither run may have learned anything
+    yet: then the finding is an info saying the comparison is inconclusive.
 
     ## Fix
     Look at the batches right before they enter the model; check labels and the
-    learning rate.
+    learning rate. When it is inconclusive: a larger `--budget`, or a GPU.
     """
 
     code = "ML022"
@@ -94,15 +104,23 @@ class InputIndependent(Rule):
     severity = "warning"
     needs = ("probes",)
     references = ("Karpathy 2019: input-independent baseline",)
-    INVALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.11, "zero_val_accuracy": 0.10, "steps": 50}))]
+    INVALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.11, "zero_val_accuracy": 0.10, "steps": 50})),
+               # inconclusive (an info): 5 steps of 32 images on 1,040 training images
+               (_MODEL, _m(zero_input={"real_val_accuracy": 0.08, "zero_val_accuracy": 0.08, "steps": 5,
+                                       "epochs": 0.15}))]
     VALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.62, "zero_val_accuracy": 0.10, "steps": 50}))]
 
     def check(self, ctx):
         m = ctx.probe("zero_input")
-        if m and m["real_val_accuracy"] <= m["zero_val_accuracy"] + 0.02:
-            yield self.finding(f"real inputs give {m['real_val_accuracy']:.0%} validation accuracy, zero inputs "
-                               f"{m['zero_val_accuracy']:.0%}, after {m['steps']} steps",
-                               evidence=dict(m), fix="Check the data pipeline, labels and learning rate.")
+        if not m or m["real_val_accuracy"] > m["zero_val_accuracy"] + 0.02:
+            return
+        said = (f"real inputs give {m['real_val_accuracy']:.0%} validation accuracy, zero inputs "
+                f"{m['zero_val_accuracy']:.0%}, after {m['steps']} steps")
+        if _too_short(m.get("epochs")):
+            yield self.finding(f"inconclusive: {said} ({m['epochs']:.2g} epochs)", evidence=dict(m),
+                               severity="info", explanation=TOO_SHORT, fix=LONGER)
+            return
+        yield self.finding(said, evidence=dict(m), fix="Check the data pipeline, labels and learning rate.")
 
 
 #: Below this many steps, an overfit run whose loss more than halved is judged unfinished, not failed.
@@ -428,16 +446,13 @@ class LinearBaselineNotBeaten(Rule):
         if net > lin["val_accuracy"] or net >= LINEAR_CEILING:  # both near 100 %: nothing left to beat
             return
         evidence = {"network": net, "linear": lin["val_accuracy"], "network_from": best}
-        known = [e for e in epochs.values() if isinstance(e, (int, float))]
-        if known and len(known) == len(epochs) and max(known) < MIN_EPOCHS:
+        if all(_too_short(e) for e in epochs.values()):
             longest = max(epochs, key=epochs.get)
             yield self.finding(
                 f"inconclusive: after {epochs[longest]:.2g} epochs the network reaches {net:.0%} validation "
                 f"accuracy, a linear model on pixels (fit to convergence) {lin['val_accuracy']:.0%}",
                 evidence={**evidence, "epochs": epochs[longest], "min_epochs": MIN_EPOCHS}, severity="info",
-                explanation="The probes' training budget did not show the network every training image once: "
-                            "too short to tell whether it can beat the linear model.",
-                fix="Re-run the probes with a larger --budget, or on a GPU.")
+                explanation=TOO_SHORT, fix=LONGER)
             return
         yield self.finding(f"the network reaches {net:.0%} validation accuracy, a linear model on pixels "
                            f"{lin['val_accuracy']:.0%}", evidence=evidence,
