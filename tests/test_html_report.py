@@ -228,6 +228,16 @@ def test_probe_sections_render_from_probe_results():
     assert_offline(html)
 
 
+def test_lr_section_says_why_there_is_no_suggestion():
+    pr = fake_probes()
+    lr = pr.results["lr_range"]
+    lr.metrics["suggested_lr"] = None
+    lr.notes = ["no suggestion: the sweep had 17 steps, fewer than the 30 a range test needs"]
+    text = re.sub(r"<[^>]+>", "", section(probed_report(load_graph(_seed_path()), pr).to_html(), "probe-lr"))
+    assert "Suggested learning rate: no suggestion: the sweep had 17 steps, fewer than the 30" in text
+    assert "—" not in text.split("Configured")[0]
+
+
 def test_probe_sections_say_what_is_missing():
     pr = fake_probes(confusion=False)
     pr.results["lr_range"] = ProbeResult("lr_range", status="skipped", notes=["the budget left 2 s"])

@@ -391,7 +391,10 @@ def _probes(report, index, hits) -> dict:
         ymax = None
         if losses:
             ymax = min(max(losses), 4 * min(losses) + 1e-9) * 1.1 if min(losses) > 0 else None
-        out["lr"] = {"metrics": m, "svg": charts.line_chart(
+        # why there is no suggestion (the probe's own note), shown in its place
+        none_why = next((n for n in lr.get("notes") or [] if n.startswith("no suggestion")), "no suggestion") \
+            if not _finite(m.get("suggested_lr")) else None
+        out["lr"] = {"metrics": m, "none_why": none_why, "svg": charts.line_chart(
             [{"name": "loss", "x": c.get("lr", []), "y": c.get("loss", []), "cls": "s3 thin"},
              {"name": "smoothed", "x": c.get("lr", []), "y": c.get("smoothed", []), "cls": "s0"}],
             xlog=True, xlabel="learning rate (log scale)", ylabel="training loss", vlines=vl, ymax=ymax,
