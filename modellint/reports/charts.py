@@ -514,6 +514,9 @@ def line_chart(series: list, *, xlog: bool = False, ylog: bool = False, xlabel: 
                           f'{_e(name)}</text>')
             labels.take((lx, top + 3, lx + 18 + len(name) * SMALL_W, top + 16))
             lx += 26 + len(name) * SMALL_W
+    if legend:  # on a light backing, so lines under it do not cross the names
+        legend.insert(0, f'<rect x="{left + 2}" y="{top + 2}" width="{_n(lx - left - 8)}" height="16" '
+                         f'fill="#fff" fill-opacity="0.85"/>')
     for s in series:
         pts = [(xsc(x), clip_y(y)) for x, y in zip(s["x"], s["y"])
                if _finite(x) and _finite(y) and (x > 0 or not xlog) and (y > 0 or not ylog)]
