@@ -185,6 +185,14 @@ def test_recommendations_follow_the_ranking(seed_report, seed_html):
     assert seed_report.to_html() == seed_html  # same report, same bytes
 
 
+def test_seed_defects_come_before_training_advice(seed_report):
+    """As in ../shared/reference/what-good-output-looks-like.md: the model's own defects (no non-linearity,
+    receptive field) before advice on the recipe (pretrained backbone, augmentation)."""
+    warned = [f.code for f in seed_report.findings if f.severity == "warning"]
+    assert warned[:2] == ["ML201", "ML401"], warned
+    assert warned.index("ML503") > 1 and warned.index("ML504") > 1
+
+
 def test_layer_table_marks_layers_with_findings(seed_html):
     layers = section(seed_html, "layers")
     assert layers.count("<tr id=") == 14

@@ -159,7 +159,7 @@ class SmallDatasetFromScratch(Rule):
     """
 
     code = "ML503"
-    impact = 3
+    impact = 2  # advice on the training recipe: ranked after the defects of the model itself
     name = "small-dataset-from-scratch"
     category = "capacity"
     severity = "warning"
