@@ -300,3 +300,47 @@ def test_torch_refreshes_batchnorm_statistics(data, one_thread):
     assert bn.momentum == 0.1 and runner.model.training and bn.training and runner.model.drop.training
     loss, acc, guess = runner.evaluate_predictions(x, y, batch_size=24)
     assert guess.shape == (len(x),) and acc == pytest.approx(np.mean(guess == y))
+
+
+TORCH_INIT = """
+import torch
+from torch import nn
+
+
+def zero_init():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4))
+    nn.init.zeros_(net[0].weight)  # the model's own initialisation
+    nn.init.normal_(net[4].weight, std=0.5)
+    return net
+"""
+
+
+def test_torch_code_target_keeps_its_own_initialisation(tmp_path, monkeypatch, one_thread):
+    """A factory's init code runs at every reset, seeded; a live module gets reset_parameters() (and the
+    runner says so)."""
+    torch = pytest.importorskip("torch")
+    from conftest import import_source
+    from modellint import load_graph
+    from modellint.probes.api import _builder, _live_model
+    from modellint.probes.runner import make_runner
+
+    import_source(tmp_path, monkeypatch, "init_models", TORCH_INIT)
+    target = "init_models:zero_init"
+    graph = load_graph(target, input_shape=(1, 3, 16, 16))
+    runner = make_runner(graph, _live_model(graph, target), build=_builder(graph, target))
+    assert "factory" in runner.init
+    runner.reset(3, 1e-3)
+    assert float(runner.model[0].weight.detach().abs().sum()) == 0.0  # zeros kept
+    head = runner.model[4].weight.detach().clone()
+    assert 0.3 < float(head.std()) < 0.7  # the factory's std 0.5, not Linear's default (~0.2 for 8 inputs)
+    runner.reset(3, 1e-3)
+    assert torch.equal(runner.model[4].weight, head)  # seeded: the same init again
+    runner.reset(4, 1e-3)
+    assert not torch.equal(runner.model[4].weight, head)
+
+    import init_models
+
+    live = make_runner(graph, init_models.zero_init())
+    assert "reset_parameters" in live.init and "not reproduced" in live.init
+    assert float(live.model[0].weight.detach().abs().sum()) > 0.0  # PyTorch's default init replaced the zeros

@@ -437,6 +437,7 @@ def test_cli_plan_replays_a_recorded_run(torch_target, one_thread, npz, tmp_path
     assert main(args + ["--output-file", str(second), "--plan", str(first)]) == 0
     a, b = (json.loads(p.read_text())["reports"][0]["probes"] for p in (first, second))
     assert b["settings"]["plan"]["replayed"]
+    assert "factory" in a["settings"]["init"]  # a code target: its factory initialises every reset
     assert a["settings"]["plan"]["steps"] == b["settings"]["plan"]["steps"]
     for name in a["settings"]["plan"]["cuts"]:  # a busy machine cut it: the replay cuts it alike
         assert a["results"][name]["notes"] == b["results"][name]["notes"], name

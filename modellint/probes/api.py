@@ -83,6 +83,15 @@ def _live_model(graph, source):
     return source
 
 
+def _builder(graph, source):
+    """For a code target, what builds the model afresh (its factory, called again); else None."""
+    if isinstance(source, str) and graph.source_format == "code":
+        from ..adapters.code_target import resolve_target
+
+        return lambda: resolve_target(source)
+    return None
+
+
 def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_PROBES, lr=None,
                input_shape=None, training=None, loss: Optional[str] = None, max_images: Optional[int] = None,
                use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None,
@@ -151,7 +160,7 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
             return graph, dataset, cached
     setup = time.perf_counter() - started
     if setup < budget:
-        runner = make_runner(graph, _live_model(graph, model), loss=loss, seed=seed)
+        runner = make_runner(graph, _live_model(graph, model), loss=loss, seed=seed, build=_builder(graph, model))
         setup = time.perf_counter() - started
     if setup >= budget:
         why = (f"skipped: loading the data and the model took {setup:.1f} s, the whole --budget of "

@@ -42,6 +42,8 @@ class Runner:
     device = "cpu"
     #: loss the runner trains with, described for reports
     loss_name = ""
+    #: how :meth:`reset` initialises the weights, described for reports
+    init = ""
 
     def reset(self, seed: int, lr: float) -> None:
         """Fresh weights (seeded) and a fresh optimizer with learning rate ``lr``."""
@@ -81,12 +83,14 @@ class Runner:
         return None
 
 
-def make_runner(graph, source, *, loss: Optional[str] = None, seed: int = 0) -> Runner:
-    """The runner for ``source`` (a path, a live model, or a code target) in its framework."""
+def make_runner(graph, source, *, loss: Optional[str] = None, seed: int = 0, build=None) -> Runner:
+    """The runner for ``source`` (a path, a live model, or a code target) in its framework. ``build``: a
+    callable that makes the model afresh (a code target's factory); PyTorch runners call it under the seed
+    at every reset, so the model's own initialisation code runs."""
     if graph.framework == "torch":
         from .runner_torch import TorchRunner
 
-        return TorchRunner(graph, source, loss=loss, seed=seed)
+        return TorchRunner(graph, source, loss=loss, seed=seed, build=build)
     if graph.framework == "keras":
         from ..errors import need
 

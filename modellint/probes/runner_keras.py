@@ -98,6 +98,8 @@ class KerasRunner(Runner):
         if graph is not None and any(n.source_type == "Lambda" for n in graph):
             self._refuse_lambda()
         self._template = self._load(source)
+        #: how each reset initialises the weights (recorded in the probe report's settings)
+        self.init = "keras.models.clone_model under the seed: the layers' configured initializers"
         if any(isinstance(layer, keras.layers.Lambda) for layer in self._all_layers(self._template)):
             self._refuse_lambda()
         backend = keras.backend.backend()

@@ -1,10 +1,18 @@
 """The probe :class:`~.runner.Runner` for PyTorch modules.
 
 ``source`` is a live ``torch.nn.Module`` (files and code targets are resolved to
-modules before). :meth:`TorchRunner.reset` works on a ``copy.deepcopy`` of it,
-re-initialised under ``torch.manual_seed(seed)`` by calling ``reset_parameters()``
-on every submodule that has one (parameters of modules without it keep the
-copied values); the user's module is never modified. Images arrive NHWC and are
+modules before). Each :meth:`TorchRunner.reset` starts from fresh, seeded weights:
+
+* with ``build`` (what a code target ``package.module:factory`` gives): the factory
+  is called again under ``torch.manual_seed(seed)``, so the model's own
+  initialisation code (``nn.init.kaiming_normal_``, a zero-initialised last
+  BatchNorm...) runs, seeded;
+* a live module: a ``copy.deepcopy`` of it, re-initialised under the seed by
+  ``reset_parameters()`` on every submodule that has one (parameters of modules
+  without it keep the copied values). Custom initialisation done in the module's
+  constructor is not reproduced: ``init`` says so, and the report carries it.
+
+The user's module is never modified. Images arrive NHWC and are
 transposed to NCHW when ``graph.layout`` is ``"channels_first"``.
 
 Loss: the ``loss`` argument, else ``graph.training`` (the adapter's assumption
@@ -115,7 +123,7 @@ def deterministic_cudnn() -> None:
 class TorchRunner(Runner):
     framework = "torch"
 
-    def __init__(self, graph, source, *, loss=None, seed: int = 0):
+    def __init__(self, graph, source, *, loss=None, seed: int = 0, build=None):
         import torch
 
         self.graph = graph
@@ -125,6 +133,12 @@ class TorchRunner(Runner):
         if isinstance(source, torch.jit.ScriptModule):
             raise InputError(self._where, "probes cannot re-initialise a TorchScript module; pass the nn.Module")
         self._template = source
+        self._build = build
+        #: how each reset initialises the weights (recorded in the probe report's settings)
+        self.init = ("the factory called again under the seed: the model's own initialisation" if build is not None
+                     else "PyTorch's default reset_parameters() under the seed; initialisation code in the "
+                          "module's constructor is not reproduced (probe a code target package.module:factory "
+                          "to keep it)")
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self._channels_first = getattr(graph, "layout", "channels_first") == "channels_first"
         self._loss_spec = loss
@@ -137,23 +151,17 @@ class TorchRunner(Runner):
     def reset(self, seed: int, lr: float) -> None:
         import torch
 
-        try:
-            model = copy.deepcopy(self._template)
-        except Exception as exc:
-            raise InputError(self._where, f"the module cannot be copied for the probes ({_one_line(exc)})") from None
         torch.manual_seed(int(seed))
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(int(seed))
         deterministic_cudnn()
-        with torch.no_grad():
-            for module in model.modules():
-                fn = getattr(module, "reset_parameters", None)
-                if callable(fn):
-                    try:
-                        fn()
-                    except Exception as exc:
-                        raise InputError(self._where, f"{type(module).__name__}.reset_parameters() failed "
-                                                      f"({_one_line(exc)})") from None
+        if self._build is not None:
+            model = self._build()
+            if not isinstance(model, torch.nn.Module):
+                raise InputError(self._where, f"the factory gave {type(model).__name__} on a second call, "
+                                              "not a torch.nn.Module")
+        else:
+            model = self._fresh_copy()
         model.to(self.device).train()
         self.model = model
         self._layers = []
@@ -168,6 +176,25 @@ class TorchRunner(Runner):
         self._loss_fn = self._make_loss(self._loss_spec)
         self.optimizer = self._make_optimizer(params, lr)
         self._lr = float(lr)
+
+    def _fresh_copy(self):
+        """A copy of the live module with every ``reset_parameters()`` called (under the caller's seed)."""
+        import torch
+
+        try:
+            model = copy.deepcopy(self._template)
+        except Exception as exc:
+            raise InputError(self._where, f"the module cannot be copied for the probes ({_one_line(exc)})") from None
+        with torch.no_grad():
+            for module in model.modules():
+                fn = getattr(module, "reset_parameters", None)
+                if callable(fn):
+                    try:
+                        fn()
+                    except Exception as exc:
+                        raise InputError(self._where, f"{type(module).__name__}.reset_parameters() failed "
+                                                      f"({_one_line(exc)})") from None
+        return model
 
     def set_lr(self, lr: float) -> None:
         self._lr = float(lr)

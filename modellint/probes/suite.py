@@ -910,7 +910,7 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
     """Run the selected probes within ``settings.budget`` seconds (see the module docstring)."""
     report = ProbeReport(settings={"budget": settings.budget, "seed": settings.seed, "probes": list(settings.probes),
                                    "batch_size": settings.batch_size, "runner": runner.framework,
-                                   "device": runner.device},
+                                   "device": runner.device, "init": runner.init or None},
                          data=data.summary() if hasattr(data, "summary") else {})
     start = time.perf_counter()
     deadline = start + settings.budget
