@@ -558,3 +558,21 @@ def test_cache_sees_every_image(torch_target, one_thread, tmp_path, monkeypatch)
     y2 = y.copy()
     y2[-1] = (y2[-1] + 1) % 4
     assert probe(x2, y2) == 3
+
+
+def test_cache_sees_a_code_targets_init_code(tmp_path, monkeypatch, one_thread, npz):
+    """A code target whose init code changes (same architecture) is probed again, not served from cache."""
+    from modellint.probes import runner as runner_module
+    from modellint.probes.api import run_probes
+
+    monkeypatch.setenv("MODELLINT_CACHE_DIR", str(tmp_path / "cache"))
+    built = []
+    make = runner_module.make_runner
+    monkeypatch.setattr(runner_module, "make_runner", lambda *a, **k: built.append(1) or make(*a, **k))
+    import_source(tmp_path, monkeypatch, "cached_models", TORCH_MODULE)
+    for expected in (1, 1):
+        run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S))
+        assert len(built) == expected
+    (tmp_path / "cached_models.py").write_text(TORCH_MODULE + "\n# init changed: nn.init.zeros_(...)\n")
+    run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S))
+    assert len(built) == 2

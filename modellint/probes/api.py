@@ -41,6 +41,8 @@ def _fingerprint(graph, source, dataset, settings: ProbeSettings, loss) -> str:
                 h.update(chunk)
     else:  # a live model or a code target: its architecture
         h.update(json.dumps(graph.to_dict(), sort_keys=True, default=str).encode())
+        if isinstance(source, str) and graph.source_format == "code":  # and the code that initialises it
+            h.update(_module_source(source))
     h.update(json.dumps(dataset.summary(), sort_keys=True, default=str).encode())
     h.update(json.dumps(getattr(dataset, "facts", {}), sort_keys=True, default=str).encode())
     content = getattr(dataset, "content", "")
@@ -52,6 +54,17 @@ def _fingerprint(graph, source, dataset, settings: ProbeSettings, loss) -> str:
     h.update(json.dumps(asdict(settings), sort_keys=True, default=str).encode())
     h.update(str(loss).encode())
     return h.hexdigest()[:32]
+
+
+def _module_source(target: str) -> bytes:
+    """The source file of a code target's module (its factory's init code decides the initial weights)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(target.partition(":")[0])
+        return Path(spec.origin).read_bytes() if spec and spec.origin else b""
+    except (ImportError, ValueError, OSError):
+        return b""
 
 
 def _from_cache(path: Path) -> Optional[ProbeReport]:
