@@ -50,7 +50,7 @@ import inspect
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -661,21 +661,15 @@ def _torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class _Backend:
-    """What Keras 3 has no backend-neutral API for, per backend: device, training step, prediction and
-    the BatchNorm-refresh forward pass (each a :class:`KerasRunner` method that builds the callable)."""
+class _Backend(NamedTuple):
+    """What Keras 3 has no backend-neutral API for, per backend: the device, and builders (unbound
+    :class:`KerasRunner` methods, called with the runner) of the training step, the prediction and the
+    BatchNorm-refresh forward pass."""
 
-    def __init__(self, device, train_step, predict, norm_forward):
-        self.device, self._train, self._predict, self._norm = device, train_step, predict, norm_forward
-
-    def train_step(self, runner, measure, x, y):
-        return self._train(runner, measure, x, y)
-
-    def predict(self, runner, x):
-        return self._predict(runner, x)
-
-    def norm_forward(self, runner, saved, x):
-        return self._norm(runner, saved, x)
+    device: Callable[[], str]
+    train_step: Callable
+    predict: Callable
+    norm_forward: Callable
 
 
 BACKENDS = {
