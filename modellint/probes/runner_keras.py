@@ -377,7 +377,7 @@ class KerasRunner(Runner):
             total = data_loss + sum(model.losses) if model.losses else data_loss
             grads = torch.autograd.grad(total, params, allow_unused=True)
             grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
-            finite = bool(torch.isfinite(data_loss)) and all(bool(torch.isfinite(g).all()) for g in grads)
+            finite = torch.stack([torch.isfinite(data_loss)] + [torch.isfinite(g).all() for g in grads]).all()
             stats = ()
             with torch.no_grad():
                 if measure:
@@ -387,8 +387,8 @@ class KerasRunner(Runner):
                 opt.apply(grads, tvars)
                 if measure:
                     d_norms = [gnorm([tvars[i].value - b for i, b in zip(grp, bs)]) for grp, bs in zip(groups, before)]
-                    stats = tuple([float(t) for t in ts] for ts in (g_norms, w_norms, d_norms))
-            return float(data_loss.detach()), finite, stats
+                    stats = tuple(torch.stack(ts).tolist() if ts else [] for ts in (g_norms, w_norms, d_norms))
+            return float(data_loss.detach()), bool(finite), stats
 
         return step
 
