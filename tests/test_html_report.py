@@ -149,7 +149,10 @@ def assert_offline(html: str) -> None:
         assert "url(" not in (attrs.get("style") or "")
         href = attrs.get("href")
         if href is not None:
-            assert href.startswith("#") or re.fullmatch(r"rules/ML\d{3}\.md", href), href
+            assert href.startswith("#"), href
+    ids = set(re.findall(r'\bid="([^"]+)"', html))
+    broken = {h[1:] for h in re.findall(r'href="(#[^"]*)"', html)} - ids
+    assert not broken, f"in-page links to no element: {sorted(broken)[:10]}"
     assert "@import" not in html and "url(" not in html
 
 
@@ -169,7 +172,7 @@ def test_seed_report_sections_and_ml401(seed_html):
     # ML401 with its evidence, explanation, a Keras fix snippet and a link to its rule page
     findings = section(html, "findings")
     card = next(c for c in cards(findings) if "<b>ML401</b>" in c)
-    assert 'href="rules/ML401.md"' in card
+    assert 'href="#rule-ML401"' in card  # its rule page is part of the report (see test_rule_pages_...)
     for text in ("receptive_field", "[38, 38]", "coverage", "0.297", "[3, 4, 8, 10, 18, 22, 38]",
                  "x = MaxPooling2D()(x)", "global_average_pooling2d_1"):
         assert text in card, text
@@ -183,6 +186,23 @@ def test_recommendations_follow_the_ranking(seed_report, seed_html):
     ranked = [f.code for f in seed_report.findings if f.severity in ("error", "warning")]
     assert codes == ranked
     assert seed_report.to_html() == seed_html  # same report, same bytes
+
+
+def test_rule_pages_are_in_the_report(seed_report, seed_html):
+    """Every rule link leads to that rule's page at the end of the report (offline, no broken links): the
+    docstring's sections as HTML; only the rules the report mentions."""
+    linked = set(re.findall(r'href="#(rule-ML\d{3})"', seed_html))
+    assert linked == {f"rule-{f.code}" for f in seed_report.findings}
+    for anchor in linked:
+        assert f'id="{anchor}"' in seed_html, anchor
+    page = section(seed_html, "rules")
+    assert page.count('<article class="rule"') == len(linked)
+    ml401 = re.search(r'<article class="rule" id="rule-ML401">(.*?)</article>', page, re.S).group(1)
+    assert "<h4>What it does</h4>" in ml401 and "<h4>Why is this bad</h4>" in ml401 and "<h4>Fix</h4>" in ml401
+    assert "Computes the receptive field of the last spatial layer" in ml401
+    assert "rule-ML301" not in page  # a rule the seed does not trigger has no page here
+    custom = html_report.render([seed_report], rule_base="https://example.org/rules/")
+    assert 'href="https://example.org/rules/ML401.md"' in custom and 'id="rules"' not in custom
 
 
 def test_seed_defects_come_before_training_advice(seed_report):

@@ -18,11 +18,15 @@ Structure (templates in ``templates/``, Jinja2 with ``autoescape=True``)::
                             #charts-cost      parameters and MACs per layer
       _probes.html.j2       #probes           probe-summary, probe-lr, probe-training, probe-gradients,
                                               probe-dead, probe-scaling, probe-confusion, data-checks
+    _rules.html.j2        #rules             after the models: the pages of the rules they link to
+                                             (#rule-ML401...), from the rules' docstrings
     macros.html.j2        finding card, evidence list
 
 Escaping: every string that comes from a model or data file reaches the page through
 Jinja2's autoescape or, inside SVG, through :func:`charts._e`; nothing from a model is
-ever marked safe. Only the SVG strings built by :mod:`charts` (escaped inside) are.
+ever marked safe. Only the SVG strings built by :mod:`charts` (escaped inside) and the
+rule pages (modellint's own docstrings, escaped before their Markdown is turned into tags)
+are.
 
 Facts are not re-derived here: the layer table, totals and receptive field come from
 :func:`~modellint.reports.summary.summarize`, evidence formatting from
@@ -33,10 +37,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import charts
 from .summary import _rf_text, _shape_text, human, human_bytes, summarize
@@ -44,9 +49,9 @@ from .text import _value, summary_line
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SEVERITIES = ("error", "warning", "info")
-#: Where the rule pages are, relative to the report (the repository's ``rules/`` folder), unless
-#: :data:`modellint.reports.sarif.HELP_BASE_URI` names a public home.
-RULE_BASE = "rules/"
+#: The rule pages of the rules a report mentions are part of the page (``#rule-ML401``), so its links
+#: work offline; ``rule_base`` (or :data:`modellint.reports.sarif.HELP_BASE_URI`) links elsewhere.
+RULE_ANCHOR = "rule-"
 IMPACT_WORDS = {3: "high", 2: "medium", 1: "low"}
 MAX_RECOMMENDATIONS = 10
 MAX_EVIDENCE_CHARS = 600
@@ -85,8 +90,10 @@ def render(reports: Iterable, *, fragment: bool = False, title: Optional[str] = 
               for i, r in enumerate(reports)]
     if title is None:
         title = "modellint: " + ", ".join(m["header"]["file"] for m in models) if models else "modellint"
+    codes = sorted({c for m in models for c in m["rule_codes"]})
     tpl = _environment().get_template("report.html.j2")
-    return tpl.render(models=models, fragment=fragment, title=title, generated=generated, version=__version__)
+    return tpl.render(models=models, fragment=fragment, title=title, generated=generated, version=__version__,
+                      rules=[] if _external_base(rule_base) else rule_pages(codes))
 
 
 def write(reports: Iterable, path, **kwargs) -> str:
@@ -97,11 +104,62 @@ def write(reports: Iterable, path, **kwargs) -> str:
 
 # -- building the page's data ---------------------------------------------------------------
 
-def rule_url(code: str, rule_base: Optional[str] = None) -> str:
+def _external_base(rule_base: Optional[str] = None) -> Optional[str]:
     from .sarif import HELP_BASE_URI
 
-    base = rule_base or (HELP_BASE_URI.rstrip("/") + "/" if HELP_BASE_URI else RULE_BASE)
-    return f"{base}{code}.md"
+    return rule_base or (HELP_BASE_URI.rstrip("/") + "/" if HELP_BASE_URI else None)
+
+
+def rule_url(code: str, rule_base: Optional[str] = None) -> str:
+    base = _external_base(rule_base)
+    return f"{base}{code}.md" if base else f"#{RULE_ANCHOR}{code}"
+
+
+def rule_pages(codes) -> list:
+    """The pages of rules ``codes`` for the end of the report: title, metadata, and the docstring's
+    sections (``## What it does`` ...) as HTML (paragraphs, bullet lists, `code` and **bold**)."""
+    from ..rules import get_rule
+
+    pages = []
+    for code in codes:
+        try:
+            rule = get_rule(code)
+        except Exception:
+            continue
+        sections, title, paras = [], None, []
+        for block in re.split(r"\n\s*\n", rule.doc().strip()):
+            lines = block.strip().splitlines()
+            if lines and lines[0].startswith("## "):
+                if title is not None or paras:
+                    sections.append({"title": title, "paragraphs": paras})
+                title, paras, lines = lines[0][3:].strip(), [], lines[1:]
+            if lines:
+                paras.append(_md_block(lines))
+        if title is not None or paras:
+            sections.append({"title": title, "paragraphs": paras})
+        pages.append({"code": rule.code, "name": rule.name, "category": rule.category, "severity": rule.severity,
+                      "anchor": RULE_ANCHOR + rule.code, "sections": sections,
+                      "references": [str(r) for r in rule.references]})
+    return pages
+
+
+def _md_inline(text: str) -> Markup:
+    out = str(escape(text))
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return Markup(re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out))
+
+
+def _md_block(lines: list) -> Markup:
+    """One Markdown paragraph or bullet list of a rule's docstring as HTML."""
+    if all(re.match(r"\s*[-*] ", ln) or ln.startswith("  ") for ln in lines) and re.match(r"\s*[-*] ", lines[0]):
+        items = []
+        for ln in lines:
+            if re.match(r"\s*[-*] ", ln):
+                items.append(re.sub(r"^\s*[-*] ", "", ln))
+            else:
+                items[-1] += " " + ln.strip()
+        return Markup("<ul>" + "".join(f"<li>{_md_inline(i)}</li>" for i in items) + "</ul>")
+    return Markup(f"<p>{_md_inline(' '.join(ln.strip() for ln in lines))}</p>")
 
 
 def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) -> dict:
@@ -154,6 +212,10 @@ def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) 
         "probes": _probes(report, index, hits),
         "errors": [str(e) for e in report.errors],
         "skipped": sorted(report.rules_skipped.items()),
+        # the rules this model's part links to (findings and data checks): their pages end the report
+        "rule_codes": sorted({f.code for f in report.findings} | {
+            str(c.get("code")) for c in (getattr(getattr(report, "probes", None), "data", None) or {}).get("checks")
+            or [] if c.get("code")}),
     }
 
 
