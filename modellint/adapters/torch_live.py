@@ -649,19 +649,27 @@ def _propagate_fake(gm, specs) -> dict:
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    values: dict = {}
-
-    class _Interp(torch.fx.Interpreter):
-        def run_node(self, n):
-            out = super().run_node(n)
-            values[n] = out
-            return out
-
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     fake = _fake_inputs(specs, mode)
+    interp = _recording(torch.fx.Interpreter)(gm)
     with mode:
-        _Interp(gm).run(*fake)
-    return values
+        interp.run(*fake)
+    return interp.values
+
+
+def _recording(base):
+    """``base`` (an fx Interpreter class) that keeps every node's value in ``self.values``."""
+    class Recording(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.values: dict = {}
+
+        def run_node(self, n):
+            out = super().run_node(n)
+            self.values[n] = out
+            return out
+
+    return Recording
 
 
 class _NoMetaRule(Exception):
@@ -684,14 +692,7 @@ def _propagate_meta(gm, specs) -> dict:
     """
     import torch
 
-    values: dict = {}
-
-    class _MetaInterp(torch.fx.Interpreter):
-        def run_node(self, n):
-            out = super().run_node(n)
-            values[n] = out
-            return out
-
+    class _MetaInterp(_recording(torch.fx.Interpreter)):
         def get_attr(self, target, args, kwargs):
             obj = super().get_attr(target, args, kwargs)
             return _meta_like(obj) if isinstance(obj, torch.Tensor) else obj
@@ -714,9 +715,10 @@ def _propagate_meta(gm, specs) -> dict:
             return out if out is not None else super().call_method(target, args, kwargs)
 
     inputs = [torch.empty(spec.shape, dtype=spec.dtype, device="meta") for spec in specs]
+    interp = _MetaInterp(gm)
     with torch.device("meta"):  # tensors the forward makes (torch.zeros(x.shape)) are meta too
-        _MetaInterp(gm).run(*inputs)
-    return values
+        interp.run(*inputs)
+    return interp.values
 
 
 def _meta_like(t):

@@ -46,6 +46,7 @@ JAX is refused with a one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
@@ -631,18 +632,15 @@ class KerasRunner(Runner):
         return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(dense[-1].bias)).reshape(-1)]
 
 
-class _zeroed:
+@contextlib.contextmanager
+def _zeroed(saved):
     """Within the block, every ``(object, attribute, value)`` of ``saved`` is 0; afterwards ``value``."""
-
-    def __init__(self, saved):
-        self.saved = saved
-
-    def __enter__(self):
-        for obj, attr, _ in self.saved:
+    try:
+        for obj, attr, _ in saved:
             setattr(obj, attr, 0.0)
-
-    def __exit__(self, *exc):
-        for obj, attr, value in self.saved:
+        yield
+    finally:
+        for obj, attr, value in saved:
             setattr(obj, attr, value)
 
 
