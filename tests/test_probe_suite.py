@@ -1,8 +1,9 @@
 """The probe suite's planning: the time budget, skipping, re-planning, Ctrl-C, replaying a plan.
 
-Most tests use a framework-free runner whose calls sleep for known times (so the planner is
-tested against known costs, not against a busy CPU); a few use a tiny PyTorch CNN through
-``run_probes`` and the CLI. The whole file takes about half a minute.
+Most tests use a framework-free runner whose calls take known times on a fake clock (so the planner
+is tested against exact costs, and no outcome depends on how busy the machine is); a few use a tiny
+PyTorch CNN through ``run_probes`` and the CLI, its calls charged fixed costs on a fake clock too
+(:mod:`fake_clock`). The whole file takes about half a minute.
 """
 
 import json
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import import_source
+from fake_clock import FakeClock, charge
 
 from modellint.probes.data import Dataset
 from modellint.probes.runner import ActivationStats, Runner, StepStats
@@ -32,7 +34,7 @@ def _sklearn_imported():
 
 
 class SleepRunner(Runner):
-    """A runner whose calls take known times; the loss falls 1 % a step.
+    """A runner whose calls take known times on its fake clock (``self.clock``); the loss falls 1 % a step.
 
     ``slow_after``: from that step call on, steps take ``slow_factor`` times longer (a machine that
     gets busy mid-suite). ``interrupt_at``: the step call that raises KeyboardInterrupt (Ctrl-C);
@@ -42,13 +44,14 @@ class SleepRunner(Runner):
 
     def __init__(self, step=0.02, image=0.0004, reset=0.03, measure=0.01, trace=0.1, slow_after=None,
                  slow_factor=1.0, interrupt_at=None, interrupt_in_lr_range=None):
+        self.clock = FakeClock()
         self.s, self.e, self.r, self.m, self.trace = step, image, reset, measure, trace
         self.slow_after, self.slow_factor, self.interrupt_at = slow_after, slow_factor, interrupt_at
         self.calls, self.traced, self.loss = 0, set(), 2.0
         self.interrupt_in_lr_range, self.lr_calls = interrupt_in_lr_range, None
 
     def reset(self, seed, lr):
-        time.sleep(self.r)
+        self.clock.advance(self.r)
         self.loss = 2.0
 
     def set_lr(self, lr):
@@ -65,9 +68,9 @@ class SleepRunner(Runner):
                 raise KeyboardInterrupt
         if measure not in self.traced:
             self.traced.add(measure)
-            time.sleep(self.trace)
+            self.clock.advance(self.trace)
         slow = self.slow_factor if self.slow_after is not None and self.calls > self.slow_after else 1.0
-        time.sleep((self.s * len(x) / 32 + (self.m if measure else 0.0)) * slow)
+        self.clock.advance((self.s * len(x) / 32 + (self.m if measure else 0.0)) * slow)
         self.loss *= 0.99
         st = StepStats(loss=self.loss)
         if measure:
@@ -77,11 +80,11 @@ class SleepRunner(Runner):
         return st
 
     def evaluate(self, x, y, batch_size=128):
-        time.sleep(self.e * len(x))
+        self.clock.advance(self.e * len(x))
         return self.loss, 0.5
 
     def activation_stats(self, x):
-        time.sleep(self.e * len(x))
+        self.clock.advance(self.e * len(x))
         return ActivationStats()
 
 
@@ -93,9 +96,11 @@ def _dataset(n=400, nv=200, s=8, classes=4):
 
 
 def _run(runner, budget, probes=ALL_PROBES, **kw):
-    t = time.perf_counter()
-    report = run_suite(runner, _dataset(), NO_GRAPH, ProbeSettings(budget=budget, probes=tuple(probes), **kw))
-    return report, time.perf_counter() - t
+    """The suite on ``runner``'s fake clock: (report, seconds it took on that clock)."""
+    t = runner.clock()
+    report = run_suite(runner, _dataset(), NO_GRAPH, ProbeSettings(budget=budget, probes=tuple(probes), **kw),
+                       clock=runner.clock)
+    return report, runner.clock() - t
 
 
 # ---------------------------------------------------------------------------
@@ -228,13 +233,36 @@ def torch_target(tmp_path, monkeypatch):
     return import_source(tmp_path, monkeypatch, "suite_torch_models", TORCH_MODULE)
 
 
-def test_torch_suite_fits_budget_and_replays(torch_target, one_thread, npz):
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake clock that the PyTorch runner's calls advance by fixed costs (see :mod:`fake_clock`)."""
+    pytest.importorskip("torch")
+    from modellint.probes.runner_torch import TorchRunner
+
+    return charge(monkeypatch, TorchRunner, FakeClock())
+
+
+@pytest.fixture
+def cli_clock(clock, monkeypatch):
+    """The command line's probe runs on the fake clock too (``run_probes`` as the CLI imports it)."""
+    from modellint.probes import api
+
+    real = api.run_probes
+
+    def on_fake_clock(*args, **kwargs):
+        return real(*args, **{**kwargs, "clock": clock, "clock_start": None})
+
+    monkeypatch.setattr(api, "run_probes", on_fake_clock)
+    return clock
+
+
+def test_torch_suite_fits_budget_and_replays(torch_target, one_thread, npz, clock):
     from modellint.probes.api import run_probes
     from modellint.probes.runner import make_runner
 
     budget = 6.0
     graph, data, report = run_probes(torch_target.cnn(), npz, budget=budget, use_cache=False,
-                                     input_shape=(1, 3, S, S))
+                                     input_shape=(1, 3, S, S), clock=clock)
     assert report.seconds <= budget * 1.1, report.settings["plan"]
     assert all(r.status == "ok" for r in report.results.values()), {k: r.notes for k, r in report.results.items()}
     # replaying the recorded plan gives the same numbers (timing decides the plan, the seed the rest)
@@ -264,7 +292,7 @@ def _assert_same_results(first_report, replay):
                 assert value == again.metrics[key], (name, key)
 
 
-def test_torch_replay_repeats_where_the_clock_cut(torch_target, one_thread, npz, monkeypatch):
+def test_torch_replay_repeats_where_the_clock_cut(torch_target, one_thread, npz, monkeypatch, clock):
     """A run slowed mid-suite (a busy machine) has loops cut by the clock; its replay on an idle machine
     cuts them at the same steps, so every number is the same: a plan records the cuts, not only the steps."""
     from modellint.probes.api import run_probes
@@ -275,13 +303,14 @@ def test_torch_replay_repeats_where_the_clock_cut(torch_target, one_thread, npz,
 
     def busy_step(self, *a, **k):
         calls["n"] += 1
-        if calls["slow"] and calls["n"] > 60:  # after the warm-up and the first probes
-            time.sleep(0.03)
+        if calls["slow"] and calls["n"] > 60:  # after the warm-up and the first probes: 4x slower steps
+            clock.advance(0.06)
         return step(self, *a, **k)
 
     monkeypatch.setattr(TorchRunner, "step", busy_step)
     graph, data, report = run_probes(torch_target.cnn(), npz, budget=5.0, use_cache=False, input_shape=(1, 3, S, S),
-                                     probes=("init_loss", "overfit_batch", "lr_range", "train_dynamics", "zero_input"))
+                                     probes=("init_loss", "overfit_batch", "lr_range", "train_dynamics", "zero_input"),
+                                     clock=clock)
     plan = report.settings["plan"]
     assert plan["cuts"], plan  # the clock cut at least one loop short
     for name in plan["cuts"]:
@@ -304,7 +333,7 @@ def test_replayed_cuts_ignore_the_clock():
     assert replayed.cut(b, 2, lambda: None) == 7 and replayed.cuts == []
 
 
-def test_torch_interrupt_mid_probe(torch_target, one_thread, npz, monkeypatch):
+def test_torch_interrupt_mid_probe(torch_target, one_thread, npz, monkeypatch, clock):
     from modellint.probes.api import run_probes
     from modellint.probes.runner_torch import TorchRunner
 
@@ -313,18 +342,19 @@ def test_torch_interrupt_mid_probe(torch_target, one_thread, npz, monkeypatch):
 
     def interrupting(self, x, y, *, measure=False):
         calls["n"] += 1
-        if calls["n"] == 8:  # after the warm-up's 3 steps, inside overfit_batch
+        if calls["n"] == 8:  # after the warm-up's 4 steps, inside overfit_batch
             raise KeyboardInterrupt
         return step(self, x, y, measure=measure)
 
     monkeypatch.setattr(TorchRunner, "step", interrupting)
-    _, _, report = run_probes(torch_target.cnn(), npz, budget=20.0, use_cache=False, input_shape=(1, 3, S, S))
+    _, _, report = run_probes(torch_target.cnn(), npz, budget=20.0, use_cache=False, input_shape=(1, 3, S, S),
+                              clock=clock)
     assert report.interrupted is True
     assert {k: r.status for k, r in report.results.items()} == {
         "init_loss": "ok", "overfit_batch": "interrupted", "linear_baseline": "ok"}
 
 
-def test_cli_probe_interrupted_exits_130(torch_target, one_thread, npz, monkeypatch, tmp_path, capsys):
+def test_cli_probe_interrupted_exits_130(torch_target, one_thread, npz, monkeypatch, tmp_path, capsys, cli_clock):
     """``modellint probe`` on Ctrl-C mid-suite: prints the partial report and exits 130; nothing cached."""
     from modellint.cli import main
     from modellint.probes.runner_torch import TorchRunner
@@ -411,18 +441,20 @@ def test_data_scaling_rows_train_equally_or_skip():
 
     data, costs = _dataset(), _Costs(32)
     costs.step_s[(32, False)], costs.reset_s, costs.eval_img = 0.01, 0.0, 0.0
-    end = time.perf_counter() + 0.6  # room for ~20 steps a row, not the 100 planned
-    r = probe_data_scaling(SleepRunner(step=0.01, reset=0.0, image=0.0), data, NO_GRAPH, ProbeSettings(),
-                           Slot(steps=300, end=end, costs=costs))
+    runner = SleepRunner(step=0.01, reset=0.0, image=0.0)
+    end = runner.clock() + 0.6  # room for ~20 steps a row, not the 100 planned
+    r = probe_data_scaling(runner, data, NO_GRAPH, ProbeSettings(),
+                           Slot(steps=300, end=end, costs=costs, clock=runner.clock))
     steps = [row["steps"] for row in r.metrics["rows"]]
     assert len(set(steps)) == 1 and 5 <= steps[0] < 100, steps
     assert r.notes and "per row" in r.notes[0]
-    r = probe_data_scaling(SleepRunner(step=0.01, reset=0.0, image=0.0), data, NO_GRAPH, ProbeSettings(),
-                           Slot(steps=300, end=time.perf_counter() + 0.05, costs=costs))
+    runner = SleepRunner(step=0.01, reset=0.0, image=0.0)
+    r = probe_data_scaling(runner, data, NO_GRAPH, ProbeSettings(),
+                           Slot(steps=300, end=runner.clock() + 0.05, costs=costs, clock=runner.clock))
     assert r.status == "skipped" and "unequal" in r.notes[0]
 
 
-def test_cli_plan_replays_a_recorded_run(torch_target, one_thread, npz, tmp_path, monkeypatch):
+def test_cli_plan_replays_a_recorded_run(torch_target, one_thread, npz, tmp_path, monkeypatch, cli_clock):
     """`modellint probe --plan earlier.json` replays the earlier plan: the same numbers."""
     import json
 
@@ -491,20 +523,34 @@ def test_api_refuses_a_bad_plan(npz):
                    plan={"steps": {"lr_range": -1}}, use_cache=False)
 
 
-def test_budget_counts_from_the_callers_clock(torch_target, one_thread, npz):
+def test_budget_counts_from_the_callers_clock(torch_target, one_thread, npz, clock):
     """`clock_start` (what the CLI passes: its own start) makes earlier work count against the budget."""
     from modellint.probes.api import run_probes
 
-    begun = time.perf_counter() - 2.0  # two seconds already spent, e.g. importing a framework
+    begun = clock() - 2.0  # two seconds already spent, e.g. importing a framework
     _, _, report = run_probes(torch_target.cnn(), npz, budget=4.0, use_cache=False, input_shape=(1, 3, S, S),
-                              probes=("init_loss", "overfit_batch"), clock_start=begun)
+                              probes=("init_loss", "overfit_batch"), clock_start=begun, clock=clock)
     assert report.settings["setup_s"] >= 2.0
     assert report.settings["suite_budget"] == pytest.approx(4.0 - report.settings["setup_s"], abs=0.02)
-    assert time.perf_counter() - begun <= 4.0 * 1.1
+    assert report.results["overfit_batch"].status == "ok"
+    assert clock() - begun <= 4.0 * 1.1
+
+
+def test_budget_reads_the_wall_clock_by_default(torch_target, one_thread, npz):
+    """Without a clock the budget is wall-clock seconds from the call (only loose bounds: the machine may be
+    busy)."""
+    from modellint.probes.api import run_probes
+
+    begun = time.perf_counter()
+    _, _, report = run_probes(torch_target.cnn(), npz, budget=3.0, use_cache=False, input_shape=(1, 3, S, S),
+                              probes=("init_loss",))
+    took = time.perf_counter() - begun
+    assert 0 <= report.settings["setup_s"] <= took
+    assert report.settings["budget"] == 3.0
 
 
 def test_probe_run_leaves_input_size_to_the_data_checks(torch_target, one_thread, npz, tmp_path, monkeypatch,
-                                                        capsys):
+                                                        capsys, cli_clock):
     """After a probe run ML901 does not ask for --image-size: ML006/ML007 read every image (here 16x16
     images into a 24x24 model: ML006 says so, once)."""
     from modellint.cli import main
@@ -531,7 +577,7 @@ def test_epochs_count_passes_over_the_training_images():
         assert row["epochs"] == pytest.approx(row["steps"] * 32 / row["samples"], abs=1e-3), row
 
 
-def test_cache_sees_every_image(torch_target, one_thread, tmp_path, monkeypatch):
+def test_cache_sees_every_image(torch_target, one_thread, tmp_path, monkeypatch, clock):
     """The probe cache keys on every image's pixels and label: changing only the last image of 240 (or only
     its label) runs the probes again; the same data hits the cache."""
     from modellint.probes import runner as runner_module
@@ -547,7 +593,8 @@ def test_cache_sees_every_image(torch_target, one_thread, tmp_path, monkeypatch)
 
     def probe(x, y):
         np.savez(path, x=x, y=y)
-        run_probes(torch_target.cnn(), str(path), budget=5, probes=("init_loss",), input_shape=(1, 3, S, S))
+        run_probes(torch_target.cnn(), str(path), budget=5, probes=("init_loss",), input_shape=(1, 3, S, S),
+                   clock=clock)
         return len(built)
 
     assert probe(x, y) == 1
@@ -560,7 +607,7 @@ def test_cache_sees_every_image(torch_target, one_thread, tmp_path, monkeypatch)
     assert probe(x2, y2) == 3
 
 
-def test_cache_sees_a_code_targets_init_code(tmp_path, monkeypatch, one_thread, npz):
+def test_cache_sees_a_code_targets_init_code(tmp_path, monkeypatch, one_thread, npz, clock):
     """A code target whose init code changes (same architecture) is probed again, not served from cache."""
     from modellint.probes import runner as runner_module
     from modellint.probes.api import run_probes
@@ -571,8 +618,8 @@ def test_cache_sees_a_code_targets_init_code(tmp_path, monkeypatch, one_thread, 
     monkeypatch.setattr(runner_module, "make_runner", lambda *a, **k: built.append(1) or make(*a, **k))
     import_source(tmp_path, monkeypatch, "cached_models", TORCH_MODULE)
     for expected in (1, 1):
-        run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S))
+        run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S), clock=clock)
         assert len(built) == expected
     (tmp_path / "cached_models.py").write_text(TORCH_MODULE + "\n# init changed: nn.init.zeros_(...)\n")
-    run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S))
+    run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S), clock=clock)
     assert len(built) == 2

@@ -108,15 +108,19 @@ def _builder(graph, source):
 def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_PROBES, lr=None,
                input_shape=None, training=None, loss: Optional[str] = None, max_images: Optional[int] = None,
                use_cache: bool = True, progress: Optional[Callable[[str, str], None]] = None,
-               plan: Optional[dict] = None, clock_start: Optional[float] = None):
+               plan: Optional[dict] = None, clock_start: Optional[float] = None,
+               clock: Callable[[], float] = time.perf_counter):
     """Load ``model`` and ``data``, run the probes; returns ``(graph, dataset, ProbeReport)``.
 
     ``budget`` covers the whole call: the time spent loading the data and building the runner is taken
     off the suite's budget (``report.settings``: ``budget``, ``setup_s``, ``suite_budget``).
     ``plan``: a recorded ``report.settings["plan"]`` to replay (same steps, same evaluation size).
-    ``clock_start``: the ``time.perf_counter()`` value the budget counts from, when it started before
-    this call (the command line passes its own start, so imports count too)."""
-    started = time.perf_counter() if clock_start is None else clock_start
+    ``clock_start``: the ``clock()`` value the budget counts from, when it started before this call
+    (the command line passes its own start, so imports count too).
+    ``clock``: what the budget and the plan read (seconds; ``time.perf_counter`` by default). A test
+    passes a fake clock so that what it checks does not depend on the machine's speed; ``clock_start``
+    must then come from the same clock."""
+    started = clock() if clock_start is None else clock_start
     from ..errors import need
 
     for module in ("PIL", "sklearn"):
@@ -171,10 +175,10 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
             say("cache", f"results from {path}")
             cached.data["checks"] = dataset.checks
             return graph, dataset, cached
-    setup = time.perf_counter() - started
+    setup = clock() - started
     if setup < budget:
         runner = make_runner(graph, _live_model(graph, model), loss=loss, seed=seed, build=_builder(graph, model))
-        setup = time.perf_counter() - started
+        setup = clock() - started
     if setup >= budget:
         why = (f"skipped: loading the data and the model took {setup:.1f} s, the whole --budget of "
                f"{budget:g} s; nothing was left for the probes")
@@ -188,7 +192,8 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
         return graph, dataset, report
     from dataclasses import replace
 
-    report = run_suite(runner, dataset, graph, replace(settings, budget=budget - setup), progress=progress)
+    report = run_suite(runner, dataset, graph, replace(settings, budget=budget - setup), progress=progress,
+                       clock=clock)
     report.settings.update(budget=budget, setup_s=round(setup, 2), suite_budget=round(budget - setup, 2),
                            budget_note=f"loading the data and the model took {setup:.1f} s of the {budget:g} s "
                                        f"budget; the probes had the other {budget - setup:.1f} s")

@@ -316,54 +316,54 @@ class _Costs:
 class _Timed:
     """The runner, with every call timed into :class:`_Costs`."""
 
-    def __init__(self, runner, costs: _Costs):
-        self._runner, self._costs = runner, costs
+    def __init__(self, runner, costs: _Costs, clock: Callable[[], float] = time.perf_counter):
+        self._runner, self._costs, self._clock = runner, costs, clock
 
     def __getattr__(self, name):
         return getattr(self._runner, name)
 
     def reset(self, seed, lr):
-        t = time.perf_counter()
+        t = self._clock()
         self._runner.reset(seed, lr)
-        self._costs.saw_reset(time.perf_counter() - t)
+        self._costs.saw_reset(self._clock() - t)
 
     def set_lr(self, lr):
         self._runner.set_lr(lr)
 
     def step(self, x, y, *, measure=False):
-        t = time.perf_counter()
+        t = self._clock()
         out = self._runner.step(x, y, measure=measure)
-        self._costs.saw_step(len(x), bool(measure), time.perf_counter() - t)
+        self._costs.saw_step(len(x), bool(measure), self._clock() - t)
         return out
 
     def evaluate(self, x, y, *args, **kwargs):
-        t = time.perf_counter()
+        t = self._clock()
         out = self._runner.evaluate(x, y, *args, **kwargs)
-        self._costs.saw_eval(len(x), time.perf_counter() - t)
+        self._costs.saw_eval(len(x), self._clock() - t)
         return out
 
     def evaluate_predictions(self, x, y, *args, **kwargs):
         """(loss, accuracy, predictions); predictions None for a runner that does not give them."""
-        t = time.perf_counter()
+        t = self._clock()
         try:
             out = tuple(self._runner.evaluate_predictions(x, y, *args, **kwargs))
         except NotImplementedError:
             out = tuple(self._runner.evaluate(x, y, *args, **kwargs)) + (None,)
-        self._costs.saw_eval(len(x), time.perf_counter() - t)
+        self._costs.saw_eval(len(x), self._clock() - t)
         return out
 
     def refresh_norm_stats(self, batches) -> int:
         if not self._costs.has_norm:
             return 0
-        t = time.perf_counter()
+        t = self._clock()
         out = self._runner.refresh_norm_stats(batches)
-        self._costs.saw_norm(time.perf_counter() - t)
+        self._costs.saw_norm(self._clock() - t)
         return out
 
     def activation_stats(self, x, *args, **kwargs):
-        t = time.perf_counter()
+        t = self._clock()
         out = self._runner.activation_stats(x, *args, **kwargs)
-        self._costs.saw_act(len(x), time.perf_counter() - t)
+        self._costs.saw_act(len(x), self._clock() - t)
         return out
 
     def output_bias(self):
@@ -373,7 +373,7 @@ class _Timed:
 @dataclass
 class Slot:
     """What a probe may use: ``steps`` (planned in total), ``eval_images`` per evaluation, and ``end``
-    (``time.perf_counter()`` value) after which its training loops stop."""
+    (a ``clock()`` value) after which its training loops stop."""
 
     steps: int
     eval_images: int = MAX_EVAL
@@ -385,10 +385,12 @@ class Slot:
     #: a replayed plan's cuts for this probe: loops are cut where they were, never by the clock
     replay_cuts: Optional[list] = None
     loops: int = 0  # loops started so far (numbers the cuts)
+    #: what ``end`` is read against: the suite's clock (``time.perf_counter``, or a test's fake clock)
+    clock: Callable[[], float] = time.perf_counter
 
     def over(self, reserve: float = 0.0) -> bool:
         """True when ``reserve`` more seconds of work would end after the time limit."""
-        return time.perf_counter() + reserve > self.end
+        return self.clock() + reserve > self.end
 
     def loop(self) -> int:
         """Number a new loop that may be cut short (in the order the probe runs them)."""
@@ -486,12 +488,12 @@ def _train(runner, x, y, steps, settings, slot: Optional[Slot] = None, measure=F
     schedule = _measured(steps) if measure else [False] * steps
     limit = math.inf
     if slot is not None and math.isfinite(slot.end):
-        now = time.perf_counter()
+        now = slot.clock()
         limit = now + (slot.end - now - reserve) / max(loops, 1)
     loop = slot.loop() if slot is not None else None
     losses, stats = [], []
     for i in range(steps):
-        if i and slot is not None and slot.cut(loop, i, lambda: limit < math.inf and time.perf_counter() +
+        if i and slot is not None and slot.cut(loop, i, lambda: limit < math.inf and slot.clock() +
                                                slot.c().step(batches.bs, schedule[i]) > limit):
             slot.stopped = f"stopped at the time limit after {i} of {steps} planned steps"
             break
@@ -556,14 +558,14 @@ def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) 
 
     def behind():
         per = float(np.median(took[-9:])) if took else 0.0
-        fit = int((slot.end - time.perf_counter()) / per) if per > 0 and math.isfinite(slot.end) else steps
+        fit = int((slot.end - slot.clock()) / per) if per > 0 and math.isfinite(slot.end) else steps
         return i + max(fit, 1) if len(took) >= 3 and fit < steps - i else None  # a first step can be slow
 
     while i < steps:
         # behind the plan: sweep the rest of the range in the steps that still fit, so the test still
         # reaches ``hi`` (with coarser rates) instead of stopping half-way. The pace is the median of the
         # sweep's own recent steps: one slow step (a pause of the machine) must not compress the sweep.
-        t0 = time.perf_counter()
+        t0 = slot.clock()
         fewer = slot.cut(loop, i, behind)
         if fewer:
             steps = fewer
@@ -571,7 +573,7 @@ def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) 
             slot.stopped = f"behind the time plan: swept the range in {steps} steps instead of {planned}"
         runner.set_lr(lr)
         loss = runner.step(*batches.next()).loss
-        took.append(time.perf_counter() - t0)
+        took.append(slot.clock() - t0)
         if not math.isfinite(loss):
             diverged = lr
             break
@@ -705,7 +707,7 @@ def probe_data_scaling(runner, data, graph, settings, slot: Slot) -> ProbeResult
     evals = [c.eval(min(slot.eval_images, n)) + c.eval(len(xv)) + c.norm() for n in sizes]
     notes = []
     per = c.step(min(settings.batch_size, len(data.x_train)))
-    spare = slot.end - time.perf_counter() - sum(c.reset() + e for e in evals)
+    spare = slot.end - slot.clock() - sum(c.reset() + e for e in evals)
 
     def behind():
         fit = int(spare / (len(FRACTIONS) * per)) if per > 0 and math.isfinite(spare) else steps
@@ -876,7 +878,7 @@ def _plan_probe(name, later, left, c, n_eval, data, settings):
     return steps, _fixed(name, c, n_eval, data, settings) + _step_cost(name, steps, c, data, settings), later_need
 
 
-def _warm_up(runner, timed, costs, data, graph, settings, probes):
+def _warm_up(runner, timed, costs, data, graph, settings, probes, clock=time.perf_counter):
     """Trace and time: a reset, a first step (graph building), a few timed steps, two evaluations.
 
     The measuring step is not traced here: that happens in train_dynamics, whose plan counts it
@@ -884,9 +886,9 @@ def _warm_up(runner, timed, costs, data, graph, settings, probes):
     timed.reset(settings.seed, _configured_lr(graph, settings))
     if any(p in STEP_SHARE for p in probes):
         batches = _Batches(data.x_train, data.y_train, settings.batch_size, settings.seed)
-        t = time.perf_counter()
+        t = clock()
         timed.step(*batches.next())
-        first = time.perf_counter() - t
+        first = clock() - t
         for _ in range(WARMUP_STEPS):
             timed.step(*batches.next())
         costs.trace_s = max(first - costs.step(), 0.0)
@@ -906,20 +908,25 @@ def _warm_up(runner, timed, costs, data, graph, settings, probes):
 
 
 def run_suite(runner, data, graph, settings: ProbeSettings,
-              progress: Optional[Callable[[str, str], None]] = None) -> ProbeReport:
-    """Run the selected probes within ``settings.budget`` seconds (see the module docstring)."""
+              progress: Optional[Callable[[str, str], None]] = None,
+              clock: Callable[[], float] = time.perf_counter) -> ProbeReport:
+    """Run the selected probes within ``settings.budget`` seconds (see the module docstring).
+
+    ``clock`` (seconds, increasing) is what the budget, the plan and every time limit read: the
+    wall clock by default; tests pass a fake one (advanced by a fake runner, or ticking a fixed
+    amount per read) so that what they check does not depend on how busy the machine is."""
     report = ProbeReport(settings={"budget": settings.budget, "seed": settings.seed, "probes": list(settings.probes),
                                    "batch_size": settings.batch_size, "runner": runner.framework,
                                    "device": runner.device, "init": runner.init or None},
                          data=data.summary() if hasattr(data, "summary") else {})
-    start = time.perf_counter()
+    start = clock()
     deadline = start + settings.budget
     aim = deadline - MARGIN * settings.budget  # what plans fill; the time limits stop at ``deadline``
     say = progress or (lambda name, msg: None)
     costs = _Costs(max(1, min(settings.batch_size, len(data.y_train))))
     if getattr(runner, "device", "cpu") not in ("cpu", None):
         costs.max_steps = MAX_STEPS_ACCELERATOR
-    timed = _Timed(runner, costs)
+    timed = _Timed(runner, costs, clock)
     replay = settings.plan
     plan = {"replayed": bool(replay), "eval_images": None, "warmup_s": None, "steps": {}, "planned_s": {},
             "skipped": [], "cuts": {}, "costs": {}}
@@ -932,16 +939,16 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
         n_eval = None
         for i, name in enumerate(order):
             if name != "linear_baseline" and n_eval is None:
-                t = time.perf_counter()
-                _warm_up(runner, timed, costs, data, graph, settings, order[i:])
-                plan["warmup_s"] = round(time.perf_counter() - t, 3)
+                t = clock()
+                _warm_up(runner, timed, costs, data, graph, settings, order[i:], clock)
+                plan["warmup_s"] = round(clock() - t, 3)
                 report.step_seconds = costs.step() or None
                 if replay:
                     n_eval = int(replay.get("eval_images") or min(MAX_EVAL, len(data.y_val)))
                 else:
-                    n_eval = _eval_images(aim - time.perf_counter(), costs, data, settings, order[i:])
+                    n_eval = _eval_images(aim - clock(), costs, data, settings, order[i:])
                 plan["eval_images"] = n_eval
-            now = time.perf_counter()
+            now = clock()
             left = aim - now
             if replay:
                 skip = name in (replay.get("skipped") or [])
@@ -972,9 +979,9 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
             if planned is not None:
                 plan["planned_s"][name] = round(planned, 3)
             say(name, f"running ({steps} steps)" if name in STEP_SHARE else "running")
-            slot = Slot(steps=steps, eval_images=n_eval or 0, end=end, costs=costs,
+            slot = Slot(steps=steps, eval_images=n_eval or 0, end=end, costs=costs, clock=clock,
                         replay_cuts=list((replay.get("cuts") or {}).get(name, [])) if replay else None)
-            current, t = name, time.perf_counter()
+            current, t = name, clock()
             try:
                 result = PROBES[name](timed, data, graph, settings, slot)
             except KeyboardInterrupt:
@@ -986,16 +993,16 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
                 result.notes.append(slot.stopped)
             if slot.cuts:
                 plan["cuts"][name] = slot.cuts
-            result.seconds = time.perf_counter() - t
+            result.seconds = clock() - t
             report.results[name] = result
             say(name, f"{result.status} in {result.seconds:.1f} s")
     except KeyboardInterrupt:
         if current is not None:
-            report.results[current] = ProbeResult(current, status="interrupted", seconds=time.perf_counter() - t,
+            report.results[current] = ProbeResult(current, status="interrupted", seconds=clock() - t,
                                                   notes=["interrupted (Ctrl-C) while running"])
         report.interrupted = True
         say("suite", "interrupted: keeping the results so far")
     plan["costs"] = costs.to_dict()
     report.results = {name: report.results[name] for name in probes if name in report.results}
-    report.seconds = time.perf_counter() - start
+    report.seconds = clock() - start
     return report
