@@ -73,7 +73,8 @@ def _quiet_frameworks(frameworks) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    for name in ("tensorflow", "absl"):  # absl: Keras' "HDF5 is legacy" on every .h5 save
+        logging.getLogger(name).setLevel(logging.ERROR)
     if "torch" in frameworks:
         import torch
 
