@@ -59,7 +59,9 @@ def family_results(family, pool, root) -> list:
     with _LOCK:
         if family not in _RUNS:
             cases = corpus.generate(root, seed=SEED, families=[family])
-            _RUNS[family] = pool.run(cases)
+            results = pool.run(cases)
+            runner.sweep_markers(results, root / "_markers")
+            _RUNS[family] = results
         return _RUNS[family]
 
 

@@ -294,8 +294,11 @@ def _dense(name, units=2):
     return {"class_name": "Dense", "config": {"name": name, "units": units, "activation": "linear"}}
 
 
-def _seq(layers, name="s"):
-    return {"class_name": "Sequential", "config": {"name": name, "layers": layers}}
+def _seq(layers, name="s", build_input_shape=None):
+    config = {"name": name, "layers": layers}
+    if build_input_shape is not None:
+        config["build_input_shape"] = build_input_shape
+    return {"class_name": "Sequential", "config": config}
 
 
 def _sp_deep_list(g, cid, bases):
@@ -318,6 +321,35 @@ def _sp_nested_sequential(g, cid, bases):
     for i in range(1, 3000):
         inner = _seq([inner, _dense(f"d{i}")], f"s{i}")
     return dumps_deep(inner), "3,000 nested Sequentials"
+
+
+def _sp_nested_sequential_300(g, cid, bases):
+    """Deep enough for a recursive graph builder, shallow enough for json to parse (900 levels)."""
+    inner = _seq([{"class_name": "InputLayer", "config": {"batch_shape": [None, 8], "name": "in"}}, _dense("d0")],
+                 "s0")
+    for i in range(1, 300):
+        inner = _seq([inner, _dense(f"d{i}")], f"s{i}", build_input_shape=[None, 8])
+    return dumps_deep(inner), "300 nested Sequentials (parseable JSON)"
+
+
+def _sp_nested_functional_200(g, cid, bases):
+    """Functional models nested 200 deep, each calling the one inside it."""
+    def functional(name, inner):
+        layers = [{"class_name": "InputLayer", "name": f"{name}_in",
+                   "config": {"batch_shape": [None, 8], "name": f"{name}_in"}, "inbound_nodes": []}]
+        last = f"{name}_in"
+        if inner is not None:
+            inner = dict(inner, name=inner["config"]["name"], inbound_nodes=[[[last, 0, 0, {}]]])
+            layers.append(inner)
+            last = inner["name"]
+        layers.append(dict(_dense(f"{name}_d"), name=f"{name}_d", inbound_nodes=[[[last, 0, 0, {}]]]))
+        return {"class_name": "Functional", "config": {"name": name, "layers": layers,
+                                                        "input_layers": [[f"{name}_in", 0, 0]],
+                                                        "output_layers": [[f"{name}_d", 0, 0]]}}
+    model = None
+    for i in range(200):
+        model = functional(f"f{i}", model)
+    return dumps_deep(model), "200 nested Functional models (parseable JSON)"
 
 
 def _sp_layers_5000(g, cid, bases):
@@ -422,7 +454,8 @@ def _sp_custom_module(g, cid, bases):
 
 
 SPECIALS = {"deep_list_100k": _sp_deep_list, "deep_dict_50k": _sp_deep_dict,
-            "nested_sequential_3000": _sp_nested_sequential, "layers_5000": _sp_layers_5000,
+            "nested_sequential_3000": _sp_nested_sequential, "nested_sequential_300": _sp_nested_sequential_300,
+            "nested_functional_200": _sp_nested_functional_200, "layers_5000": _sp_layers_5000,
             "int_5000_digits": _sp_int_5000, "int_4000_digits": _sp_int_4000, "duplicate_keys": _sp_duplicate_keys,
             "bom_utf8": _sp_bom, "utf16": _sp_utf16, "invalid_utf8": _sp_invalid_utf8,
             "lone_surrogate": _sp_lone_surrogate, "terminal_escape": _sp_terminal_escape, "top_list": _sp_top_list,

@@ -271,6 +271,18 @@ def check(case: Case, res: Result, before: dict, after: dict) -> list:
     return v
 
 
+def sweep_markers(results, markers_dir) -> None:
+    """After a run: a marker that appeared late (a payload that ran in the background, or in another
+    case) is charged to the case that owns it."""
+    owners = {m: r for r in results if r is not None for m in r.case.markers}
+    for p in sorted(Path(markers_dir).glob("*")) if Path(markers_dir).is_dir() else []:
+        r = owners.get(str(p))
+        if r is None:
+            continue
+        if not any(k == "marker" for k, _ in r.violations):
+            r.violations.append(("marker", f"payload ran (marker {p.name} found after the run)"))
+
+
 def _first_line_with(text: str, needle: str) -> str:
     for line in text.splitlines():
         if needle in line:
