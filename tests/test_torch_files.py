@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from modellint.adapters.torch_files import classify, pickle_globals, read_torch_file
+from modellint.adapters.pickle_scan import pickle_globals
+from modellint.adapters.torch_files import classify, read_torch_file
 from modellint.errors import InputError
 
 

@@ -15,18 +15,34 @@ legacy ``torch.save`` not a zip: a pickle (``\\x80\\x02``...)                 ``
 ====================  ==================================================  =========================
 
 Pickles are never unpickled with code execution unless the user says so
-(``trust_pickle``): the pickle's globals are listed first with
-:mod:`pickletools` (which reads opcodes and runs nothing); one that can run
-commands or code (``os.system``, ``builtins.eval``...) is refused whatever the
-flag says. A ``weights_only`` load then gives tensors and containers only: a
-state_dict is refused with how to pass the architecture instead; a whole
-pickled ``nn.Module`` needs ``trust_pickle=True``.
+(``trust_pickle``), and even then every pickle is first replayed by
+:mod:`.pickle_scan` (which reads opcodes and runs nothing): one that names a
+global able to run commands or code (``os.system``, ``builtins.eval``,
+``pydoc.locate``...) is refused whatever the flag says, and the full unpickler
+refuses the same globals as it loads. A ``weights_only`` load gives tensors and
+containers only: a state_dict is refused with how to pass the architecture
+instead; a whole pickled ``nn.Module`` needs ``trust_pickle=True``.
+
+A ``.pt2`` is read by ``torch.export.load``, which would unpickle some members
+with a full unpickler (weights and constants marked ``use_pickle``, sample
+inputs, ``opaque_obj_`` constants, a legacy ``data/weights/<model>.pt``), load
+AOTInductor's compiled libraries and hand shape expressions to
+``sympy.sympify`` (which evaluates Python). :func:`_prescan_pt2` refuses such
+an archive before torch sees it, naming the member; :func:`_pt2_guard` then
+holds torch to it during the load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
-import pickletools
+import json
+import logging
+import os
+import pickle
+import re
+import tarfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,25 +50,16 @@ from typing import Optional
 
 from ..errors import InputError
 from ..graph import Graph
+from . import pickle_scan
+from .pickle_scan import UnsafePickle
 
 PICKLE_PROTOCOLS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 FACTORY_HINT = ("point modellint at the code that builds the model instead (module:factory), e.g. "
                 "`modellint check mypkg.models:build_model --input-shape 1,3,128,128`")
 
-# Globals that let a pickle run commands or code: refused even with trust_pickle.
-_DANGEROUS_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy",
-                      "pickle", "_pickle", "marshal", "code", "codeop", "ctypes", "pty", "webbrowser",
-                      "multiprocessing", "asyncio", "signal", "urllib", "http", "requests", "commands",
-                      "popen2", "platform", "pdb", "bdb", "timeit", "trace", "profile", "cProfile",
-                      "types", "sysconfig", "distutils", "setuptools", "pip", "zipimport", "ftplib",
-                      "smtplib", "telnetlib", "_posixsubprocess", "posixpath", "ntpath", "tempfile")
-_DANGEROUS_BUILTINS = frozenset({"eval", "exec", "compile", "__import__", "open", "getattr", "setattr",
-                                 "delattr", "globals", "locals", "vars", "input", "breakpoint", "execfile",
-                                 "file", "reload", "apply", "__builtins__"})
-_DANGEROUS_NAMES = frozenset({("operator", "attrgetter"), ("operator", "methodcaller"),
-                              ("functools", "reduce"), ("torch", "load"), ("torch.serialization", "load"),
-                              ("numpy", "load"), ("numpy", "loadtxt"), ("numpy.lib.npyio", "load")})
+ZIP_LOCAL_HEADER = b"PK\x03\x04"  # torch.load takes a file for a zip only when it starts so
+LEGACY_PICKLES = 5  # a legacy torch.save: magic number, protocol, sys info, the object, storage keys
 
 
 # ---------------------------------------------------------------------------
@@ -93,61 +100,38 @@ def _classify_names(names: list) -> tuple:
     return "unknown", None
 
 
-def pickle_globals(data: bytes, max_pickles: int = 6) -> list:
-    """``module.name`` of every global the pickle(s) in ``data`` reference, read
-    from the opcodes (nothing is unpickled). A legacy torch file holds several
-    pickles one after another, then raw storage bytes (where reading stops)."""
-    out: list = []
-    stream = io.BytesIO(data)
-    for _ in range(max_pickles):
-        if stream.tell() >= len(data):
-            break
-        strings: list = []
-        memo: dict = {}
-        try:
-            for op, arg, _pos in pickletools.genops(stream):
-                name = op.name
-                if name == "GLOBAL" or name == "INST":
-                    mod, _, attr = str(arg).partition(" ")
-                    out.append(f"{mod}.{attr}")
-                elif name == "STACK_GLOBAL":
-                    if len(strings) >= 2:
-                        out.append(f"{strings[-2]}.{strings[-1]}")
-                    else:
-                        out.append("<unknown>.<unknown>")
-                elif isinstance(arg, str) and "UNICODE" in name or name in ("STRING", "BINSTRING",
-                                                                             "SHORT_BINSTRING"):
-                    strings.append(str(arg))
-                elif name in ("MEMOIZE",):
-                    if strings:
-                        memo[len(memo)] = strings[-1]
-                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                    if strings:
-                        memo[arg] = strings[-1]
-                elif name in ("GET", "BINGET", "LONG_BINGET"):
-                    if arg in memo:
-                        strings.append(memo[arg])
-        except Exception:  # the raw bytes after a legacy file's pickles, or damage
-            break
-    return out
+def checked_globals(data: bytes) -> list:
+    """Dotted paths of the globals in a ``torch.save`` payload (a zip's ``.pkl`` members, or a legacy
+    file's pickles followed by raw storage bytes), read without unpickling. Raises
+    :class:`~.pickle_scan.UnsafePickle` for one that names a dangerous global or cannot be read exactly."""
+    if data[:4] == ZIP_LOCAL_HEADER:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            _one_archive(zf.namelist())
+            return [g for n in zf.namelist() if n.endswith(".pkl") for g in pickle_scan.check_pickle(zf.read(n))]
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:"):
+            pass
+    except tarfile.TarError:
+        return pickle_scan.check_pickle(data, LEGACY_PICKLES)
+    raise UnsafePickle("an old tar-format torch file, whose members torch would unpickle unscanned")
 
 
-def _is_dangerous(glob: str) -> bool:
-    mod, _, name = glob.rpartition(".")
-    root = mod.split(".")[0]
-    if root in _DANGEROUS_MODULES:
-        return True
-    if root in ("builtins", "__builtin__") and name in _DANGEROUS_BUILTINS:
-        return True
-    return (mod, name) in _DANGEROUS_NAMES
+def _one_archive(names: list) -> None:
+    """torch reads a zip through its own reader: names must be unique and under one top folder, or
+    torch and Python's zipfile could read different members."""
+    if len(set(names)) != len(names):
+        raise UnsafePickle("the zip archive holds two members of the same name")
+    top = names[0].split("/", 1)[0] + "/" if names else ""
+    if not top or any(not n.startswith(top) for n in names):
+        raise UnsafePickle("the zip archive's members are not all in one folder")
 
 
-def _read_pickle_bytes(path: Path, kind: str, member: Optional[str]) -> bytes:
-    if kind == "pickle_zip":
-        with zipfile.ZipFile(path) as zf:
-            return zf.read(member)
-    with open(path, "rb") as f:
-        return f.read(64 << 20)  # the pickles come first; storages follow
+REFUSES = "; modellint refuses to load it (nothing from the file was executed)"
+
+
+def _refused(path, exc: BaseException, where: str = "") -> InputError:
+    where = f"{where}: " if where else ""
+    return InputError(path, where + " ".join(str(exc).split()) + REFUSES)
 
 
 # ---------------------------------------------------------------------------
@@ -171,14 +155,13 @@ def read_torch_file(path, *, trust_pickle: bool = False, input_shape: Optional[t
 
     if kind in ("pickle_zip", "pickle"):
         try:
-            data = _read_pickle_bytes(path, kind, member)
+            globs = _scan_checkpoint(path, kind)
+        except UnsafePickle as exc:
+            raise _refused(path, exc) from None
         except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
             raise InputError(path, f"damaged PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-        globs = pickle_globals(data)
-        bad = [g for g in globs if _is_dangerous(g)]
-        if bad:
-            raise InputError(path, f"the pickle references {bad[0]}, which can run commands or code when "
-                             "unpickled; modellint refuses to load it (nothing from the file was executed)")
+    elif kind == "pt2":
+        _prescan_pt2(path, trust_pickle)
 
     torch = _import_torch(path)
     if kind == "torchscript":
@@ -189,10 +172,7 @@ def read_torch_file(path, *, trust_pickle: bool = False, input_shape: Optional[t
         graph = _live("graph_from_torchscript", path)(module, input_shape=input_shape)
         return _stamp(graph, path, "torchscript")
     if kind == "pt2":
-        try:
-            ep = _quiet(torch.export.load, str(path))
-        except Exception as exc:
-            raise InputError(path, f"cannot load torch.export archive (.pt2): {_one_line(exc)}") from None
+        ep = _load_pt2(torch, path, trust_pickle)
         graph = _live("graph_from_exported_program", path)(ep)
         return _stamp(graph, path, "pt2")
     return _read_pickle(torch, path, globs, trust_pickle, input_shape)
@@ -212,7 +192,10 @@ def _read_pickle(torch, path: Path, globs: list, trust_pickle: bool, input_shape
                              "runs code from the file. Pass --trust-pickle if you trust the file, or "
                              + FACTORY_HINT) from None
         try:
-            obj = _quiet(torch.load, str(path), weights_only=False, map_location="cpu")
+            obj = _quiet(torch.load, str(path), weights_only=False, map_location="cpu",
+                         pickle_module=pickle_scan.guarded_pickle)
+        except UnsafePickle as exc2:
+            raise _refused(path, exc2) from None
         except Exception as exc2:
             raise InputError(path, f"cannot unpickle the model ({_one_line(exc2)}); the classes it names "
                              "must be importable here, or " + FACTORY_HINT) from None
@@ -228,6 +211,258 @@ def _read_pickle(torch, path: Path, globs: list, trust_pickle: bool, input_shape
         raise InputError(path, f"holds only weights (a state_dict of {n} tensors): weights alone have no "
                          "architecture; " + FACTORY_HINT)
     raise InputError(path, f"holds a {type(obj).__name__}, not a model; " + FACTORY_HINT)
+
+
+def _scan_checkpoint(path: Path, kind: str) -> list:
+    """The globals of a ``torch.save`` file, scanned as torch.load will read it."""
+    with open(path, "rb") as f:
+        head = f.read(64 << 20 if kind == "pickle" else 4)  # a legacy file's pickles come first
+    if kind == "pickle":
+        return checked_globals(head)
+    if head != ZIP_LOCAL_HEADER:
+        raise UnsafePickle("the file does not start with a zip header, so torch.load would read it as a pickle")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        _one_archive(names)
+        if any(n.count("/") == 1 and n.endswith("/constants.pkl") for n in names):
+            raise UnsafePickle("a constants.pkl member makes torch.load read the file as TorchScript")
+        return [g for n in names if n.endswith(".pkl") for g in pickle_scan.check_pickle(zf.read(n))]
+
+
+# ---------------------------------------------------------------------------
+# .pt2: refuse before torch reads it, and hold torch to it while it does
+# ---------------------------------------------------------------------------
+
+TRUST_HINT = "pass --trust-pickle if you trust the file, or "
+
+
+def _prescan_pt2(path: Path, trust_pickle: bool) -> None:
+    """Refuse a ``.pt2`` that ``torch.export.load`` would run code from, naming the member:
+    compiled code (AOTInductor), any pickle that names a dangerous global, and, without
+    ``trust_pickle``, any member torch would unpickle with a full unpickler."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != ZIP_LOCAL_HEADER:
+                raise UnsafePickle("the file does not start with a zip header, as torch's reader needs")
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            _one_archive(names)
+            top = names[0].split("/", 1)[0] + "/"
+            members = {n[len(top):]: n for n in names}  # the names torch's reader gives
+            for name in members:
+                if name.startswith("data/aotinductor/"):
+                    raise InputError(path, f"{name} is compiled code, which torch.export.load would load and run; "
+                                     "modellint does not load it (nothing from the file was executed)")
+            for name, how in _pt2_pickled_members(zf, members).items():
+                if name not in members:
+                    continue
+                data = zf.read(members[name])
+                try:
+                    globs = pickle_scan.check_pickle(data) if how == "pickle" else _payload_globals(data)
+                except UnsafePickle as exc:
+                    raise _refused(path, exc, name) from None
+                why = how if how != "torch" else _first_foreign(globs)
+                if why and not trust_pickle:
+                    raise InputError(path, f"{name} needs full unpickling ({_why_full(why)}), which runs code "
+                                     "from the file; " + TRUST_HINT + FACTORY_HINT)
+    except UnsafePickle as exc:
+        raise _refused(path, exc) from None
+    except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise InputError(path, f"damaged torch.export archive (.pt2) ({type(exc).__name__}: {exc})") from None
+
+
+def _why_full(why: str) -> str:
+    return {"pickle": "a pickled Python object", "custom": "a TorchBind object"}.get(why, f"it references {why}")
+
+
+def _payload_globals(data: bytes) -> list:
+    """A torch.save payload, or a TorchBind object (a zip of pickles, or one pickle)."""
+    if data[:4] == ZIP_LOCAL_HEADER:
+        return checked_globals(data)
+    return pickle_scan.check_pickle(data)
+
+
+def _pt2_pickled_members(zf: zipfile.ZipFile, members: dict) -> dict:
+    """Members torch.export.load unpickles -> how: ``torch`` (a torch.save payload: full unpickling
+    when it references more than tensors), ``pickle`` (pickle.loads) or ``custom`` (TorchBind).
+    Shape expressions in the programs are checked on the way."""
+    out: dict = {}
+    for name in members:
+        if not (name.startswith("models/") and name.endswith(".json")):
+            continue
+        model = name[len("models/"):-len(".json")]
+        for legacy in (f"data/sample_inputs/{model}.pt", f"data/weights/{model}.pt", f"data/constants/{model}.pt"):
+            out[legacy] = "torch"
+        for base in ("weights", "constants"):
+            config = _json(zf, members.get(f"data/{base}/{model}_{base}_config.json")).get("config")
+            for meta in (config.values() if isinstance(config, dict) else ()):
+                file = meta.get("path_name") if isinstance(meta, dict) else None
+                if not isinstance(file, str):
+                    continue
+                member = os.path.join(f"data/{base}/", file)
+                if file.startswith("opaque_obj_"):
+                    out[member] = "pickle"
+                elif file.startswith("custom_obj_"):
+                    out[member] = "custom"
+                elif meta.get("use_pickle"):
+                    out[member] = "torch"
+        for expr in _expressions(_json(zf, members[name])):
+            if not plain_expression(expr):
+                raise UnsafePickle(f"{name}: the shape expression {expr[:60]!r} is not plain arithmetic, and "
+                                   "torch would evaluate it as Python code")
+    return out
+
+
+def _json(zf: zipfile.ZipFile, member: Optional[str]):
+    try:
+        value = json.loads(zf.read(member)) if member else {}
+    except (KeyError, ValueError):
+        return {}  # torch reports it
+    return value if isinstance(value, dict) else {}
+
+
+def _expressions(value):
+    """Every ``expr_str`` in a serialised program (sympy parses them)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            e = v.get("expr_str")
+            if isinstance(e, str):
+                yield e
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+# sympy.sympify evaluates its string as Python: only numbers, operators, torch's size symbols (s0, u1,
+# zuf2...) and the sympy functions torch prints may reach it; no attribute, subscript, string or keyword,
+# and no tower of powers (9**9**9**9 would never finish)
+_EXPR_TOKEN = re.compile(r"\s+|(?P<num>\d+(?:\.\d+)?(?:e[-+]?\d+)?)(?![\w.])|(?P<name>[A-Za-z]\w*)"
+                         r"|\*\*\s*\d(?![\w.])(?!\s*\*\*)|\*(?!\*)|//|==|!=|<=|>=|[-+/%(),<>]")
+_EXPR_NAMES = frozenset("""
+    Max Min Eq Ne Lt Le Gt Ge And Or Not Xor Mod Abs floor ceiling sqrt oo zoo nan True False true false
+    Piecewise ITE FloorDiv ModularIndexing Where PythonMod CleanDiv CeilToInt FloorToInt CeilDiv LShift
+    RShift PowByNatural FloatPow FloatTrueDiv IntTrueDiv IsNonOverlappingAndDenseIndicator TruncToFloat
+    TruncToInt RoundToInt RoundDecimal ToFloat Identity Integer Rational
+""".split())
+_EXPR_SYMBOL = re.compile(r"[a-z]{1,4}\d+|OpaqueUnaryFn_[a-z]+")
+
+
+def plain_expression(text: str) -> bool:
+    """Whether ``text`` is a shape expression sympy can parse without running anything."""
+    pos = 0
+    while pos < len(text):
+        m = _EXPR_TOKEN.match(text, pos)
+        name = m and m.group("name")
+        if not m or (name and name not in _EXPR_NAMES and not _EXPR_SYMBOL.fullmatch(name)):
+            return False
+        pos = m.end()
+    return len(text) < 10_000 and text.count("**") <= 4  # small powers only: sympy computes them exactly
+
+
+class _Refusal(Exception):
+    """Raised inside torch.export.load by :func:`_pt2_guard` (not a RuntimeError: torch catches those)."""
+
+
+@contextlib.contextmanager
+def _pt2_guard(torch, trust_pickle: bool):
+    """For the time of ``torch.export.load``: every ``torch.load`` is scanned first and restricted to
+    ``weights_only`` (or, trusted, done by the guarded unpickler); ``pickle.loads``/``pickle.load`` and
+    TorchBind's ``torch._C._pickle_load_obj`` are scanned and refused unless trusted; ``sympy.sympify``
+    takes plain expressions only; AOTInductor libraries are never loaded; torch's loggers are silent.
+    Yields the list of refusals, each a complete problem for an InputError (torch may swallow
+    the exception that carries it)."""
+    import sympy
+
+    refusals: list = []
+
+    def refuse(why: str, dangerous: bool = True):
+        refusals.append(" ".join(why.split()) + (REFUSES if dangerous else ""))
+        raise _Refusal(refusals[-1])
+
+    real_load, real_obj, real_sympify = torch.load, torch._C._pickle_load_obj, sympy.sympify
+
+    def load(f, map_location=None, *args, **kwargs):
+        data = f.read() if hasattr(f, "read") else Path(f).read_bytes()
+        try:
+            checked_globals(data)
+        except UnsafePickle as exc:
+            refuse(str(exc))
+        if trust_pickle:
+            return real_load(io.BytesIO(data), map_location=map_location, weights_only=False,
+                             pickle_module=pickle_scan.guarded_pickle)
+        try:
+            return real_load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        except Exception as exc:
+            refuse(f"a member needs full unpickling ({_one_line(exc)}), which runs code from the file; "
+                   + TRUST_HINT + FACTORY_HINT, dangerous=False)
+
+    def loads(data, *args, **kwargs):
+        try:
+            pickle_scan.check_pickle(bytes(data))
+        except UnsafePickle as exc:
+            refuse(str(exc))
+        if not trust_pickle:
+            refuse("a member holds a pickled Python object, which runs code from the file when unpickled; "
+                   + TRUST_HINT + FACTORY_HINT, dangerous=False)
+        return pickle_scan.guarded_loads(data, **kwargs)
+
+    def load_file(file, *args, **kwargs):
+        if not trust_pickle:
+            refuse("a member holds a pickled Python object; " + TRUST_HINT + FACTORY_HINT, dangerous=False)
+        return pickle_scan.guarded_load(file, **kwargs)
+
+    def load_obj(data, *args, **kwargs):
+        try:
+            _payload_globals(bytes(data))
+        except UnsafePickle as exc:
+            refuse(str(exc))
+        if not trust_pickle:
+            refuse("a member holds a TorchBind object, which needs full unpickling; " + TRUST_HINT + FACTORY_HINT,
+                   dangerous=False)
+        return real_obj(data, *args, **kwargs)
+
+    def sympify(a, *args, **kwargs):
+        if isinstance(a, str) and not plain_expression(a):
+            refuse(f"the shape expression {a[:60]!r} is not plain arithmetic, and torch would evaluate it as "
+                   "Python code")
+        return real_sympify(a, *args, **kwargs)
+
+    def no_aoti(*args, **kwargs):
+        refuse("the archive holds AOTInductor compiled code, which modellint does not load")
+
+    try:  # torch.export.load's own module (private): its AOTInductor loader
+        package = importlib.import_module("torch.export.pt2_archive._package")
+    except ImportError:
+        package = None
+    patches = [(torch, "load", load), (torch.serialization, "load", load), (pickle, "loads", loads),
+               (pickle, "load", load_file), (torch._C, "_pickle_load_obj", load_obj), (sympy, "sympify", sympify)]
+    if package is not None and hasattr(package, "_load_aoti"):
+        patches.append((package, "_load_aoti", no_aoti))
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)  # torch logs tracebacks of what it fails to read
+    try:
+        for obj, name, value in patches:
+            setattr(obj, name, value)
+        yield refusals
+    finally:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
+        logging.disable(disabled)
+
+
+def _load_pt2(torch, path: Path, trust_pickle: bool):
+    with _pt2_guard(torch, trust_pickle) as refusals:
+        try:
+            ep = _quiet(torch.export.load, str(path))
+        except Exception as exc:
+            if not refusals:
+                raise InputError(path, f"cannot load torch.export archive (.pt2): {_one_line(exc)}") from None
+    if refusals:
+        raise InputError(path, refusals[0])
+    return ep
 
 
 # ---------------------------------------------------------------------------
