@@ -124,8 +124,9 @@ def _model_options(p) -> None:
     g.add_argument("--input-shape", metavar="N,C,H,W",
                    help="input shape for PyTorch models and code targets, batch included (e.g. 1,3,128,128)")
     g.add_argument("--trust-pickle", action="store_true",
-                   help="allow unpickling a whole PyTorch module: this RUNS CODE FROM THE FILE; only for "
-                        "files you trust")
+                   help="allow unpickling a whole PyTorch module or pickled .pt2 members: this RUNS CODE "
+                        "FROM THE FILE; only for files you trust (dangerous globals are still refused, but "
+                        "that scan is a safety net, not a sandbox)")
     g.add_argument("--loss", metavar="NAME",
                    help="the training loss, where the model file has none (e.g. categorical_crossentropy)")
     g.add_argument("--from-logits", action=argparse.BooleanOptionalAction, default=None,
