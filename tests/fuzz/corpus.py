@@ -58,6 +58,7 @@ class Case:
     timeout: float = TIMEOUT
     note: str = ""
     sys_path: list = field(default_factory=list)  # extra import path (PYTHONPATH for a subprocess)
+    heavy: bool = False          # may take GiBs when it fails: run one at a time
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -91,6 +91,7 @@ def cases(g: Gen) -> list:
         cid = f"archives/bomb/{name}"
         path = write_zip_raw(g.dir(cid) / fname, members)
         add(cid, path, note, extra=SHAPE if fname != "model.keras" else ())
+        out[-1].heavy = True
 
     # -- duplicate names ------------------------------------------------------------------------
     cid = "archives/duplicate/config_json_valid_then_broken"

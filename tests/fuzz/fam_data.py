@@ -356,4 +356,5 @@ def probe_cases(g: Gen) -> list:
         tail = ["--budget", "5", "--probes", "init_loss", "--no-cache", "--quiet", "--max-images", "40"]
         out.append(_data_case(g, "probe", cid, argv, data, note, tail, timeout=PROBE_TIMEOUT, markers=[m],
                               sys_path=[str(code)]))
+        out[-1].heavy = "bomb" in name or "huge" in name
     return out

@@ -3,7 +3,9 @@
 :class:`Pool` keeps a few persistent :mod:`worker <.worker>` processes (modellint and torch
 imported once) and feeds them cases over a pipe. The parent enforces the per-case time bound
 (a worker that overruns is killed, with its process group, and restarted: the case is a hang)
-and polls each worker's RSS (a worker past ``rss_cap`` is killed: the case is a memory failure).
+and polls each worker's RSS (a worker that grows by more than ``GUARD_GROWTH`` in one case is
+killed: the case is a memory failure). Cases marked ``heavy`` (zip and PNG bombs) run one at a
+time, so two workers never blow up together on a small CI machine.
 
 Invariants checked for every case (:func:`check`):
 
@@ -47,7 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 WORKER = Path(__file__).resolve().parent / "worker.py"
 GiB = 1 << 30
 MEMORY_LIMIT = 1 * GiB      # the promise: RSS growth of a case
-RSS_CAP = 3 * GiB           # the machine guard: a worker past this is killed
+GUARD_GROWTH = 1.5 * GiB    # the machine guard: a worker that grows this much in one case is killed
+RSS_CAP = 2.5 * GiB         # the guard for a subprocess (its whole RSS, imports included)
 STARTUP_TIMEOUT = 600.0     # importing torch and warming up on a busy machine
 
 INVARIANTS = ("exit_code", "traceback", "internal", "hang", "marker", "modified", "memory", "error_line",
@@ -115,10 +118,10 @@ class WorkerDied(Exception):
 class Worker:
     """One persistent worker process."""
 
-    def __init__(self, name: str, scratch: Path, rss_cap: int = RSS_CAP, warmup=True):
+    def __init__(self, name: str, scratch: Path, guard_growth: float = GUARD_GROWTH, warmup=True):
         self.name = name
         self.scratch = Path(scratch)
-        self.rss_cap = rss_cap
+        self.guard_growth = guard_growth
         self.warmup = warmup
         self.proc: Optional[subprocess.Popen] = None
         self.restarts = 0
@@ -203,11 +206,13 @@ class Worker:
         if self.proc is None or self.proc.poll() is not None:
             self.restart()
         peak = [0]
+        base = _rss(self.proc.pid)
+        cap = base + self.guard_growth
 
         def guard():
             rss = _rss(self.proc.pid)
             peak[0] = max(peak[0], rss)
-            return "memory" if rss > self.rss_cap else None
+            return "memory" if rss > cap else None
 
         t0 = time.perf_counter()
         try:
@@ -216,14 +221,17 @@ class Worker:
         except (WorkerDied, BrokenPipeError) as exc:
             detail = str(exc) if isinstance(exc, WorkerDied) else self._death()
             self.proc = None
-            return {"status": "died", "detail": detail, "seconds": time.perf_counter() - t0, "rss_peak": peak[0]}
+            return {"status": "died", "detail": detail, "seconds": time.perf_counter() - t0, "rss_peak": peak[0],
+                    "rss_growth": max(0, peak[0] - base)}
         if msg is None or "_stopped" in msg:
             status = "hang" if msg is None else msg["_stopped"]
             _kill_group(self.proc)
             self.proc = None
             detail = (f"no result within {case.timeout:g} s; worker killed" if status == "hang" else
-                      f"worker RSS reached {peak[0] / GiB:.2f} GiB (guard {self.rss_cap / GiB:g} GiB); killed")
-            return {"status": status, "detail": detail, "seconds": time.perf_counter() - t0, "rss_peak": peak[0]}
+                      f"worker RSS grew past {self.guard_growth / GiB:g} GiB in this case (to "
+                      f"{peak[0] / GiB:.2f} GiB); killed")
+            return {"status": status, "detail": detail, "seconds": time.perf_counter() - t0, "rss_peak": peak[0],
+                    "rss_growth": max(0, peak[0] - base)}
         msg["status"] = "ok"
         msg["rss_peak"] = peak[0]
         return msg
@@ -306,14 +314,15 @@ def _result(case: Case, msg: dict, route: str) -> Result:
 class Pool:
     """Persistent workers running cases in parallel."""
 
-    def __init__(self, workers: int = 2, scratch=None, rss_cap: int = RSS_CAP, warmup: bool = True):
+    def __init__(self, workers: int = 2, scratch=None, guard_growth: float = GUARD_GROWTH, warmup: bool = True):
         self._tmp = None
         if scratch is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="fuzzpool-")
             scratch = self._tmp.name
         self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
-        self.workers = [Worker(f"w{i}", self.scratch, rss_cap, warmup) for i in range(workers)]
+        self.workers = [Worker(f"w{i}", self.scratch, guard_growth, warmup) for i in range(workers)]
+        self.heavy = threading.Semaphore(1)  # cases that may take GiBs run one at a time
         threads = [threading.Thread(target=w.start) for w in self.workers]
         for t in threads:
             t.start()
@@ -340,7 +349,11 @@ class Pool:
                 try:
                     _clear_markers(case)
                     before = snapshot(case.watch)
-                    msg = worker.run(case)
+                    if case.heavy:
+                        with self.heavy:
+                            msg = worker.run(case)
+                    else:
+                        msg = worker.run(case)
                     res = _result(case, msg, "inprocess")
                     res.violations = check(case, res, before, snapshot(case.watch))
                     results[i] = res
