@@ -527,6 +527,13 @@ def cases(g: Gen) -> list:
             kind = KINDS[i % 3]
             path = write_container(g.dir(cid) / f"model.{kind}", kind, dumps(cfg), training if kind == "h5" else "")
             cmd, extra = _cmd(rng)
+            if kind == "json" and rng.random() < 0.25:  # the --config route: a weights-only .h5 + this JSON
+                wfile = write_h5(path.parent / "weights.h5", {"layer_names": [b"conv2d_1", b"dense_1"]})
+                case = file_case(g, "keras_config", cid, wfile, cmd=cmd, extra=extra + ["--config", str(path)],
+                                 note=f"weights-only .h5 with --config; {bname}: " + "; ".join(what))
+                case.names += [str(path), path.name]
+                out.append(case)
+                continue
             out.append(file_case(g, "keras_config", cid, path, cmd=cmd, extra=extra,
                                  note=f"{bname}: " + "; ".join(what)))
     for sname, fn in SPECIALS.items():
