@@ -525,9 +525,16 @@ def advisories(results) -> list:
 
 def format_advisories(results, root=None, per_kind: int = 3) -> str:
     adv = advisories(results)
-    if not adv:
-        return "no exit-2 message quotes a Python exception"
     root = str(root) if root else None
+    noisy = [r for r in results if r is not None and not r.failed and r.exit in (0, 1) and r.stderr.strip()
+             and r.case.family != "probe"]
+    tail = []
+    if noisy:
+        tail.append(f"{len(noisy)} cases exit 0/1 with text on stderr (warnings a user would see), e.g.:")
+        for r in noisy[:per_kind]:
+            tail.append(f"  {r.case.id}: {_short(r.stderr.strip().splitlines()[0], root)[:260]}")
+    if not adv:
+        return "\n".join(["no exit-2 message quotes a Python exception"] + tail)
     by = defaultdict(list)
     for name, r in adv:
         by[name].append(r)
@@ -538,7 +545,7 @@ def format_advisories(results, root=None, per_kind: int = 3) -> str:
         out.append(f"-- {name}: {len(rs)} ({', '.join(f'{f} {n}' for f, n in fams.most_common())})")
         for r in rs[:per_kind]:
             out.append(f"  {r.case.id}: {_short(r.stderr.strip(), root)[:260]}")
-    return "\n".join(out)
+    return "\n".join(out + tail)
 
 
 def summary_table(results) -> str:
