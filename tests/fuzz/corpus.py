@@ -5,7 +5,8 @@ the :class:`Case` list. The same seed (and the same base files) gives byte-ident
 identical cases (``corpus_digest``). Families and their modules:
 
 ===============  ===============================================================================
-bytes            byte mutations of every supported format (``fam_bytes``)
+bytes            byte mutations of every supported format (``fam_bytes``), structured .pt2 JSON
+                 and ONNX mutations (``fam_struct``)
 keras_config     structured mutations of Keras configs in .json, .keras and .h5 (``fam_keras``)
 archives         hostile zip archives: bombs, duplicate/traversal names, nesting (``fam_archives``)
 pickles          hostile pickles, plain and through .pt2 archives, with/without --trust-pickle

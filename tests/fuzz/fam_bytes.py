@@ -5,7 +5,8 @@ own sanity check) and then mutated: truncation at many offsets, bit flips, zeroe
 random blocks, duplicated, shuffled and deleted blocks, bytes appended or prepended, and
 format-aware damage: one member of a zip archive damaged and the archive rewritten with correct
 CRCs (so the damage reaches the reader of that member: config.json, data.pkl, model.json, the
-.pt2 weights config...), or the JSON text inside an HDF5 attribute damaged in place.
+.pt2 weights config...), or the JSON text inside an HDF5 attribute damaged in place; and the
+structured .pt2 JSON and ONNX mutations of :mod:`.fam_struct`.
 """
 
 from __future__ import annotations
@@ -209,4 +210,6 @@ def cases(g: Gen) -> list:
                     path.write_bytes(new)
                 cmd, extra, _expect = _extra(name, rng)
                 out.append(file_case(g, "bytes", cid, path, cmd=cmd, extra=extra, note=f"{base.name}: {note}"))
-    return out
+    from .fam_struct import cases as structured
+
+    return out + structured(g, base_files())
