@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import zipfile
 
 from .corpus import Gen, file_case, read_members, write_zip
 
