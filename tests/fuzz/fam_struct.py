@@ -93,7 +93,7 @@ def onnx_struct(base, out, rng, index: int) -> str:
             e.key, e.value = k, v
         what = f"initializer {init.name}: external data at {location}"
     elif kind == "missing_input":
-        node = rng.choice(list(g.node)[1:])
+        node = rng.choice([n for n in list(g.node)[1:] if n.input])
         node.input[0] = "no_such_tensor"
         what = f"{node.op_type} reads a tensor nothing produces"
     elif kind == "cycle":
