@@ -17,13 +17,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
+VERBOSE_HELP = ("keep TensorFlow's, PyTorch's and Keras' own log lines and warnings on stderr (silenced by default), "
+                "and show the traceback of an internal error (as MODELLINT_DEBUG=1 does)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modellint",
                      description="Tells you what is wrong with a neural-network model and how to improve it.")
     parser.add_argument("--version", action="version", version=f"modellint {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    # --verbose after the command too (``modellint probe ... --verbose``); SUPPRESS keeps the global value
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("summary", help="layer table with shapes, params, receptive field and MACs",
+    p = sub.add_parser("summary", parents=[common], help="layer table with shapes, params, receptive field and MACs",
                        description="Print a layer table of MODEL: output shapes, parameters, receptive "
                                    "field and MACs per layer, with totals. Reads Keras .h5/.keras/JSON "
                                    "without importing Keras or TensorFlow.")
@@ -34,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.set_defaults(func=cmd_summary)
 
-    c = sub.add_parser("check", help="find problems in models, with evidence and fixes",
+    c = sub.add_parser("check", parents=[common], help="find problems in models, with evidence and fixes",
                        description="Check model files for problems an expert reviewer would flag. Exit "
                                    "codes: 0 clean, 1 findings at or above --fail-on, 2 bad input or "
                                    "configuration.")
@@ -67,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-settings", action="store_true", help="ignore configuration files")
     c.set_defaults(func=cmd_check)
 
-    pr = sub.add_parser("probe", help="train briefly on your data and report what happens",
+    pr = sub.add_parser("probe", parents=[common], help="train briefly on your data and report what happens",
                         description="Run short, measured experiments on MODEL with the images in --data "
                                     "(a folder of class sub-folders or an .npz): loss at init, overfitting one "
                                     "batch, a learning-rate range test, gradient/update ratios, dead units, "
@@ -98,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(pr)
     pr.set_defaults(func=cmd_probe)
 
-    d = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    d = sub.add_parser("data", parents=[common], help="dataset tools", description="Dataset tools.")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
-    sy = dsub.add_parser("synth", help="write the synthetic 13-class stand-in for the seed's data",
+    sy = dsub.add_parser("synth", parents=[common], help="write the synthetic 13-class stand-in for the seed's data",
                          description="Write PNG class folders whose classes differ only in shapes larger than "
                                      "a small receptive field can see. Deterministic for a seed.")
     sy.add_argument("out", metavar="OUT")
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0)
     sy.set_defaults(func=cmd_data_synth)
 
-    r = sub.add_parser("rules", help="list the rules, or show one rule's page",
+    r = sub.add_parser("rules", parents=[common], help="list the rules, or show one rule's page",
                        description="List every rule, or print the documentation page of one.")
     r.add_argument("code", nargs="?", help="a rule code, e.g. ML101")
     r.add_argument("--format", choices=("text", "json"), default="text")
@@ -217,6 +225,9 @@ def cmd_check(args) -> int:
                                      source=f"config {settings.source}")
     folder = args.data or ds.get("data")
     folder_facts = facts_from_folder(folder) if folder else None
+    skipped = getattr(folder_facts, "skipped", None)
+    if skipped and not args.quiet:
+        print(f"modellint: note: {folder}: {skipped}", file=sys.stderr)
     flag_facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags")
     dataset = merge(config_facts, folder_facts, flag_facts)
     fail_on = args.fail_on or settings.fail_on
@@ -384,12 +395,18 @@ def cmd_rules(args) -> int:
 
 
 def main(argv: Optional[list] = None) -> int:
+    import os
     import time
 
     started = time.perf_counter()  # what a time --budget counts from
     parser = build_parser()
     args = parser.parse_args(argv)
     args.started = started
+    verbose = bool(getattr(args, "verbose", False))
+    if not verbose:  # before any framework is imported: they read their log settings once, at import
+        from .quiet import quiet_frameworks
+
+        quiet_frameworks()
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
@@ -405,9 +422,7 @@ def main(argv: Optional[list] = None) -> int:
         return EXIT_OK
     except Exception as exc:  # never a traceback for users; say it is our fault
         print(f"modellint: internal error: {type(exc).__name__}: {exc} (please report; "
-              "MODELLINT_DEBUG=1 shows the traceback)", file=sys.stderr)
-        import os
-
-        if os.environ.get("MODELLINT_DEBUG"):
+              "--verbose shows the traceback)", file=sys.stderr)
+        if verbose or os.environ.get("MODELLINT_DEBUG"):
             raise
         return EXIT_ERROR
