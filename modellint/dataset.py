@@ -2,13 +2,21 @@
 
 Counting a folder reads only directory listings and image *headers* (PNG, JPEG,
 GIF, BMP, WebP sizes), never whole images and never through a framework.
+
+A data folder is read from inside only (:func:`list_class_folder`, which the probes'
+loader uses too): links, to files or folders, whose target lies outside the folder
+are skipped with a note, links to folders inside class folders are not followed (so
+there are no link loops), and only regular files are opened (a FIFO, socket or
+device named ``x.png`` is skipped, never opened: opening a FIFO would block).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -54,10 +62,149 @@ def facts_from_values(samples=None, classes=None, image_size=None, source="") ->
                         image_size=size, source=source)
 
 
-def image_header_size(path: Path) -> Optional[tuple]:
-    """(H, W, channels or None) from an image file's header; None if unknown."""
+# -- reading a data folder from inside only ------------------------------------------------
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path):
+    """``open(path, "rb")``, for a regular file only: OSError for a FIFO, socket or device.
+
+    The file is opened non-blocking (opening a FIFO never waits for a writer) and checked
+    with ``fstat`` on the open descriptor, so a file swapped for a FIFO after a listing is
+    refused too."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) |
+                 getattr(os, "O_BINARY", 0))
     try:
-        with open(path, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path}: {_file_kind(st.st_mode)}, not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+@dataclass
+class ClassFolder:
+    """The image files of a folder of class sub-folders, as :func:`list_class_folder` found them."""
+
+    root: Path
+    classes: list                                 # class names: the sorted sub-folder names
+    files: list                                   # Path of every image file, class by class
+    labels: list                                  # class index per file
+    ignored: int = 0                              # files that are not images by their extension
+    skipped: list = field(default_factory=list)   # (name relative to root, why) of what was not read
+
+    def skipped_note(self, limit: int = 10) -> Optional[str]:
+        """One line saying what was skipped and why (None when nothing was)."""
+        if not self.skipped:
+            return None
+        shown = "; ".join(f"{name}: {why}" for name, why in self.skipped[:limit])
+        more = f"; and {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
+        return f"skipped {len(self.skipped)} entr{'y' if len(self.skipped) == 1 else 'ies'} (only regular " \
+               f"files and folders inside the data folder are read): {shown}{more}"
+
+
+def _sorted_entries(path) -> list:
+    with os.scandir(path) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def list_class_folder(root) -> ClassFolder:
+    """The image files under ``root`` (class sub-folders, searched recursively, as Keras
+    ``image_dataset_from_directory`` and torchvision ``ImageFolder`` list them): sorted class
+    folders; in each, a folder's files (sorted) before its sub-folders (sorted); names starting
+    with ``.`` skipped; images by extension (:data:`IMAGE_SUFFIXES`).
+
+    Nothing outside ``root`` is listed or read: a class folder or file that is a link whose target
+    lies outside ``root`` (or a class folder linking back to ``root``) is skipped with a reason in
+    ``skipped``; links to folders inside class folders are not followed (as ``os.walk`` does not),
+    so no link can make a loop; FIFOs, sockets and devices are skipped without being opened."""
+    root = Path(root)
+    root_real = os.path.realpath(root)
+    out = ClassFolder(root=root, classes=[], files=[], labels=[])
+    for entry in _sorted_entries(root):
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        if not is_dir:
+            continue
+        if entry.is_symlink():
+            real = os.path.realpath(entry.path)
+            if real == root_real:
+                out.skipped.append((entry.name + "/", "a link to the data folder itself"))
+                continue
+            if not _inside(real, root_real):
+                out.skipped.append((entry.name + "/", "a link to a folder outside the data folder"))
+                continue
+        out.classes.append(entry.name)
+    for label, name in enumerate(out.classes):
+        stack = [(root / name, name)]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                entries = _sorted_entries(folder)
+            except OSError as exc:
+                out.skipped.append((rel + "/", f"cannot list it ({exc.strerror or exc})"))
+                continue
+            subfolders = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                name_rel = f"{rel}/{entry.name}"
+                link = entry.is_symlink()
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if link:
+                        real = os.path.realpath(entry.path)
+                        out.skipped.append((name_rel + "/", "a link to a folder " + (
+                            "inside the data folder (not followed)" if _inside(real, root_real)
+                            else "outside the data folder")))
+                    else:
+                        subfolders.append((Path(entry.path), name_rel))
+                    continue
+                if not entry.name.lower().endswith(IMAGE_SUFFIXES):
+                    out.ignored += 1
+                    continue
+                if link and not _inside(os.path.realpath(entry.path), root_real):
+                    out.skipped.append((name_rel, "a link to a file outside the data folder"))
+                    continue
+                try:
+                    mode = os.stat(entry.path).st_mode
+                except OSError as exc:
+                    if link:  # its target is missing, or it is part of a loop of links
+                        out.skipped.append((name_rel, f"a broken link ({exc.strerror or exc})"))
+                        continue
+                    mode = None  # a file that vanished or cannot be read: listed, reported unreadable when read
+                if mode is not None and not stat.S_ISREG(mode):
+                    out.skipped.append((name_rel, f"{_file_kind(mode)}, not a regular file"))
+                    continue
+                out.files.append(Path(entry.path))
+                out.labels.append(label)
+            stack.extend(reversed(subfolders))
+    return out
+
+
+def image_header_size(path: Path) -> Optional[tuple]:
+    """(H, W, channels or None) from an image file's header; None if unknown (or not a regular file)."""
+    try:
+        with open_regular(path) as f:
             head = f.read(64)
             if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
                 w, h = struct.unpack(">II", head[16:24])
@@ -111,13 +258,17 @@ def facts_from_folder(directory) -> DatasetFacts:
     root = Path(directory)
     if not root.is_dir():
         raise InputError(root, "is not a directory of class sub-folders")
-    per_class = {}
-    sample_paths = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = [p for p in sorted(sub.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-        if files:
-            per_class[sub.name] = len(files)
-            sample_paths.extend(files[: max(1, _HEADER_SAMPLE // 13)])
+    try:
+        listing = list_class_folder(root)
+    except OSError as exc:
+        raise InputError(root, f"cannot list it ({exc.strerror or exc})") from None
+    per_label = Counter(listing.labels)
+    per_class = {name: per_label[k] for k, name in enumerate(listing.classes) if per_label[k]}
+    sample_paths, taken = [], Counter()
+    for f, k in zip(listing.files, listing.labels):
+        if taken[k] < max(1, _HEADER_SAMPLE // 13):
+            taken[k] += 1
+            sample_paths.append(f)
     if not per_class:
         raise InputError(root, "has no class sub-folders with images (.jpg, .png, .bmp, .gif, .webp)")
     sizes = Counter()
@@ -133,6 +284,7 @@ def facts_from_folder(directory) -> DatasetFacts:
                          channels=channels.most_common(1)[0][0] if channels else None,
                          source=f"--data {root}")
     facts.per_class = per_class  # type: ignore[attr-defined]
+    facts.skipped = listing.skipped_note()  # type: ignore[attr-defined]
     return facts
 
 

@@ -9,6 +9,15 @@ Two sources:
 * an **``.npz``** with ``x`` (NHWC, NHW or NCHW; uint8 or float) and ``y`` (integer
   labels or one-hot), optionally ``class_names``.
 
+Hostile or broken data is refused or skipped, never followed (see :data:`MAX_IMAGE_PIXELS`,
+:data:`MAX_NPZ_BYTES`, :data:`MAX_CLASSES`): only regular files inside the data folder are read
+(links leaving it are skipped with a note, FIFOs and devices are never opened; the listing is
+:func:`modellint.dataset.list_class_folder`); an image over the pixel cap is skipped before it is
+decoded (named in ML002), a JPEG decoded at a reduced scale when that brings it under the cap;
+an ``.npz`` is checked from its members' ``.npy`` headers before any array is read (numeric
+arrays only, never pickles; declared sizes, image size and label range capped; no duplicate
+member names).
+
 Every image is converted to the model's channel count (grey <-> RGB, alpha dropped,
 each conversion counted in ``notes``), resized to the model input with Pillow's bilinear
 filter, and returned as float32 in [0, 1], NHWC, with a stratified train/validation
@@ -28,6 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import math
+import warnings
+import zipfile
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +48,31 @@ from typing import Optional
 
 import numpy as np
 
+from ..dataset import list_class_folder, open_regular
 from ..rules.data import DATA_RULES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 IMBALANCE_RATIO = 3.0     # ML001 fires when the largest class has more than this x the smallest
 MAX_FILES_LISTED = 50     # file names kept per check
+
+#: Most pixels (width x height) an image may have when decoded: 25 megapixels (a 6000x4000 camera
+#: picture). Decoding costs up to about 12 bytes a pixel (Pillow's image, a converted copy, the array),
+#: so about 300 MB at the cap. A larger image is skipped before it is decoded (named in ML002), except a
+#: JPEG that Pillow's draft mode can decode at 1/2, 1/4 or 1/8 scale under the cap. Pillow's own
+#: decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, left as the user set it) refuses larger
+#: files still when they are opened; its warning is not shown (this cap decides). The same cap holds
+#: for the images of an ``.npz``.
+MAX_IMAGE_PIXELS = 25_000_000
+#: Image formats read (by content, whatever the extension): what Keras and torchvision read.
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+#: Most bytes the arrays of an ``.npz`` may declare, uncompressed, when the file is small: 512 MiB, or
+#: 4x the file's own size when it is larger (an uncompressed ``np.savez`` of real data is never refused;
+#: a small compressed file that declares gigabytes is). Checked from the ``.npy`` headers before reading.
+MAX_NPZ_BYTES = 512 * 2**20
+NPZ_EXPANSION = 4
+#: Most classes: labels must be whole numbers in 0..MAX_CLASSES-1 (one-hot rows at most this wide).
+MAX_CLASSES = 100_000
 
 #: code -> (name, default severity, one-line description). The reference lives with the
 #: rules that report these checks (modellint/rules/data.py): one place per fact.
@@ -136,20 +168,11 @@ class _Loaded:
 
 
 def _class_files(root: Path):
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files, labels, ignored = [], [], 0
-    for label, name in enumerate(classes):
-        for dirpath, dirnames, filenames in os.walk(root / name):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fn in sorted(filenames):
-                if fn.startswith("."):
-                    continue
-                if fn.lower().endswith(IMAGE_SUFFIXES):
-                    files.append(Path(dirpath) / fn)
-                    labels.append(label)
-                else:
-                    ignored += 1
-    return classes, files, np.asarray(labels, dtype=np.int64), ignored
+    """(classes, files, labels, ignored count, note on what was skipped or None): only regular files
+    inside ``root`` (see :func:`modellint.dataset.list_class_folder`)."""
+    listing = list_class_folder(root)
+    return (listing.classes, listing.files, np.asarray(listing.labels, dtype=np.int64), listing.ignored,
+            listing.skipped_note())
 
 
 def _subsample(labels: np.ndarray, max_images: Optional[int], seed: int, notes: list) -> np.ndarray:
@@ -193,18 +216,21 @@ def _mode_kind(img) -> str:
 
 
 def _decode(img, channels: int) -> tuple:
-    """PIL image -> (uint8-or-float array HxWxC in 0..255, kind, conversion or None)."""
+    """PIL image -> (array HxWxC in 0..255, kind, conversion or None): uint8 with ``channels`` channels,
+    or, for 16-bit and float images, float32 with one channel (repeated to RGB after resizing, so a
+    large grey image is never held three times)."""
     kind = _mode_kind(img)
     conv = None
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.array(img, dtype=np.float32)
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        arr = np.clip(arr / top * 255.0, 0, 255)[..., None]
+        if top != 255.0:
+            arr *= np.float32(255.0 / top)
+        np.clip(arr, 0, 255, out=arr)
         conv = "16-bit->8-bit scale" if top > 255 else None
         if channels == 3:
-            arr = np.repeat(arr, 3, axis=2)
             conv = "grey->RGB"
-        return arr.astype(np.float32), kind, conv
+        return arr[..., None], kind, conv
     if channels == 3:
         if kind == "grey":
             conv = "grey->RGB"
@@ -241,20 +267,39 @@ def _resize(arr: np.ndarray, size: tuple) -> np.ndarray:
 class _Stats:
     """Running per-channel min/max/mean/std of raw pixel values."""
 
+    CHUNK = 1 << 20  # pixels converted to float64 at a time (24 MB for RGB), whatever the image's size
+
     def __init__(self):
         self.n = 0
         self.s = self.ss = self.lo = self.hi = None
+        self.nonfinite = 0  # NaN and infinite values seen (not counted in the statistics)
 
-    def add(self, arr: np.ndarray):
-        a = arr.reshape(-1, arr.shape[-1]).astype(np.float64)
+    def add(self, arr: np.ndarray, channels: Optional[int] = None):
+        """Add the pixels of ``arr`` (..., C); a one-channel ``arr`` counts as ``channels`` equal ones."""
+        flat = arr.reshape(-1, arr.shape[-1])
+        c = flat.shape[1]
+        s, ss = np.zeros(c), np.zeros(c)
+        lo, hi = np.full(c, np.inf), np.full(c, -np.inf)
+        for i in range(0, len(flat), self.CHUNK):
+            a = flat[i:i + self.CHUNK].astype(np.float64)
+            if a.dtype.kind == "f" and flat.dtype.kind == "f":
+                bad = ~np.isfinite(a)
+                if bad.any():
+                    self.nonfinite += int(bad.sum())
+                    a = np.where(bad, 0.0, a)
+            s += a.sum(0)
+            ss += (a * a).sum(0)
+            if len(a):
+                lo, hi = np.minimum(lo, a.min(0)), np.maximum(hi, a.max(0))
+        if channels and c == 1 and channels > 1:
+            s, ss, lo, hi = (np.repeat(v, channels) for v in (s, ss, lo, hi))
         if self.s is None:
-            self.s, self.ss = a.sum(0), (a * a).sum(0)
-            self.lo, self.hi = a.min(0), a.max(0)
+            self.s, self.ss, self.lo, self.hi = s, ss, lo, hi
         else:
-            self.s += a.sum(0)
-            self.ss += (a * a).sum(0)
-            self.lo, self.hi = np.minimum(self.lo, a.min(0)), np.maximum(self.hi, a.max(0))
-        self.n += len(a)
+            self.s += s
+            self.ss += ss
+            self.lo, self.hi = np.minimum(self.lo, lo), np.maximum(self.hi, hi)
+        self.n += len(flat)
 
     def result(self, unit: str) -> dict:
         if not self.n:
@@ -268,46 +313,83 @@ class _Stats:
 def _hash_pixels(arr: np.ndarray) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(str(arr.shape).encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(memoryview(np.ascontiguousarray(arr)).cast("B"))  # no copy of a contiguous array
     return h.hexdigest()
+
+
+class _TooLarge(ValueError):
+    """An image over :data:`MAX_IMAGE_PIXELS` (or Pillow's decompression-bomb limit): skipped, never decoded."""
+
+
+def _read_image(path: Path, channels: int) -> tuple:
+    """(array, kind, conversion, (H, W) of the file) of the first frame of the image at ``path``.
+
+    A regular file only (:func:`modellint.dataset.open_regular`); its size is read from the header and
+    checked against :data:`MAX_IMAGE_PIXELS` before anything is decoded (a JPEG over the cap is decoded at
+    the largest of 1/2, 1/4, 1/8 scale that brings it under, when one does)."""
+    from PIL import Image
+
+    with open_regular(path) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_IMAGE_PIXELS decides
+        try:
+            img = Image.open(fh, formats=IMAGE_FORMATS)
+        except Image.DecompressionBombError as exc:
+            raise _TooLarge(f"refused as a decompression bomb: {exc}"[:200]) from None
+        with img:
+            img.seek(0)
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                scale = next((k for k in (2, 4, 8) if math.ceil(w / k) * math.ceil(h / k) <= MAX_IMAGE_PIXELS),
+                             None)
+                if img.format in ("JPEG", "MPO") and scale and w >= scale and h >= scale:
+                    img.draft(img.mode, (w // scale, h // scale))
+                if img.size[0] * img.size[1] > MAX_IMAGE_PIXELS:
+                    raise _TooLarge(f"{w}x{h} pixels ({w * h / 1e6:.0f} MP), over the cap of "
+                                    f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP: skipped without decoding it")
+            img.load()
+            arr, kind, conv = _decode(img, channels)
+    return arr, kind, conv, (h, w)
 
 
 def _load_folder(root: Path, size, channels, seed, max_images) -> _Loaded:
     from PIL import Image
 
-    classes, files, labels, ignored = _class_files(root)
+    classes, files, labels, ignored, skipped = _class_files(root)
     if not classes:
-        raise ValueError(f"{root}: no class sub-folders")
+        raise ValueError(f"{root}: no class sub-folders" + (f" ({skipped})" if skipped else ""))
     if not files:
-        raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class sub-folders")
-    notes = []
+        raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class sub-folders"
+                         + (f" ({skipped})" if skipped else ""))
+    notes = [skipped] if skipped else []
     if ignored:
         notes.append(f"ignored {ignored} file(s) that are not images by their extension")
     counts_all = dict(zip(classes, np.bincount(labels, minlength=len(classes)).tolist()))
     keep = _subsample(labels, max_images, seed, notes)
     h, w = size
     x = np.empty((len(keep), h, w, channels), np.float32)
-    ys, names, hashes, bad, kinds = [], [], [], [], []
+    ys, names, hashes, bad, kinds, large = [], [], [], [], [], []
     sizes, modes, conversions = Counter(), Counter(), Counter()
     stats = _Stats()
     for i in keep:
         f = files[i]
         rel = f.relative_to(root).as_posix()
         try:
-            with Image.open(f) as img:
-                img.seek(0)
-                img.load()
-                arr, kind, conv = _decode(img, channels)
+            arr, kind, conv, original = _read_image(f, channels)
+        except _TooLarge as exc:
+            bad.append((rel, str(exc)[:160]))
+            large.append(rel)
+            continue
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding, never fatal
             bad.append((rel, f"{type(exc).__name__}: {exc}"[:160]))
             continue
-        sizes[arr.shape[:2]] += 1
+        sizes[original] += 1
         modes[kind] += 1
         kinds.append(kind)
         if conv:
             conversions[conv] += 1
-        stats.add(arr)
-        x[len(ys)] = _resize(arr, size)
+        stats.add(arr, channels)
+        small = _resize(arr, size)
+        x[len(ys)] = small if small.shape[2] == channels else np.repeat(small, channels, axis=2)
         ys.append(labels[i])
         names.append(rel)
         hashes.append(_hash_pixels(arr))
@@ -316,6 +398,10 @@ def _load_folder(root: Path, size, channels, seed, max_images) -> _Loaded:
         notes.append(f"{conv}: {n} image(s)")
     if any(s != (h, w) for s in sizes):
         notes.append(f"resized to {h}x{w} (HxW) with Pillow bilinear")
+    if large:
+        shown = ", ".join(large[:5]) + (f" and {len(large) - 5} more" if len(large) > 5 else "")
+        notes.append(f"skipped {len(large)} image(s) over the {MAX_IMAGE_PIXELS / 1e6:.0f} MP pixel cap "
+                     f"without decoding them: {shown}")
     checks = []
     if bad:
         checks.append(_check("ML002", f"{len(bad)} of {len(keep)} image file(s) could not be read and were skipped",
@@ -325,19 +411,104 @@ def _load_folder(root: Path, size, channels, seed, max_images) -> _Loaded:
                              explanation="Keras and torchvision stop the whole epoch on an undecodable file.",
                              fix="Delete or re-encode these files (e.g. open and re-save them with Pillow)."))
     if not ys:
-        raise ValueError(f"{root}: none of its {len(keep)} image file(s) could be read")
+        over = f" ({len(large)} over the {MAX_IMAGE_PIXELS / 1e6:.0f} MP pixel cap)" if large else ""
+        raise ValueError(f"{root}: none of its {len(keep)} image file(s) could be read{over}")
     return _Loaded(x=x, y=np.asarray(ys, np.int64), class_names=classes, names=names, hashes=hashes,
                    source=f"folder {root}", notes=notes, checks=checks, sizes=sizes, modes=modes,
                    stats=stats.result("0-255"), counts_all=counts_all, kinds=kinds)
 
 
+def _npy_header(fp) -> tuple:
+    """(shape, fortran_order, dtype) from the start of a ``.npy`` stream, without reading the array."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(fp)
+    if version == (1, 0):
+        return npy.read_array_header_1_0(fp)
+    if version in ((2, 0), (3, 0)):  # 3.0 differs only in utf-8 field names, which numeric arrays have none of
+        return npy.read_array_header_2_0(fp)
+    raise ValueError(f"unsupported .npy format version {version}")
+
+
+def _npz_arrays(path: Path) -> dict:
+    """``x``, ``y`` and (if present) ``class_names`` of an ``.npz``, checked from the headers first.
+
+    Refused (ValueError naming the problem): not a zip archive, two members with one name, a missing
+    ``x`` or ``y``, object or structured arrays (nothing is ever unpickled), images that are not 3-D or
+    4-D or larger than :data:`MAX_IMAGE_PIXELS`, one-hot rows wider than :data:`MAX_CLASSES`, and declared
+    sizes over :data:`MAX_NPZ_BYTES` (or NPZ_EXPANSION x the file's size, when that is larger): all before
+    any array is allocated."""
+    from numpy.lib import format as npy
+
+    def bad(problem):
+        return ValueError(f"{path}: {problem}")
+
+    with open_regular(path) as fh:
+        file_size = os.fstat(fh.fileno()).st_size
+        try:
+            zf = zipfile.ZipFile(fh)
+        except zipfile.BadZipFile:
+            raise bad("not an .npz (zip) archive") from None
+        with zf:
+            members = {}
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if key in members:
+                    raise bad(f"holds two members named {key!r}: which one is meant is ambiguous")
+                members[key] = info
+            if not {"x", "y"} <= set(members):
+                raise bad(f"an .npz for modellint needs arrays 'x' and 'y' (has {sorted(members)[:20]})")
+            wanted = [k for k in ("x", "y", "class_names") if k in members]
+            headers, total = {}, 0
+            try:
+                for key in wanted:
+                    with zf.open(members[key]) as fp:
+                        shape, _, dtype = _npy_header(fp)
+                    headers[key] = (shape, dtype)
+            except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError) as exc:
+                raise bad(f"{key} is not a readable .npy array ({exc})"[:300]) from None
+            for key, (shape, dtype) in headers.items():
+                kinds = "US" if key == "class_names" else "biuf"
+                if dtype.hasobject:
+                    raise bad(f"{key} is an object array (pickled Python objects): modellint reads only "
+                              "numeric arrays and never unpickles")
+                if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
+                    raise bad(f"{key} has dtype {dtype}; expected " + (
+                        "strings" if key == "class_names" else "numbers (integers, floats or booleans)"))
+                total += math.prod(shape) * dtype.itemsize
+            limit = max(MAX_NPZ_BYTES, NPZ_EXPANSION * file_size)
+            if total > limit:
+                raise bad(f"its arrays declare {total / 2**20:,.0f} MiB uncompressed, over the {limit / 2**20:,.0f} "
+                          f"MiB read from a {file_size / 2**20:,.1f} MiB file; keep fewer or smaller images "
+                          "(or pass a folder)")
+            xs, ys = headers["x"][0], headers["y"][0]
+            if len(xs) not in (3, 4):
+                raise bad(f"x must be NHWC, NHW or NCHW images; got shape {tuple(xs)}")
+            hw = xs[1:3] if len(xs) == 3 or xs[-1] in (1, 3, 4) or xs[1] not in (1, 3, 4) else xs[2:4]
+            if hw[0] * hw[1] > MAX_IMAGE_PIXELS:
+                raise bad(f"x holds {hw[0]}x{hw[1]} images, over the cap of {MAX_IMAGE_PIXELS / 1e6:.0f} MP "
+                          "pixels per image")
+            if len(ys) > 2 or (len(ys) == 2 and ys[1] > MAX_CLASSES):
+                raise bad(f"y must be class labels or one-hot rows of at most {MAX_CLASSES:,} classes; "
+                          f"got shape {tuple(ys)}")
+            if "class_names" in headers and math.prod(headers["class_names"][0]) > MAX_CLASSES:
+                raise bad(f"class_names holds more than {MAX_CLASSES:,} names")
+            out = {}
+            try:
+                for key in wanted:
+                    with zf.open(members[key]) as fp:
+                        out[key] = npy.read_array(fp, allow_pickle=False)
+            except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError,
+                    RuntimeError) as exc:
+                raise bad(f"{key} could not be read ({exc})"[:300]) from None
+    return out
+
+
 def _load_npz(path: Path, size, channels, seed, max_images) -> _Loaded:
-    with np.load(path, allow_pickle=False) as z:
-        keys = set(z.files)
-        if not {"x", "y"} <= keys:
-            raise ValueError(f"{path}: an .npz for modellint needs arrays 'x' and 'y' (has {sorted(keys)})")
-        x_raw, y_raw = z["x"], z["y"]
-        names_arr = z["class_names"] if "class_names" in keys else None
+    arrays = _npz_arrays(path)
+    x_raw, y_raw = arrays["x"], arrays["y"]
+    names_arr = arrays.get("class_names")
     notes = []
     if x_raw.ndim == 3:
         x_raw = x_raw[..., None]
@@ -348,19 +519,24 @@ def _load_npz(path: Path, size, channels, seed, max_images) -> _Loaded:
         raise ValueError(f"{path}: x must be NHWC, NHW or NCHW images; got shape {x_raw.shape}")
     y_raw = np.asarray(y_raw)
     if y_raw.ndim == 2 and y_raw.shape[1] > 1:
+        if y_raw.dtype.kind == "f" and not np.isfinite(y_raw).all():
+            raise ValueError(f"{path}: y has NaN or infinite values")
         y = y_raw.argmax(axis=1).astype(np.int64)
         notes.append("y converted from one-hot to class indices")
         n_classes = y_raw.shape[1]
     else:
         y_flat = y_raw.reshape(-1)
-        if not np.all(np.equal(np.mod(y_flat, 1), 0)):
+        if y_flat.dtype.kind == "f" and not np.all(np.equal(np.mod(y_flat, 1), 0)):
             raise ValueError(f"{path}: y must hold integer class labels or one-hot rows")
+        if len(y_flat) and (y_flat.min() < 0 or y_flat.max() >= MAX_CLASSES):
+            lo, hi = y_flat.min(), y_flat.max()
+            raise ValueError(f"{path}: y has negative labels" if lo < 0 else
+                             f"{path}: y has a label of {hi:,}: labels must be class indices below "
+                             f"{MAX_CLASSES:,}")
         y = y_flat.astype(np.int64)
         n_classes = int(y.max()) + 1 if len(y) else 0
     if len(y) != len(x_raw):
         raise ValueError(f"{path}: x has {len(x_raw)} rows but y has {len(y)}")
-    if len(y) and y.min() < 0:
-        raise ValueError(f"{path}: y has negative labels")
     if names_arr is not None and len(names_arr) >= n_classes:
         class_names = [str(s) for s in names_arr]
     else:
@@ -368,8 +544,11 @@ def _load_npz(path: Path, size, channels, seed, max_images) -> _Loaded:
 
     # raw statistics (in the array's own units) over every row
     stats = _Stats()
-    for i in range(0, len(x_raw), 512):
-        stats.add(np.asarray(x_raw[i:i + 512], dtype=np.float64))
+    rows = max(1, _Stats.CHUNK // max(1, x_raw.shape[1] * x_raw.shape[2]))  # about a million pixels at a time
+    for i in range(0, len(x_raw), rows):
+        stats.add(x_raw[i:i + rows])
+    if stats.nonfinite:
+        raise ValueError(f"{path}: x has {stats.nonfinite:,} NaN or infinite values")
     raw = stats.result(str(x_raw.dtype))
     lo, hi = (raw["min"], raw["max"]) if raw else (0.0, 1.0)
     if x_raw.dtype == np.uint8 or (lo >= 0 and hi > 1.0 and hi <= 255.0):
@@ -401,12 +580,12 @@ def _load_npz(path: Path, size, channels, seed, max_images) -> _Loaded:
             a = a[..., :3]
             conversions["alpha dropped"] += 1
         if channels == 3 and a.shape[-1] == 1:
-            a = np.repeat(a, 3, axis=2)
-            conversions["grey->RGB"] += 1
+            conversions["grey->RGB"] += 1  # repeated after resizing (the same numbers, a third of the work)
         elif channels == 1 and a.shape[-1] == 3:
             a = (a @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
             conversions["RGB->grey"] += 1
-        x[k] = _resize(np.clip(a, 0, 255).astype(np.float32), size)
+        small = _resize(np.clip(a, 0, 255).astype(np.float32, copy=False), size)
+        x[k] = small if small.shape[2] == channels else np.repeat(small, channels, axis=2)
     for conv, n in sorted(conversions.items()):
         notes.append(f"{conv}: {n} image(s)")
     if any(s != (h, w) for s in sizes):
