@@ -161,6 +161,75 @@ def test_npz_pixel_statistics_in_raw_units(tmp_path):
     assert np.isclose(ds.x_train[..., 0], 100 / 255).all()  # 0-255 floats scaled to [0, 1]
 
 
+def test_npz_refusals_before_reading(tmp_path, monkeypatch):
+    """What an .npz may not be: each refused with a ValueError naming the file and the problem."""
+    from modellint.probes import data as data_module
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), np.arange(20) % 2
+    cases = {
+        "nan": (dict(x=np.where(x > 250, np.nan, x / 255.0), y=y), "NaN or infinite"),
+        "negative": (dict(x=x, y=y - 1), "negative labels"),
+        "fraction": (dict(x=x, y=y + 0.5), "integer class labels"),
+        "wide_one_hot": (dict(x=x, y=np.zeros((20, 200_000), np.uint8)), "at most 100,000 classes"),
+        "object_names": (dict(x=x, y=y, class_names=np.array(["a", None], dtype=object)), "object array"),
+        "complex": (dict(x=x.astype(np.complex64), y=y), "dtype complex64"),
+        "five_d": (dict(x=x[None], y=y), "NHWC, NHW or NCHW"),
+    }
+    for name, (arrays, problem) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **arrays)
+        with pytest.raises(ValueError, match=problem) as err:
+            load_dataset(path, image_size=(8, 8))
+        assert str(path) in str(err.value), name
+    (tmp_path / "plain.npz").write_bytes(np.lib.format.magic(1, 0) + b"not a zip")
+    with pytest.raises(ValueError, match="not an .npz"):
+        load_dataset(tmp_path / "plain.npz")
+    # the caps: images over the pixel cap, and a small compressed file declaring much more than its size
+    monkeypatch.setattr(data_module, "MAX_IMAGE_PIXELS", 32)
+    np.savez(tmp_path / "ok.npz", x=x, y=y)
+    with pytest.raises(ValueError, match="8x8 images, over the cap"):
+        load_dataset(tmp_path / "ok.npz", image_size=(8, 8))
+    monkeypatch.setattr(data_module, "MAX_IMAGE_PIXELS", 25_000_000)
+    monkeypatch.setattr(data_module, "MAX_NPZ_BYTES", 10_000)
+    np.savez_compressed(tmp_path / "zeros.npz", x=np.zeros((200, 16, 16, 3), np.uint8), y=np.arange(200) % 2)
+    with pytest.raises(ValueError, match="MiB uncompressed"):
+        load_dataset(tmp_path / "zeros.npz", image_size=(8, 8))
+    load_dataset(tmp_path / "ok.npz", image_size=(8, 8))  # uncompressed: within 4x its own size
+
+
+def test_pixel_cap_skips_large_images_and_drafts_large_jpegs(tmp_path, monkeypatch):
+    """Over MAX_IMAGE_PIXELS (patched small here) a PNG is skipped before decoding (ML002, a note); a JPEG is
+    decoded at a reduced scale (Pillow's draft) and its size recorded from the file."""
+    from modellint.probes import data as data_module
+
+    monkeypatch.setattr(data_module, "MAX_IMAGE_PIXELS", 100 * 100)
+    root = _folder(tmp_path / "data", {"a": 3, "b": 3})
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(root / "a" / "big.jpg", quality=95)
+    Image.new("RGB", (300, 200), (30, 30, 200)).save(root / "b" / "big.png")
+    ds = load_dataset(root, image_size=(24, 24), val_fraction=0.0)
+    assert len(ds.y_train) == 7
+    bad = _check(ds, "ML002")
+    assert bad["files"] == ["b/big.png"] and "300x200 pixels" in bad["evidence"]["errors"]["b/big.png"]
+    assert any("pixel cap" in n and "b/big.png" in n for n in ds.notes)
+    assert ds.facts["image_sizes"]["200x300"] == 1  # the JPEG, by its own size
+    red = ds.x_train[ds.y_train == 0]
+    assert any(np.allclose(img[..., 0], 200 / 255, atol=0.03) for img in red)  # decoded, at 1/4 scale
+
+
+def test_sixteen_bit_grey_is_scaled_and_repeated(tmp_path):
+    root = tmp_path / "data"
+    for c, value in (("a", 65535), ("b", 1000)):
+        (root / c).mkdir(parents=True)
+        Image.fromarray(np.full((30, 40), value, np.uint16)).save(root / c / "g.png")
+    ds = load_dataset(root, image_size=(10, 10), channels=3, val_fraction=0.0)
+    assert ds.x_train.shape == (2, 10, 10, 3)
+    bright = ds.x_train[ds.y_train == 0][0]
+    assert np.allclose(bright, 1.0) and np.allclose(ds.x_train[ds.y_train == 1][0], 1000 / 65535, atol=1e-5)
+    stats = _check(ds, "ML008")["evidence"]
+    assert len(stats["mean"]) == 3 and stats["max"] == 255
+
+
 # -- split and subsampling -------------------------------------------------------------
 
 def _labelled_npz(path: Path, counts) -> Path:
