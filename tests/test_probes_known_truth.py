@@ -9,6 +9,11 @@ Data: 24x24x3 images, a noisy dark background (uniform in [0, 0.2]) with bright 
 
 Each case runs only the probes it needs, with a small budget; the whole file takes about a
 minute and a half on two CPU cores.
+
+The budgets are seconds of a fake clock (:mod:`fake_clock`): each runner call does its real work
+and then advances the clock by a fixed cost of about what it takes on an idle two-core machine. The
+plan (steps per probe, cuts, skips), and so every finding checked here, is the same on any machine,
+however busy; the wall-clock budget itself is tested in test_probe_suite.py.
 """
 
 import json
@@ -19,6 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import import_source, keras_only, run_cli
+from fake_clock import FakeClock, charge
 
 S = 24
 PROBE_CODES = {f"ML0{n}" for n in range(21, 31)}
@@ -40,6 +46,27 @@ def _images(n, seed, xor):
         for k, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
             x[y == k, r * h:(r + 1) * h, c * h:(c + 1) * h] += 0.7
     return (np.clip(x, 0, 1) * 255).astype(np.uint8), y.astype(np.int64)
+
+
+#: fake-clock costs of the runners' calls: about what these tiny CNNs cost on an idle two-core machine
+#: (Keras: measured 0.02 s a step, 0.13 s a reset, 0.36 ms an evaluated image)
+COSTS = {"step": 0.02, "image": 0.0004, "reset": 0.1}
+
+
+@pytest.fixture(autouse=True)
+def fake_time(monkeypatch):
+    """Every probe run of this module (``run_probes``, also through ``analyze``) reads a fake clock that the
+    Keras and PyTorch runners' calls advance by fixed costs (:data:`COSTS`)."""
+    from modellint.probes import api
+    from modellint.probes.runner_keras import KerasRunner
+    from modellint.probes.runner_torch import TorchRunner
+
+    clock = FakeClock()
+    for cls in (KerasRunner, TorchRunner):
+        charge(monkeypatch, cls, clock, **COSTS)
+    real = api.run_probes
+    monkeypatch.setattr(api, "run_probes", lambda *a, **k: real(*a, **{"clock": clock, **k}))
+    return clock
 
 
 @pytest.fixture(scope="module")
