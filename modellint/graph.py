@@ -27,6 +27,10 @@ from typing import Any, Iterator, Optional
 Shape = tuple  # a tuple of ints, None for unknown dims (batch is always None)
 
 
+class DuplicateNodeError(ValueError):
+    """Two nodes with one name (a file naming two layers alike)."""
+
+
 @dataclass
 class TrainingConfig:
     """What the model was compiled with, when the source records it."""
@@ -123,7 +127,7 @@ class Graph:
     # -- building ---------------------------------------------------------
     def add(self, node: Node) -> Node:
         if node.name in self.nodes:
-            raise ValueError(f"duplicate node name {node.name!r}")
+            raise DuplicateNodeError(f"duplicate node name {node.name!r}")
         self.nodes[node.name] = node
         return node
 

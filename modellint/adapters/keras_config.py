@@ -17,19 +17,34 @@ as data and nothing in it is ever executed.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import deque
 from typing import Optional
 
 from .. import ops
-from ..graph import Graph, Node, TrainingConfig
-from .common import add_with_activation, count_node, infer_node
-from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, activation_name, read_layer
+from ..graph import DuplicateNodeError, Graph, Node, TrainingConfig, split_ref
+from .common import MAX_DIM, add_with_activation, count_node, infer_node
+from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, BadValue, activation_name, read_layer
 
 AXIS_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "normalization", "concat", "unitnorm"})
+
+#: Models nested inside models: real ones nest a few levels; the builder recurses
+#: once per level, so a hostile file nesting thousands must stop well before
+#: Python's recursion limit.
+MAX_NESTING = 64
+#: Layers in one model (nested ones included). The largest Keras application
+#: (NASNetLarge) has about 1,000; a graph of this many still analyses in seconds.
+MAX_LAYERS = 100_000
 
 
 class KerasConfigError(ValueError):
     """The JSON is not a Keras model config we can read."""
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def is_model_config(obj) -> bool:
@@ -51,7 +66,10 @@ def graph_from_config(model: dict, *, training: Optional[TrainingConfig] = None,
     graph = Graph(name=name, framework="keras", model_class=model["class_name"],
                   layout=_detect_layout(model), training=training, **graph_fields)
     builder = _Builder(graph, known_shapes or {})
-    outputs = builder.model(model["class_name"], cfg, None, prefix="", trainable=True, share_prefix=None)
+    try:
+        outputs = builder.model(model["class_name"], cfg, None, prefix="", trainable=True, share_prefix=None)
+    except DuplicateNodeError as exc:
+        raise KerasConfigError(f"two layers have one name ({exc})") from None
     graph.outputs = outputs
     return graph
 
@@ -73,16 +91,34 @@ def _detect_layout(model) -> str:
 
 
 def _layer_name(entry: dict) -> str:
+    if not isinstance(entry, dict):
+        raise KerasConfigError(f"a layer entry is {_short(entry)}, not an object")
     cfg = entry.get("config")
     name = entry.get("name") or (cfg.get("name") if isinstance(cfg, dict) else None)
     if not name:
         raise KerasConfigError("a layer has no name")
-    return str(name)
+    if not isinstance(name, str):
+        raise KerasConfigError(f"a layer's name is {_short(name)}, not a string")
+    return name
+
+
+def _index(value) -> bool:
+    """A node or tensor index: a non-negative int."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DIM
 
 
 def _is_tensor_ref(v) -> bool:
     return (isinstance(v, list) and 3 <= len(v) <= 4 and isinstance(v[0], str)
             and isinstance(v[1], int) and isinstance(v[2], int))
+
+
+def _history(hist) -> tuple:
+    """``keras_history`` ``[layer, node_index, tensor_index]`` -> a ref, or KerasConfigError."""
+    if (not isinstance(hist, (list, tuple)) or len(hist) != 3 or not isinstance(hist[0], str)
+            or not _index(hist[1]) or not _index(hist[2])):
+        raise KerasConfigError(f"malformed keras_history {_short(hist)} "
+                               "(expected [layer name, node index, tensor index])")
+    return hist[0], hist[1], hist[2]
 
 
 def parse_call(node) -> list:
@@ -92,8 +128,8 @@ def parse_call(node) -> list:
         def walk(obj):
             if isinstance(obj, dict):
                 if obj.get("class_name") == "__keras_tensor__":
-                    hist = obj["config"]["keras_history"]
-                    refs.append((str(hist[0]), int(hist[1]), int(hist[2])))
+                    cfg = obj.get("config")
+                    refs.append(_history(cfg.get("keras_history") if isinstance(cfg, dict) else None))
                 else:
                     for v in obj.values():
                         walk(v)
@@ -103,19 +139,23 @@ def parse_call(node) -> list:
 
         walk(node.get("args", []))
         kwargs = node.get("kwargs", {}) or {}
+        if not isinstance(kwargs, dict):
+            raise KerasConfigError(f"call kwargs {_short(kwargs)} are not an object")
         for key in ("inputs", "query", "value", "key"):
             if key in kwargs:
                 walk(kwargs[key])
         return refs
     # Keras 1/2: a list of [layer, node_index, tensor_index, kwargs]
+    if not isinstance(node, list):
+        raise KerasConfigError(f"inbound node {_short(node)} is not a list of tensor references")
     for item in node:
         if _is_tensor_ref(item):
-            refs.append((item[0], item[1], item[2]))
+            refs.append(_history(item[:3]))
             kwargs = item[3] if len(item) > 3 and isinstance(item[3], dict) else {}
             for key in ("value", "key"):
                 v = kwargs.get(key)
                 if _is_tensor_ref(v):
-                    refs.append((v[0], v[1], v[2]))
+                    refs.append(_history(v[:3]))
     return refs
 
 
@@ -134,19 +174,24 @@ def call_kwargs(entry: dict, call_idx: int) -> dict:
     return {}
 
 
-def _ref_list(value) -> list:
+def _ref_list(value, what: str) -> list:
     """``input_layers`` / ``output_layers``: one [name, node, tensor] or a list of them."""
     if not value:
         return []
-    if isinstance(value, list) and value and isinstance(value[0], str):
-        return [(value[0], int(value[1]), int(value[2]))]
-    out = []
-    for v in value:
-        if isinstance(v, dict):  # some Keras 3 versions nest keras tensors here too
-            out.extend(parse_call({"args": [v]}))
-        else:
-            out.append((v[0], int(v[1]), int(v[2])))
-    return out
+    if not isinstance(value, list):
+        raise KerasConfigError(f"{what} {_short(value)} is not a list of [layer, node, tensor]")
+    try:
+        if isinstance(value[0], str):
+            return [_history(value)]
+        out = []
+        for v in value:
+            if isinstance(v, dict):  # some Keras 3 versions nest keras tensors here too
+                out.extend(parse_call({"args": [v]}))
+            else:
+                out.append(_history(v))
+        return out
+    except KerasConfigError as exc:
+        raise KerasConfigError(f"{what}: {exc}") from None
 
 
 def _canon_axis(axis, rank: int, layout: str):
@@ -160,10 +205,15 @@ class _Builder:
         self.known_shapes = known_shapes
 
     # -- shapes in and out of the canonical layout --------------------------
-    def canon(self, shape):
+    def canon(self, shape, what="shape"):
         if shape is None:
             return None
-        shape = tuple(None if d is None or d == -1 else int(d) for d in shape)
+        if not isinstance(shape, (list, tuple)) or not all(
+                d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in shape):
+            raise KerasConfigError(f"{what} {_short(shape)} is not a list of sizes (integers, null for unknown)")
+        if not all(d is None or -1 <= d <= MAX_DIM for d in shape):
+            raise KerasConfigError(f"{what} {_short(shape)} has a size out of range (0 to {MAX_DIM})")
+        shape = tuple(None if d is None or d == -1 else d for d in shape)
         if self.layout == "channels_first" and len(shape) >= 3:
             return (shape[0], *shape[2:], shape[1])
         return shape
@@ -172,14 +222,20 @@ class _Builder:
     def model(self, class_name, cfg, in_refs, *, prefix, trainable, share_prefix):
         if isinstance(cfg, dict):
             trainable = trainable and cfg.get("trainable", True) is not False
+        if prefix.count("/") > MAX_NESTING:
+            raise KerasConfigError(f"models nested more than {MAX_NESTING} deep")
         if class_name == "Sequential":
             return self.sequential(cfg, in_refs, prefix, trainable, share_prefix)
         return self.functional(cfg, in_refs, prefix, trainable, share_prefix)
 
     def sequential(self, cfg, in_refs, prefix, trainable, share_prefix):
-        layers = cfg if isinstance(cfg, list) else cfg.get("layers", [])
+        layers = cfg if isinstance(cfg, list) else cfg.get("layers", []) if isinstance(cfg, dict) else None
         if not isinstance(layers, list):
             raise KerasConfigError("Sequential config has no layer list")
+        if len(layers) + len(self.g.nodes) > MAX_LAYERS:
+            raise KerasConfigError(f"more than {MAX_LAYERS:,} layers")
+        for entry in layers:
+            _layer_name(entry)   # every entry an object with a name
         refs = in_refs
         start = 0
         if layers and layers[0].get("class_name") == "InputLayer":
@@ -188,9 +244,13 @@ class _Builder:
             start = 1
         elif refs is None:
             first = layers[0].get("config", {}) if layers else {}
+            if not isinstance(first, dict):
+                raise KerasConfigError(f"layer {_layer_name(layers[0])!r}: config is not an object")
             shape = (first.get("batch_input_shape") or first.get("batch_shape")
                      or (cfg.get("build_input_shape") if isinstance(cfg, dict) else None))
             if shape is None and first.get("input_shape") is not None:
+                if not isinstance(first["input_shape"], (list, tuple)):
+                    raise KerasConfigError(f"input_shape {_short(first['input_shape'])} is not a list of sizes")
                 shape = [None, *first["input_shape"]]
             if shape is None:
                 raise KerasConfigError("Sequential model has no input shape (not built)")
@@ -201,14 +261,33 @@ class _Builder:
         return refs
 
     def functional(self, cfg, in_refs, prefix, trainable, share_prefix):
+        if not isinstance(cfg, dict):
+            raise KerasConfigError("Functional config is not an object")
         layers = cfg.get("layers")
         if not isinstance(layers, list):
             raise KerasConfigError("Functional config has no layer list")
-        inputs = _ref_list(cfg.get("input_layers"))
-        outputs = _ref_list(cfg.get("output_layers"))
+        inputs = _ref_list(cfg.get("input_layers"), "input_layers")
+        outputs = _ref_list(cfg.get("output_layers"), "output_layers")
         tensors: dict = {}  # (layer, node_index) -> list of refs
         input_pos = {name: i for i, (name, _, _) in enumerate(inputs)}
+        # layer name -> how many calls (inbound nodes) it declares; an InputLayer has one
+        calls = {}
+        input_names = set()
+        for entry in layers:
+            name = _layer_name(entry)
+            if name in calls:
+                raise KerasConfigError(f"two layers are named {name!r}")
+            nodes = entry.get("inbound_nodes") or []
+            if not isinstance(nodes, list):
+                raise KerasConfigError(f"layer {name!r}: inbound_nodes {_short(nodes)} is not a list")
+            calls[name] = 1 if entry.get("class_name") == "InputLayer" else len(nodes)
+            if entry.get("class_name") == "InputLayer":
+                input_names.add(name)
+        for name in input_pos:
+            if name not in input_names:
+                raise KerasConfigError(f"input_layers names {name!r}, which is not an input layer of the model")
         pending = []
+        built = {}                # layer name -> calls built
         for entry in layers:
             name = _layer_name(entry)
             if entry.get("class_name") == "InputLayer":
@@ -216,49 +295,88 @@ class _Builder:
                     tensors[(name, 0)] = [in_refs[input_pos[name]]]
                 else:
                     tensors[(name, 0)] = [self.input_node(entry, prefix)]
+                built[name] = 1
                 continue
             for idx, node in enumerate(entry.get("inbound_nodes") or []):
-                pending.append((entry, idx, parse_call(node)))
-        while pending:
-            left = []
-            for entry, idx, refs in pending:
-                resolved = [self.resolve(tensors, r) for r in refs]
-                if any(r is None for r in resolved):
-                    left.append((entry, idx, refs))
-                    continue
-                tensors[(_layer_name(entry), idx)] = self.call(
-                    entry, resolved, prefix, trainable, share_prefix, call_idx=idx)
-            if len(left) == len(pending):
-                missing = sorted({r[0] for _, _, refs in left for r in refs
-                                  if self.resolve(tensors, r) is None})
-                raise KerasConfigError(f"layer inputs never produced: {', '.join(missing[:5])}")
-            pending = left
+                try:
+                    pending.append((entry, idx, parse_call(node)))
+                except KerasConfigError as exc:
+                    raise KerasConfigError(f"layer {name!r}: {exc}") from None
+        if len(pending) + len(self.g.nodes) > MAX_LAYERS:
+            raise KerasConfigError(f"more than {MAX_LAYERS:,} layer calls")
+        # Build each call once its inputs exist. A call whose input is not built yet
+        # waits on that input's key and is queued again when it is built, so a file
+        # listing its layers in any order takes linear time.
+        ready = deque(pending)
+        waiting: dict = {}        # (layer, node index) or (layer, None) for "all its calls" -> items
+        while ready:
+            item = ready.popleft()
+            entry, idx, refs = item
+            resolved = []
+            for r in refs:
+                ref = self.resolve(tensors, calls, built, r)
+                if ref is None:
+                    key = (r[0], r[1] if r[1] < calls.get(r[0], 0) else None)
+                    waiting.setdefault(key, []).append(item)
+                    break
+                resolved.append(ref)
+            else:
+                name = _layer_name(entry)
+                tensors[(name, idx)] = self.call(entry, resolved, prefix, trainable, share_prefix, call_idx=idx)
+                built[name] = built.get(name, 0) + 1
+                ready.extend(waiting.pop((name, idx), ()))
+                if built[name] == calls[name]:
+                    ready.extend(waiting.pop((name, None), ()))
+        if waiting:
+            left = [item for items in waiting.values() for item in items]
+            missing = sorted({r[0] for _, _, refs in left for r in refs
+                              if self.resolve(tensors, calls, built, r) is None})
+            raise KerasConfigError(f"layer inputs never produced: {', '.join(missing[:5])}")
         out = []
         for r in outputs:
-            ref = self.resolve(tensors, r)
+            ref = self.resolve(tensors, calls, built, r)
             if ref is None:
                 raise KerasConfigError(f"model output {r[0]!r} is not produced by any layer")
             out.append(ref)
         return out
 
-    @staticmethod
-    def resolve(tensors, ref):
+    def resolve(self, tensors, calls, built, ref):
+        """The graph ref of ``(layer, node_index, tensor_index)``; None while the call
+        that makes it has not been built yet (or the layer does not exist)."""
         name, node_idx, tensor_idx = ref
         outs = tensors.get((name, node_idx))
         if outs is None:
+            n_calls = calls.get(name)
+            if n_calls is None or node_idx < n_calls:
+                return None   # no such layer (reported later), or that call is not built yet
+            if built.get(name, 0) < n_calls:
+                return None   # wait for all its calls before reading past them
             # tf.keras numbers a nested model's calls after its own construction
-            # node; older files may be off by one. Fall back to the only call.
-            calls = [v for (n, _), v in tensors.items() if n == name]
-            outs = tensors.get((name, node_idx - 1)) or (calls[0] if len(calls) == 1 else None)
-        if outs is None:
-            return None
-        return outs[tensor_idx] if tensor_idx < len(outs) else outs[-1]
+            # node, so a reference may be one past the calls listed: the last call.
+            # Anything further is a broken reference.
+            if node_idx == n_calls and n_calls:
+                outs = tensors[(name, n_calls - 1)]
+            else:
+                raise KerasConfigError(f"tensor reference {list(ref)!r} reads call {node_idx} of {name!r}, "
+                                       f"which has {n_calls} call{'s' if n_calls != 1 else ''}")
+        if tensor_idx < len(outs):
+            return outs[tensor_idx]
+        producer = self.g.nodes.get(split_ref(outs[-1])[0])
+        if producer is not None and producer.op == "unknown":
+            return outs[-1]   # a custom layer: how many outputs it has is unknown
+        raise KerasConfigError(f"tensor reference {list(ref)!r} reads output {tensor_idx} of {name!r}, "
+                               f"which has {len(outs)} output{'s' if len(outs) != 1 else ''}")
 
     # -- inputs -------------------------------------------------------------
     def input_node(self, entry, prefix):
         cfg = entry.get("config", {})
+        if not isinstance(cfg, dict):
+            raise KerasConfigError(f"input {_layer_name(entry)!r}: config is not an object")
         shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
         if shape is None and cfg.get("shape") is not None:
+            if not isinstance(cfg["shape"], (list, tuple)):
+                raise KerasConfigError(f"input {_layer_name(entry)!r}: shape {_short(cfg['shape'])} "
+                                       "is not a list of sizes")
             shape = [None, *cfg["shape"]]
         if shape is None:
             raise KerasConfigError(f"input {_layer_name(entry)!r} has no shape")
@@ -268,7 +386,8 @@ class _Builder:
         if isinstance(dtype, dict):
             dtype = (dtype.get("config") or {}).get("name")
         node = Node(name=name, op="input", source_type="InputLayer",
-                    attrs={"dtype": dtype or "float32"}, output_shapes=[self.canon(shape)])
+                    attrs={"dtype": dtype or "float32"},
+                    output_shapes=[self.canon(shape, f"input {name!r}: batch shape")])
         self.g.add(node)
         self.g.inputs.append(name)
         return name
@@ -297,20 +416,26 @@ class _Builder:
             return outs
 
         attrs_extra = {}
-        if class_name == "Bidirectional":
-            inner = cfg.get("layer", {})
-            op, attrs = read_layer(inner.get("class_name", ""), inner.get("config", {}))
-            attrs.update(bidirectional=True, merge_mode=cfg.get("merge_mode", "concat"))
-        elif class_name == "TimeDistributed":
-            inner = cfg.get("layer", {})
-            op, attrs = read_layer(inner.get("class_name", ""), inner.get("config", {}))
-            attrs["time_distributed"] = True
-            attrs_extra["inner"] = inner.get("class_name")
-        else:
-            try:
-                op, attrs = read_layer(class_name, cfg)
-            except (KeyError, TypeError, ValueError) as exc:
-                op, attrs = "unknown", {"error": f"unreadable {class_name} config: {exc}"}
+        try:
+            if class_name in ("Bidirectional", "TimeDistributed"):
+                inner = cfg.get("layer", {})
+                if not isinstance(inner, dict) or not isinstance(inner.get("config", {}), dict):
+                    raise KerasConfigError("the wrapped layer's config is not an object")
+                op, attrs = read_layer(inner.get("class_name", ""), inner.get("config", {}))
+                if class_name == "Bidirectional":
+                    attrs.update(bidirectional=True, merge_mode=cfg.get("merge_mode", "concat"))
+                else:
+                    attrs["time_distributed"] = True
+                    attrs_extra["inner"] = inner.get("class_name")
+            else:
+                try:
+                    op, attrs = read_layer(class_name, cfg)
+                except (KeyError, TypeError, ValueError) as exc:
+                    if isinstance(exc, BadValue):
+                        raise
+                    op, attrs = "unknown", {"error": f"unreadable {class_name} config: {exc}"}
+        except (BadValue, KerasConfigError) as exc:
+            raise KerasConfigError(f"layer {lname!r} ({class_name}): {exc}") from None
         attrs.update(attrs_extra)
         attrs.update({k: v for k, v in call_kwargs(entry, call_idx).items() if k in CALL_ATTRS})
 
@@ -333,14 +458,15 @@ class _Builder:
 
         rank = len(in_shapes[0]) if in_shapes and in_shapes[0] is not None else 0
         if op in AXIS_OPS and "axis" in node.attrs and rank:
-            node.attrs["axis"] = _canon_axis(node.attrs["axis"], rank, self.layout)
-        if op == "activation" and node.attrs.get("function") == "prelu" and node.attrs.get("shared_axes"):
-            node.attrs["shared_axes"] = [_canon_axis(a, rank, self.layout) % rank
-                                         for a in node.attrs["shared_axes"]]
+            node.attrs["axis"] = self.axis(node.attrs["axis"], rank, lname, class_name, "axis")
+        if op == "activation" and node.attrs.get("function") == "prelu" and node.attrs.get("shared_axes") and rank:
+            shared = node.attrs["shared_axes"]
+            shared = shared if isinstance(shared, (list, tuple)) else [shared]
+            node.attrs["shared_axes"] = [a % rank for a in self.axis(shared, rank, lname, class_name, "shared_axes")]
         infer_node(node, in_shapes, self.layout)
         known = self.known_shapes.get(node_name) if node.op == "unknown" else None
         if known and not node.output_shapes:
-            node.output_shapes = [self.canon(s) for s in known["shapes"]]
+            node.output_shapes = [self.canon(s, f"layer {lname!r}: output shape") for s in known["shapes"]]
             node.notes.append("output shape taken from the live model")
         count_node(node, in_shapes, layer_trainable, self.layout)
         if known and known.get("params"):
@@ -353,13 +479,21 @@ class _Builder:
             return [f"{node_name}:{i}" if i else node_name for i in range(len(node.output_shapes))]
         return [node_name]
 
+    def axis(self, axis, rank, lname, class_name, what):
+        """A source axis (or list of axes) of a rank-``rank`` input as a canonical one."""
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        if not all(isinstance(a, int) and not isinstance(a, bool) and -rank <= a < rank for a in axes):
+            raise KerasConfigError(f"layer {lname!r} ({class_name}): {what} {_short(axis)} is not an axis "
+                                   f"of its rank-{rank} input")
+        return _canon_axis(axis, rank, self.layout)
+
     def _fill_from_build_config(self, in_refs, in_shapes, build):
         shapes = build if len(in_refs) > 1 and isinstance(build, list) and build and isinstance(build[0], list) else [build]
         if isinstance(build, dict):
             shapes = list(build.values())
         for i, ref in enumerate(in_refs):
             if in_shapes[i] is None and i < len(shapes) and isinstance(shapes[i], list):
-                in_shapes[i] = self.canon(shapes[i])
+                in_shapes[i] = self.canon(shapes[i], "build_config input_shape")
                 producer = self.g.nodes.get(ref.split(":")[0] if ":" in ref else ref)
                 if producer is not None and not producer.output_shapes:
                     producer.output_shapes = [in_shapes[i]]
@@ -392,6 +526,8 @@ def _loss(value) -> tuple:
         cfg = value.get("config") or {}
         if isinstance(cfg, str):  # a function serialised by name
             return _loss(cfg)
+        if not isinstance(value["class_name"], str) or not isinstance(cfg, dict):
+            raise KerasConfigError(f"loss {_short(value)} is not a Keras loss config")
         name = _snake(value["class_name"])
         if name == "function":
             name = str(cfg.get("name", "function"))
@@ -415,17 +551,24 @@ def _optimizer(value) -> tuple:
         return None, None, {}
     if isinstance(value, str):
         return value.lower(), None, {}
-    cfg = dict(value.get("config") or {})
-    name = str(value.get("class_name", cfg.get("name", "unknown")))
+    cfg = value.get("config") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(cfg or {}, dict):
+        raise KerasConfigError(f"optimizer {_short(value)} is not a Keras optimizer config")
+    cfg = dict(cfg or {})
+    name = value.get("class_name", cfg.get("name", "unknown"))
+    if not isinstance(name, str):
+        raise KerasConfigError(f"optimizer class_name {_short(name)} is not a string")
     lr = cfg.get("learning_rate", cfg.get("lr"))
     if isinstance(lr, dict):  # a schedule
-        inner = lr.get("config") or {}
+        inner = lr.get("config") if isinstance(lr.get("config"), dict) else {}
         cfg["learning_rate_schedule"] = lr.get("class_name")
         lr = inner.get("initial_learning_rate", inner.get("learning_rate"))
     try:
         lr = float(lr) if lr is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         lr = None
+    if lr is not None and not math.isfinite(lr):
+        lr = None   # Infinity or NaN: no learning rate anyone set
     if lr is not None:
         lr = float(f"{lr:.6g}")  # configs store float32 values (0.0010000000474974513)
     cfg.pop("name", None)  # an instance name ("adam_3" after a few optimizers in one process), not a setting
@@ -442,7 +585,10 @@ def _metrics(value) -> list:
             out.append(v)
         elif isinstance(v, dict) and "class_name" in v:
             cfg = v.get("config") or {}
-            out.append(cfg.get("name") if isinstance(cfg, dict) and cfg.get("name") else _snake(v["class_name"]))
+            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) and cfg.get("name"):
+                out.append(cfg["name"])
+            elif isinstance(v["class_name"], str):
+                out.append(_snake(v["class_name"]))
         elif isinstance(v, dict):
             for x in v.values():
                 walk(x)

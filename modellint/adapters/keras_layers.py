@@ -11,10 +11,38 @@ Nothing here imports Keras: configs are plain JSON.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Optional
 
 _MISSING = object()
+
+
+class BadValue(ValueError):
+    """A layer argument no Keras version writes: a size that is not a finite integer
+    (``Infinity``, ``NaN``, ``2.5``, a string, a list). The graph builder refuses the
+    file, naming the layer; the range (``units`` >= 1, ...) is checked on the built
+    graph (:func:`modellint.adapters.common.check_graph`)."""
+
+
+def integer(value, what: str) -> int:
+    """A size argument as an int: a JSON integer, or a float with an integral value
+    (some old files write ``32.0``). ``None`` (an argument a Keras version does not
+    write) is a TypeError, as ``int(None)`` was, so that the layer reads as unknown."""
+    if value is None:
+        raise TypeError(f"{what} missing")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadValue(f"{what} {_short(value)} is not an integer")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise BadValue(f"{what} {_short(value)} is not an integer")
+    return int(value)
+
+
+def _short(value, limit: int = 40) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"   # as JSON spells them
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def get(cfg: dict, *names, default=None):
@@ -26,13 +54,13 @@ def get(cfg: dict, *names, default=None):
     return default
 
 
-def tup(value, n: int) -> tuple:
+def tup(value, n: int, what: str = "size") -> tuple:
     if value is None:
         return (1,) * n
     if isinstance(value, (list, tuple)):
-        value = tuple(int(v) for v in value)
+        value = tuple(integer(v, what) for v in value)
         return value if len(value) == n else value * n if len(value) == 1 else value
-    return (int(value),) * n
+    return (integer(value, what),) * n
 
 
 def activation_name(value) -> str:
@@ -102,26 +130,26 @@ def _conv(rank, op="conv"):
         elif rank == 3 and "kernel_dim1" in cfg:
             kernel = (cfg["kernel_dim1"], cfg["kernel_dim2"], cfg["kernel_dim3"])
         else:
-            kernel = tup(get(cfg, "kernel_size"), rank)
+            kernel = tup(get(cfg, "kernel_size"), rank, "kernel_size")
         attrs = {
             "rank": rank,
-            "kernel": tup(kernel, rank),
-            "strides": tup(get(cfg, "strides", "subsample", "subsample_length", default=1), rank),
-            "dilation": tup(get(cfg, "dilation_rate", "atrous_rate", default=1), rank),
+            "kernel": tup(kernel, rank, "kernel_size"),
+            "strides": tup(get(cfg, "strides", "subsample", "subsample_length", default=1), rank, "strides"),
+            "dilation": tup(get(cfg, "dilation_rate", "atrous_rate", default=1), rank, "dilation_rate"),
             "padding": _padding(cfg),
             "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
             "activation": activation_name(cfg.get("activation")),
             **_weights_setup(cfg, "depthwise_initializer" if op == "depthwise_conv" else "kernel_initializer"),
         }
         if op != "depthwise_conv":
-            attrs["filters"] = int(get(cfg, "filters", "nb_filter"))
+            attrs["filters"] = integer(get(cfg, "filters", "nb_filter"), "filters")
         if op in ("depthwise_conv", "separable_conv"):
-            attrs["depth_multiplier"] = int(get(cfg, "depth_multiplier", default=1))
+            attrs["depth_multiplier"] = integer(get(cfg, "depth_multiplier", default=1), "depth_multiplier")
         if op == "conv":
-            attrs["groups"] = int(get(cfg, "groups", default=1))
+            attrs["groups"] = integer(get(cfg, "groups", default=1), "groups")
         if op == "conv_transpose":
             if cfg.get("output_padding") is not None:
-                attrs["output_padding"] = tup(cfg["output_padding"], rank)
+                attrs["output_padding"] = tup(cfg["output_padding"], rank, "output_padding")
         return op, attrs
 
     return read
@@ -129,7 +157,7 @@ def _conv(rank, op="conv"):
 
 def _dense(cfg):
     return "dense", {
-        "units": int(get(cfg, "units", "output_dim")),
+        "units": integer(get(cfg, "units", "output_dim"), "units"),
         "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
         "activation": activation_name(cfg.get("activation")),
         **_weights_setup(cfg, "kernel_initializer"),
@@ -162,7 +190,9 @@ def _rmsnorm(cfg):
 
 
 def _groupnorm(cfg):
-    return "groupnorm", {"groups": cfg.get("groups"), "axis": cfg.get("axis", -1),
+    groups = cfg.get("groups")
+    return "groupnorm", {"groups": integer(groups, "groups") if groups is not None else None,
+                         "axis": cfg.get("axis", -1),
                          "center": bool(cfg.get("center", True)), "scale": bool(cfg.get("scale", True))}
 
 
@@ -198,9 +228,17 @@ def _prelu(cfg):
     return "activation", {"function": "prelu", "shared_axes": cfg.get("shared_axes")}
 
 
+def number(value, what: str) -> float:
+    """A real-valued argument (a rate, a slope): a finite JSON number, else BadValue."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadValue(f"{what} {_short(value)} is not a finite number")
+    return value
+
+
 def _dropout(variant):
     def read(cfg):
-        return "dropout", {"variant": variant, "rate": get(cfg, "rate", "p", "stddev", default=0.0)}
+        rate = get(cfg, "rate", "p", "stddev", default=0.0)
+        return "dropout", {"variant": variant, "rate": number(rate, "rate") if rate is not None else 0.0}
 
     return read
 
@@ -211,8 +249,8 @@ def _pool(rank, op):
         strides = get(cfg, "strides", "stride")
         return op, {
             "rank": rank,
-            "pool_size": tup(size, rank),
-            "strides": tup(strides if strides is not None else size, rank),
+            "pool_size": tup(size, rank, "pool_size"),
+            "strides": tup(strides if strides is not None else size, rank, "strides"),
             "padding": _padding(cfg),
         }
 
@@ -229,14 +267,19 @@ def _global_pool(mode):
 def _pad_like(op, key, rank):
     def read(cfg):
         value = cfg.get(key, 1 if op == "pad" else 0)
-        if isinstance(value, int):
+        if not isinstance(value, (list, tuple)):
+            value = integer(value, key)
             pairs = ((value, value),) * rank
         else:
             pairs = []
             for v in value:
-                pairs.append((v, v) if isinstance(v, int) else (int(v[0]), int(v[1])))
+                if isinstance(v, (list, tuple)):
+                    pairs.append((integer(v[0], key), integer(v[1], key)))
+                else:
+                    v = integer(v, key)
+                    pairs.append((v, v))
             if len(pairs) == 2 and rank == 1:  # Cropping1D/ZeroPadding1D take (lo, hi)
-                pairs = [(value[0], value[1])]
+                pairs = [(pairs[0][0], pairs[1][0])]
             pairs = tuple(pairs)
         attrs = {"rank": rank, key: pairs}
         if rank == 1:  # Cropping1D (and ZeroPadding1D before Keras 3) act on axis 1 whatever the layout
@@ -248,7 +291,7 @@ def _pad_like(op, key, rank):
 
 def _upsample(rank):
     def read(cfg):
-        attrs = {"rank": rank, "size": tup(get(cfg, "size", "length", default=2), rank),
+        attrs = {"rank": rank, "size": tup(get(cfg, "size", "length", default=2), rank, "size"),
                  "interpolation": cfg.get("interpolation", "nearest")}
         if rank == 1:  # UpSampling1D has no data_format: it always repeats axis 1
             attrs["data_format"] = "channels_last"
@@ -282,27 +325,34 @@ def _keras1_merge(cfg):
     return op, attrs
 
 
+def _sizes(value, what) -> tuple:
+    if not isinstance(value, (list, tuple)):
+        raise BadValue(f"{what} {_short(value)} is not a list of sizes")
+    return tuple(integer(v, what) for v in value)
+
+
 def _reshape(cfg):
-    return "reshape", {"target_shape": tuple(cfg["target_shape"])}
+    return "reshape", {"target_shape": _sizes(cfg["target_shape"], "target_shape")}
 
 
 def _permute(cfg):
-    return "permute", {"dims": tuple(cfg["dims"])}
+    return "permute", {"dims": _sizes(cfg["dims"], "dims")}
 
 
 def _repeat(cfg):
-    return "repeat", {"n": int(cfg["n"])}
+    return "repeat", {"n": integer(cfg["n"], "n")}
 
 
 def _embedding(cfg):
-    return "embedding", {"input_dim": int(cfg["input_dim"]), "output_dim": int(cfg["output_dim"])}
+    return "embedding", {"input_dim": integer(cfg["input_dim"], "input_dim"),
+                         "output_dim": integer(cfg["output_dim"], "output_dim")}
 
 
 def _rnn(cell):
     def read(cfg):
         return "rnn", {
             "cell": cell,
-            "units": int(get(cfg, "units", "output_dim")),
+            "units": integer(get(cfg, "units", "output_dim"), "units"),
             "return_sequences": bool(cfg.get("return_sequences", False)),
             "return_state": bool(cfg.get("return_state", False)),
             "use_bias": bool(get(cfg, "use_bias", "bias", default=True)),
@@ -316,11 +366,14 @@ def _rnn(cell):
 def _attention(cfg):
     out = cfg.get("output_shape")  # None, an int or a tuple of feature dims
     if isinstance(out, (list, tuple)):
-        out = tuple(int(d) for d in out) or None
+        out = tuple(integer(d, "output_shape") for d in out) or None
+    elif out is not None:
+        out = integer(out, "output_shape")
+    value_dim = cfg.get("value_dim") or None
     return "attention", {
-        "num_heads": int(cfg["num_heads"]),
-        "key_dim": int(cfg["key_dim"]),
-        "value_dim": cfg.get("value_dim") or None,
+        "num_heads": integer(cfg["num_heads"], "num_heads"),
+        "key_dim": integer(cfg["key_dim"], "key_dim"),
+        "value_dim": integer(value_dim, "value_dim") if value_dim is not None else None,
         "output_shape": out,
         "use_bias": bool(cfg.get("use_bias", True)),
         "dropout": cfg.get("dropout", 0.0),
@@ -332,7 +385,7 @@ def _rescaling(cfg):
 
 
 def _resize(cfg):
-    return "resize", {"height": int(cfg["height"]), "width": int(cfg["width"]),
+    return "resize", {"height": integer(cfg["height"], "height"), "width": integer(cfg["width"], "width"),
                       "interpolation": cfg.get("interpolation")}
 
 
@@ -340,7 +393,7 @@ def _augment(kind):
     def read(cfg):
         attrs = {"kind": kind}
         if kind == "crop":
-            attrs.update(height=int(cfg["height"]), width=int(cfg["width"]))
+            attrs.update(height=integer(cfg["height"], "height"), width=integer(cfg["width"], "width"))
         if kind in ("height", "width"):
             attrs["factor"] = cfg.get("factor")
         return "augment", attrs
