@@ -2,17 +2,26 @@
 
 :func:`load_graph` picks the adapter. Files are recognised by their first bytes,
 never by their suffix (an HDF5 file named ``.keras`` is read as HDF5).
+
+Bad input (corrupt, truncated, of the wrong format, hostile) raises
+:class:`~modellint.errors.InputError`, one line naming the file and the problem:
+the readers check what they can with a precise message, and :func:`load_file`
+turns anything else a reader raises into "<format> file is malformed: ...". Every
+graph is then checked for absurd sizes (:func:`.common.check_graph`) before a
+rule sees it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
+import struct
 import sys
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError
+from ..errors import InputError, ModelLintError
 from ..graph import Graph
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -21,6 +30,17 @@ PICKLE_PROTOCOLS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 # Suffixes of model files, for directory search and the pre-commit hook.
 MODEL_SUFFIXES = (".h5", ".hdf5", ".keras", ".json", ".pt", ".pt2", ".pth", ".onnx")
+
+#: Entries listed in one zip archive. A .keras archive holds three (config,
+#: metadata, weights) plus its assets, a PyTorch checkpoint one per tensor
+#: storage (thousands for the largest models). zipfile keeps ~0.5 KiB per entry,
+#: so a 100 MB archive of 1.2 million empty entries would cost ~650 MiB before
+#: anything is read; the count is read from the end record first.
+MAX_ZIP_ENTRIES = 100_000
+#: The longest problem text of an error line: one line, readable in a terminal.
+MAX_PROBLEM_CHARS = 240
+
+_FORMAT_NAMES = {"hdf5": "HDF5", "zip": "zip archive", "json": "JSON", "pickle": "pickle", "onnx": "ONNX"}
 
 
 def sniff(path: Path) -> str:
@@ -37,7 +57,7 @@ def sniff(path: Path) -> str:
         return "zip"
     if head[:2] in PICKLE_PROTOCOLS:
         return "pickle"
-    if head[:1] == b"\x08" and 1 <= head[1] <= 32:
+    if head[:1] == b"\x08" and len(head) > 1 and 1 <= head[1] <= 32:
         return "onnx"  # a ModelProto starts with ir_version: field 1 as a varint (0x08), then a small number
     if head.lstrip()[:1] in (b"{", b"["):
         return "json"
@@ -53,14 +73,74 @@ def _check_path(path: Path) -> None:
         raise InputError(path, "permission denied")
 
 
+def _zip_entry_count(path: Path) -> Optional[int]:
+    """Entries the archive's end record declares (None when there is none to read)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        tail_len = min(size, 22 + 65535)      # end record + the longest comment
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        total = struct.unpack_from("<H", tail, at + 10)[0]
+        if total != 0xFFFF or at < 20 or tail[at - 20:at - 16] != b"PK\x06\x07":
+            return total
+        # zip64: the locator before the end record points to the zip64 end record
+        offset = struct.unpack_from("<Q", tail, at - 20 + 8)[0]
+        if offset + 56 > size:
+            return None
+        f.seek(offset)
+        rec = f.read(56)
+        if rec[:4] != b"PK\x06\x06":
+            return None
+        return struct.unpack_from("<Q", rec, 32)[0]
+
+
+def check_zip(path: Path, infos) -> None:
+    """Refuse an archive whose listing is hostile: two entries with one name (a
+    reader and a scanner may pick different ones; a published malicious .keras
+    hides a pickle in a second ``model.weights.npz``), absolute paths or ``..``
+    (an extracting reader such as Keras' own loader would write outside its
+    folder), links and other non-regular entries."""
+    seen = set()
+    for info in infos:
+        name = info.filename
+        if name in seen:
+            raise InputError(path, f"zip archive has two entries named {name!r} (refused: a reader may "
+                             "take either; a known attack hides code in the second)")
+        seen.add(name)
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts:
+            raise InputError(path, f"zip archive entry {name!r} has an absolute path or '..' (refused)")
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
+            raise InputError(path, f"zip archive entry {name!r} is {what} (refused)")
+
+
 def _is_keras_zip(path: Path) -> bool:
     import zipfile
 
+    count = _zip_entry_count(path)
+    if count is not None and count > MAX_ZIP_ENTRIES:
+        raise InputError(path, f"zip archive lists {count:,} entries, more than the {MAX_ZIP_ENTRIES:,} "
+                         "a model archive may have")
     try:
         with zipfile.ZipFile(path) as zf:
-            return "config.json" in zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, UnicodeDecodeError):
         return True  # let the Keras reader report the damage
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise InputError(path, f"zip archive lists {len(infos):,} entries, more than the {MAX_ZIP_ENTRIES:,} "
+                         "a model archive may have")
+    check_zip(path, infos)
+    return any(i.filename == "config.json" for i in infos)
+
+
+def _one_line(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def load_file(path, *, config: Optional[os.PathLike] = None, trust_pickle: bool = False,
@@ -76,7 +156,27 @@ def load_file(path, *, config: Optional[os.PathLike] = None, trust_pickle: bool 
     _check_path(path)
     if config is not None:
         _check_path(Path(config))
-    kind = sniff(path)
+    try:
+        kind = sniff(path)
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror or exc})") from None
+    try:
+        graph = _load_kind(path, kind, config, trust_pickle, input_shape)
+    except InputError as exc:
+        if "\n" in exc.problem or len(exc.problem) > MAX_PROBLEM_CHARS:
+            raise InputError(exc.source, _one_line(exc.problem)) from None
+        raise
+    except ModelLintError:
+        raise
+    except (Exception, RecursionError, MemoryError) as exc:
+        # The backstop: whatever a reader did not foresee is still bad input, said in one line.
+        fmt = _FORMAT_NAMES.get(kind, "model")
+        detail = _one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, 160)
+        raise InputError(path, f"{fmt} file is malformed: {detail}") from None
+    return graph
+
+
+def _load_kind(path: Path, kind: str, config, trust_pickle: bool, input_shape) -> Graph:
     if kind == "empty":
         raise InputError(path, "empty file")
     if kind == "hdf5":
@@ -144,23 +244,37 @@ def load_graph(source, *, config=None, trust_pickle: bool = False, input_shape=N
     168793
     """
     if isinstance(source, Graph):
-        graph = source
-    elif isinstance(source, str) and CODE_TARGET.match(source) and not Path(source).exists():
+        return _with_training(source, training)
+    if isinstance(source, str) and CODE_TARGET.match(source) and not Path(source).exists():
         from .code_target import load_target
 
+        where = source
         graph = load_target(source, input_shape=input_shape)
     elif isinstance(source, (str, os.PathLike)):
+        where = source
         graph = load_file(source, config=config, trust_pickle=trust_pickle, input_shape=input_shape)
     elif is_keras_model(source):
         from .keras_live import graph_from_keras_model
 
+        where = getattr(source, "name", "model")
         graph = graph_from_keras_model(source)
     elif is_torch_module(source):
         from .torch_live import graph_from_module
 
+        where = type(source).__name__
         graph = assume_loss(graph_from_module(source, input_shape=input_shape, example_inputs=example_inputs))
     else:
         raise InputError(repr(type(source).__name__), "not a model file path or a supported model object")
+    from .common import GraphError, check_graph
+
+    try:
+        check_graph(graph)
+    except GraphError as exc:
+        raise InputError(where, _one_line(str(exc))) from None
+    return _with_training(graph, training)
+
+
+def _with_training(graph: Graph, training) -> Graph:
     if training is not None:
         graph.training = training
     return graph
