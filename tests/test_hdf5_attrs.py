@@ -239,17 +239,17 @@ def test_dense_storage_unsupported_and_read_h5_falls_back(tmp_path, monkeypatch)
             d.attrs[k] = v
     assert fast(q) == truth(q)
     called = []
-    real = keras_files._open_h5
-    monkeypatch.setattr(keras_files, "_open_h5", lambda path: called.append(path) or real(path))
+    real = keras_files._h5py_child
+    monkeypatch.setattr(keras_files, "_h5py_child", lambda task: called.append(task) or real(task))
     g = read_h5(p)
-    assert called, "dense attributes must be read by h5py"
+    assert called, "dense attributes must be read by h5py (in its child process)"
     assert graph_dict(g).replace(str(p), "X") == graph_dict(read_h5(src)).replace(str(src), "X")
 
 
 def test_needs_weights_opens_h5py_only_then(monkeypatch):
     called = []
-    real = keras_files._open_h5
-    monkeypatch.setattr(keras_files, "_open_h5", lambda path: called.append(path) or real(path))
+    real = keras_files._h5py_child
+    monkeypatch.setattr(keras_files, "_h5py_child", lambda task: called.append(task) or real(task))
     read_h5(EXAMPLES / "seed_cnn.h5")
     assert not called
     monkeypatch.setattr(keras_files, "_needs_weights", lambda graph: True)

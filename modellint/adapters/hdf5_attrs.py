@@ -36,7 +36,11 @@ shorter than the end-of-file address in its superblock (truncated), a checksum
 mismatch, a root object that is not a group, any inconsistency or out-of-range
 value. Where the library refuses a damaged superblock, object header or global
 heap collection when it opens the file, so does this reader, so that it does
-not give a result where h5py would give an error. Every length is bounded by
+not give a result where h5py would give an error. Damage that is certain (a
+truncated file, a checksum mismatch, an address past the end of the file, a
+broken global heap collection) raises :class:`Corrupt`, a subclass of
+Unsupported: the caller refuses such a file instead of handing it to h5py,
+because libhdf5 can loop forever on a damaged global heap. Every length is bounded by
 the file size (and by a cap), continuation chunks are capped, and no loop can
 run forever on hostile input.
 
@@ -51,7 +55,7 @@ import os
 import struct
 from typing import Dict, Iterable, List, Tuple
 
-__all__ = ["Unsupported", "read_root_attrs"]
+__all__ = ["Corrupt", "Unsupported", "read_root_attrs"]
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -72,6 +76,13 @@ MAX_COLLECTION_BYTES = 64 << 20   # a global heap collection is read whole, up t
 
 class Unsupported(Exception):
     """The file uses something this reader does not handle, or is malformed: use h5py."""
+
+
+class Corrupt(Unsupported):
+    """The file is certainly damaged: truncated, a checksum that does not match, an
+    address past the end of the file, a broken global heap collection. h5py would
+    refuse it too, or (a damaged global heap) may loop forever inside libhdf5, so
+    the caller should refuse the file rather than hand it to h5py."""
 
 
 def read_root_attrs(path, names: Iterable[str], *, scalar_only: bool = False) -> Dict[str, str]:
@@ -108,7 +119,7 @@ class _Reader:
     # -- low-level -------------------------------------------------------------------------
     def read_abs(self, offset: int, n: int) -> bytes:
         if offset < 0 or n < 0 or offset + n > self.size:
-            raise Unsupported(f"read of {n} bytes at {offset} is outside the file ({self.size} bytes)")
+            raise Corrupt(f"read of {n} bytes at {offset} is outside the file ({self.size} bytes)")
         self.f.seek(offset)
         data = self.f.read(n)
         if len(data) != n:
@@ -183,7 +194,7 @@ class _Reader:
             if end + 4 > len(head):
                 raise Unsupported("truncated superblock")
             if _lookup3(head[:end]) != self.uint(head, end, 4):
-                raise Unsupported("superblock checksum mismatch")
+                raise Corrupt("superblock checksum mismatch")
             if flags != 0:
                 raise Unsupported("file consistency flags set (file open for writing?)")
             base_addr = self.uint(head, 12, so)
@@ -198,7 +209,7 @@ class _Reader:
         # The library stores the end-of-file address including the user block
         # (relative EOF + base), and refuses a file shorter than that.
         if eof == (1 << (8 * so)) - 1 or eof > self.size:
-            raise Unsupported("file is shorter than its superblock says (truncated)")
+            raise Corrupt("file is shorter than its superblock says (truncated)")
         return root
 
     def _set_sizes(self, so: int, sl: int) -> None:
@@ -211,7 +222,7 @@ class _Reader:
         """All ``(type, flags, data)`` messages of the object header at ``addr``."""
         avail = self.size - self.base - addr
         if avail <= 0:
-            raise Unsupported("object header address outside the file")
+            raise Corrupt("object header address outside the file")
         prefix = self.read(addr, min(avail, 40))
         if prefix[:4] == b"OHDR":
             return self._messages_v2(addr, prefix)
@@ -272,7 +283,7 @@ class _Reader:
         # Chunk 0: prefix + messages, then the checksum of both.
         block = self.read(addr, pos + chunk0 + 4)
         if _lookup3(block[:-4]) != self.uint(block, len(block) - 4, 4):
-            raise Unsupported("object header checksum mismatch")
+            raise Corrupt("object header checksum mismatch")
         out: List[Tuple[int, int, bytes]] = []
         pending = []
         self._parse_v2(block, pos, len(block) - 4, hdr, out, pending)
@@ -288,7 +299,7 @@ class _Reader:
             if block[:4] != b"OCHK":
                 raise Unsupported("continuation block without OCHK signature")
             if _lookup3(block[:-4]) != self.uint(block, len(block) - 4, 4):
-                raise Unsupported("continuation block checksum mismatch")
+                raise Corrupt("continuation block checksum mismatch")
             self._parse_v2(block, 4, len(block) - 4, hdr, out, pending)
         return out
 
@@ -325,7 +336,7 @@ class _Reader:
         start = self.addr(data, 0)
         length = self._chunk_bytes(self.uint(data, self.so, self.sl))
         if self.base + start + length > self.size:
-            raise Unsupported("continuation block outside the file")
+            raise Corrupt("continuation block outside the file")
         return start, length
 
     # -- attributes ------------------------------------------------------------------------
@@ -456,7 +467,7 @@ class _Reader:
                 return ""
             text = self._global_heap_object(self.addr(raw, 4), self.uint(raw, 4 + self.so, 4))
             if len(text) != length or b"\0" in text:
-                raise Unsupported("variable-length string does not match its heap object")
+                raise Corrupt("variable-length string does not match its heap object")
         if cset == 0 and any(b >= 0x80 for b in text):
             raise Unsupported("non-ASCII bytes in an ASCII string")
         try:
@@ -478,10 +489,12 @@ class _Reader:
         coll_hdr = obj_hdr = _pad8(8 + self.sl)
         head = self.read(collection, coll_hdr)
         if head[:4] != b"GCOL" or head[4] != 1:
-            raise Unsupported("bad global heap collection")
+            raise Corrupt("bad global heap collection")
         coll_size = self.uint(head, 8, self.sl)
-        if coll_size < coll_hdr or coll_size > MAX_COLLECTION_BYTES:
-            raise Unsupported("global heap collection size out of range")
+        if coll_size < coll_hdr:
+            raise Corrupt("global heap collection smaller than its header")
+        if coll_size > MAX_COLLECTION_BYTES:
+            raise Unsupported("global heap collection larger than this reader reads")
         heap = self.read(collection, coll_size)
         pos, found = coll_hdr, None
         seen = set()
@@ -494,20 +507,20 @@ class _Reader:
                 need = osize                        # free space: its size includes its header
             if idx == 0:                            # at most one free-space block, 8-byte sized
                 if need < min(obj_hdr, coll_size - pos) or need % 8 or 0 in seen:
-                    raise Unsupported("bad free space in global heap collection")
+                    raise Corrupt("bad free space in global heap collection")
                 seen.add(0)
             else:
                 if idx in seen:
-                    raise Unsupported("duplicate global heap object")
+                    raise Corrupt("duplicate global heap object")
                 seen.add(idx)
                 need = obj_hdr + _pad8(osize)
                 if idx == index:
                     found = (pos + obj_hdr, osize)
             if pos + need > coll_size:
-                raise Unsupported("global heap object runs past its collection")
+                raise Corrupt("global heap object runs past its collection")
             pos += need
         if found is None:
-            raise Unsupported("global heap object not found")
+            raise Corrupt("global heap object not found")
         return heap[found[0]:found[0] + found[1]]
 
 

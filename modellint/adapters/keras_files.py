@@ -3,11 +3,30 @@
 Only h5py, zipfile and json are used. Nothing in a file is executed: Lambda
 layers keep their (marshalled) code as an opaque string in the config, which we
 never decode.
+
+Hostile input is bounded:
+
+* JSON (a ``.json`` file, ``config.json`` in an archive, the ``model_config``
+  attribute of an ``.h5``) is size-checked and its objects, values and nesting
+  counted before and after parsing (the caps below), so a small file cannot make
+  a huge or deeply nested object tree;
+* archive members are read only up to a cap, checked against the size the
+  archive declares and again while reading (a declared size can lie);
+* h5py runs only in a child process (:func:`_h5py_child`), stopped after
+  :data:`H5PY_TIMEOUT_S` and limited to :data:`H5PY_CHILD_MEMORY` of address
+  space: libhdf5 can loop forever, or crash, on a damaged file. The usual
+  ``.h5`` never gets there: its root attributes are read in pure Python
+  (:mod:`.hdf5_attrs`), which refuses a certainly damaged file itself.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -16,6 +35,32 @@ from ..errors import InputError
 from ..graph import Graph
 from .keras_config import (KerasConfigError, graph_from_config, is_model_config,
                            training_from_compile_config, training_from_h5)
+
+# -- caps on what a file may make us read --------------------------------------------------
+#: Bytes of one JSON model config (a .json file, config.json, an .h5's model_config).
+#: The largest Keras application config (NASNetLarge) is 2 MB.
+MAX_JSON_BYTES = 32 << 20
+#: Objects and arrays in one JSON config (NASNetLarge: 42,000). A parsed one costs
+#: 60-200 bytes, so this keeps a parsed config under ~200 MiB whatever its shape.
+MAX_JSON_CONTAINERS = 1_000_000
+#: Values in one JSON config, counted by their separators (NASNetLarge: 186,000).
+MAX_JSON_ITEMS = 4_000_000
+#: Nesting of one JSON config (Keras configs nest ~15 levels, each nested model ~4
+#: more). Python's parser and the graph builder recurse once per level.
+MAX_JSON_DEPTH = 500
+#: metadata.json of a .keras archive (Keras writes ~100 bytes).
+MAX_METADATA_BYTES = 1 << 20
+#: A compressed model.weights.h5 is decompressed into memory (in the h5py child) to
+#: count the weights of layers the config cannot size, up to this size; a larger one
+#: is left unread with a note. Keras stores members uncompressed, and those are read
+#: in place, at any size.
+MAX_INFLATED_WEIGHTS_BYTES = 256 << 20
+#: Seconds h5py may take to read an HDF5 file's attributes or weight shapes (a
+#: healthy file takes milliseconds; libhdf5 loops forever on some damaged ones).
+#: The environment variable MODELLINT_H5PY_TIMEOUT overrides it.
+H5PY_TIMEOUT_S = 30
+#: Address space of the h5py child: h5py and numpy take ~160 MiB of it.
+H5PY_CHILD_MEMORY = 1 << 30
 
 
 def _text(value) -> Optional[str]:
@@ -30,12 +75,45 @@ def _text(value) -> Optional[str]:
 
 
 def _json(path, text: Optional[str], what: str):
+    """Parse one JSON config, refusing one too large, too big once parsed, or too deep."""
     if text is None:
         return None
+    if len(text) > MAX_JSON_BYTES:
+        raise InputError(path, f"{what} is {len(text):,} characters, more than the {MAX_JSON_BYTES >> 20} MiB "
+                         "a model config may have")
+    containers = text.count("{") + text.count("[")
+    if containers > MAX_JSON_CONTAINERS:
+        raise InputError(path, f"{what} holds {containers:,} JSON objects and arrays, more than the "
+                         f"{MAX_JSON_CONTAINERS:,} a model config may have")
+    items = text.count(",") + text.count(":")
+    if items > MAX_JSON_ITEMS:
+        raise InputError(path, f"{what} holds {items:,} JSON values, more than the {MAX_JSON_ITEMS:,} "
+                         "a model config may have")
     try:
-        return json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        raise InputError(path, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as exc:
-        raise InputError(path, f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
+        if isinstance(exc, json.JSONDecodeError):
+            raise InputError(path, f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
+        raise InputError(path, f"{what} is not valid JSON ({exc})") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InputError(path, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _depth(value) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    best, stack = 0, [(value, 1)]
+    while stack:
+        obj, d = stack.pop()
+        if isinstance(obj, dict):
+            obj = obj.values()
+        elif not isinstance(obj, list):
+            continue
+        best = max(best, d)
+        stack.extend((v, d + 1) for v in obj if isinstance(v, (dict, list)))
+    return best
 
 
 def _build(path, model, **fields) -> Graph:
@@ -45,6 +123,13 @@ def _build(path, model, **fields) -> Graph:
         raise InputError(path, str(exc)) from None
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
         raise InputError(path, f"malformed Keras model config ({type(exc).__name__}: {exc})") from None
+
+
+def _training(path, read, cfg, what: str):
+    try:
+        return read(cfg)
+    except KerasConfigError as exc:
+        raise InputError(path, f"{what}: {exc}") from None
 
 
 def h5_layer_names(attrs) -> list:
@@ -58,38 +143,41 @@ def h5_layer_names(attrs) -> list:
     return names
 
 
-def _open_h5(path: Path):
-    import h5py  # a core dependency, imported late to keep `import modellint` light
-
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        reason = str(exc).split("(")[0].strip().rstrip(":") or "unreadable"
-        raise InputError(path, f"not a readable HDF5 file, truncated or corrupt ({reason})") from None
-
+# -- HDF5 ------------------------------------------------------------------------------------
 
 def _root_attrs_fast(path: Path) -> Optional[dict]:
     """Root attributes read without h5py and numpy (see :mod:`.hdf5_attrs`); None
-    when the fast reader cannot read the file, so that h5py decides."""
-    from .hdf5_attrs import Unsupported, read_root_attrs
+    when the fast reader cannot read the file, so that h5py decides. A file the
+    fast reader finds certainly damaged is refused here, never handed to h5py."""
+    from .hdf5_attrs import Corrupt, Unsupported, read_root_attrs
 
     try:
         return read_root_attrs(path, ("model_config", "training_config", "keras_version"), scalar_only=True)
+    except Corrupt as exc:
+        raise InputError(path, f"not a readable HDF5 file, truncated or corrupt ({exc})") from None
     except Unsupported:
         return None
 
 
+def _h5py_failure(path, result: dict, doing: str) -> str:
+    """The problem text for a failed h5py child."""
+    kind, message = result.get("error"), result.get("message", "")
+    if kind == "timeout":
+        return (f"HDF5 file is malformed: h5py did not finish {doing} within {_h5py_timeout():g} s "
+                "(libhdf5 loops forever on some damaged files)")
+    if kind == "crash":
+        return f"HDF5 file is malformed: the HDF5 library failed {doing} ({message})"
+    if kind == "open":
+        return f"not a readable HDF5 file, truncated or corrupt ({message})"
+    return f"corrupt HDF5 file ({message})"
+
+
 def _root_attrs_h5py(path: Path) -> tuple:
     """(root attributes as text, number of weight layers listed) through h5py."""
-    try:
-        with _open_h5(path) as f:
-            attrs = {k: _text(f.attrs.get(k)) for k in ("model_config", "training_config", "keras_version")
-                     if k in f.attrs}
-            names = h5_layer_names(f.attrs)
-            weights_only = bool(names or "model_weights" in f or "layers" in f or "vars" in f)
-            return attrs, (len(names) or -1) if weights_only else 0
-    except (RuntimeError, KeyError, ValueError) as exc:  # damaged structures inside a valid file
-        raise InputError(path, f"corrupt HDF5 file ({type(exc).__name__}: {exc})") from None
+    result = _h5py_child({"op": "root", "path": str(path)})
+    if "error" in result:
+        raise InputError(path, _h5py_failure(path, result, "reading its attributes"))
+    return result["attrs"], result["weight_layers"]
 
 
 def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
@@ -98,19 +186,15 @@ def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
     if not attrs or "model_config" not in attrs:
         attrs, weight_layers = _root_attrs_h5py(path)
     if "model_config" in attrs:
-        training = training_from_h5(_json(path, attrs.get("training_config"), "training_config"))
+        training = _training(path, training_from_h5, _json(path, attrs.get("training_config"), "training_config"),
+                             "training_config")
         model = _json(path, attrs["model_config"], "model_config")
         if not is_model_config(model):
             raise InputError(path, "model_config is not a Keras model config")
         graph = _build(path, model, training=training, source_format="h5", source_path=str(path),
-                       framework_version=attrs.get("keras_version"))
+                       framework_version=_version(attrs.get("keras_version")))
         if _needs_weights(graph):
-            try:
-                with _open_h5(path) as f:
-                    if "model_weights" in f:
-                        params_from_weights(graph, f["model_weights"])
-            except (RuntimeError, KeyError, ValueError):
-                graph.notes.append("stored weights unreadable; unknown layers' parameters not counted")
+            _params_from_stored_weights(graph, path, "model_weights")
         return graph
     if config_path is not None:
         graph = read_json(config_path)
@@ -126,58 +210,291 @@ def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
     raise InputError(path, "HDF5 file is not a Keras model (no model_config attribute)")
 
 
-def params_from_weights(graph: Graph, weights) -> None:
-    """Count the parameters of layers the config cannot size (custom layers, layers
-    after a Lambda) from the weight datasets' shapes. No data is read."""
-    import h5py
+def _version(value) -> Optional[str]:
+    return value[:64] if isinstance(value, str) else None
 
+
+def _weights_wanted(graph: Graph) -> list:
+    """Names (as stored: the first call's, without ``@k``) of layers whose
+    parameters only the stored weights can tell."""
+    out = []
     for node in graph:
         if node.params or node.shares_params_with or node.fused_into:
             continue
         if node.op != "unknown" and not any(n.startswith("parameters unknown") for n in node.notes):
             continue
-        group = weights.get(node.name.split("@")[0])
+        name = node.name.split("@")[0]
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def weight_sizes(weights, names) -> dict:
+    """``{name: (total, trainable)}`` of the weight datasets under ``weights[name]``
+    (an h5py group); only shapes are read, never data."""
+    import h5py
+
+    out = {}
+    for name in names:
+        group = weights.get(name)
         if not isinstance(group, h5py.Group):
             continue
         sizes = {}
-        group.visititems(lambda name, obj: sizes.__setitem__(name, obj.size)
+        group.visititems(lambda key, obj: sizes.__setitem__(key, obj.size)
                          if isinstance(obj, h5py.Dataset) else None)
-        if not sizes:
+        if sizes:
+            out[name] = (int(sum(sizes.values())), int(sum(v for k, v in sizes.items() if "moving_" not in k)))
+    return out
+
+
+def _apply_weight_sizes(graph: Graph, sizes: dict) -> None:
+    for node in graph:
+        if node.params or node.shares_params_with or node.fused_into:
             continue
-        node.params = sum(sizes.values())
-        node.trainable_params = sum(v for k, v in sizes.items() if "moving_" not in k)
+        if node.op != "unknown" and not any(n.startswith("parameters unknown") for n in node.notes):
+            continue
+        found = sizes.get(node.name.split("@")[0])
+        if not found:
+            continue
+        node.params, node.trainable_params = int(found[0]), int(found[1])
         node.notes = [n for n in node.notes if not n.startswith("parameters unknown")]
         node.notes.append("parameters counted from the weights stored in the file")
 
 
+def params_from_weights(graph: Graph, weights) -> None:
+    """Count the parameters of layers the config cannot size (custom layers, layers
+    after a Lambda) from the weight datasets' shapes in ``weights``, an open h5py
+    group the caller trusts. No data is read."""
+    _apply_weight_sizes(graph, weight_sizes(weights, _weights_wanted(graph)))
+
+
+def _params_from_stored_weights(graph: Graph, path: Path, group: str, member: Optional[dict] = None) -> None:
+    """Weight shapes of ``group`` in the HDF5 file at ``path`` (or in the archive
+    member ``member`` of it), read by the h5py child; unreadable weights are a note."""
+    result = _h5py_child({"op": "sizes", "path": str(path), "member": member, "group": group,
+                          "names": _weights_wanted(graph)})
+    if "error" in result:
+        why = _h5py_failure(path, result, "reading its weights").split(": ", 1)[-1]
+        where = "weights file in the archive" if member else "stored weights"
+        graph.notes.append(f"{where} unreadable ({why[:120]}); unknown layers' parameters not counted")
+        return
+    _apply_weight_sizes(graph, result["sizes"])
+
+
+# -- the h5py child ----------------------------------------------------------------------------
+
+def _h5py_child(task: dict) -> dict:
+    """Run one h5py ``task`` in a child Python, bounded by H5PY_TIMEOUT_S and
+    H5PY_CHILD_MEMORY: ``{"error": "timeout" | "crash" | "open" | "corrupt", "message"}``
+    or the task's result. Costs ~0.2 s (a fresh interpreter importing h5py); only
+    files the pure-Python reader cannot read, and weights of layers the config
+    cannot size, come here. A frozen application, which has no Python to start,
+    runs the task in process."""
+    if getattr(sys, "frozen", False):
+        return _run_task(task)
+    root = str(Path(__file__).resolve().parents[2])
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from modellint.adapters.keras_files import _child_main; _child_main()")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               HDF5_USE_FILE_LOCKING="FALSE")
+    try:
+        proc = subprocess.run([sys.executable, "-P", "-c", code, root], input=json.dumps(task).encode(),
+                              capture_output=True, timeout=_h5py_timeout(), env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": "timeout"}
+    except OSError:
+        return _run_task(task)
+    if proc.returncode != 0:
+        rc = proc.returncode
+        how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        return {"error": "crash", "message": f"{how}{': ' + last[0][:120] if last[0] else ''}"}
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return {"error": "crash", "message": "no result"}
+
+
+def _h5py_timeout() -> float:
+    try:
+        value = float(os.environ.get("MODELLINT_H5PY_TIMEOUT", H5PY_TIMEOUT_S))
+    except ValueError:
+        return H5PY_TIMEOUT_S
+    return value if value > 0 and value == value else H5PY_TIMEOUT_S
+
+
+def _child_main() -> None:
+    """Entry point of the h5py child: a task as JSON on stdin, the result on stdout."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = H5PY_CHILD_MEMORY if hard == resource.RLIM_INFINITY else min(H5PY_CHILD_MEMORY, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+    task = json.loads(sys.stdin.buffer.read())
+    sys.stdout.write(json.dumps(_run_task(task)))
+    sys.stdout.flush()
+
+
+def _run_task(task: dict) -> dict:
+    import h5py
+
+    try:
+        fileobj = _member_file(task["path"], task.get("member"))
+        try:
+            f = h5py.File(fileobj if fileobj is not None else task["path"], "r")
+        except OSError as exc:
+            reason = str(exc).split("(")[0].strip().rstrip(":") or "unreadable"
+            return {"error": "open", "message": reason}
+        with f:
+            if task["op"] == "root":
+                attrs = {}
+                for key in ("model_config", "training_config", "keras_version"):
+                    if key in f.attrs:
+                        attrs[key] = _text(f.attrs.get(key))
+                        if attrs[key] is not None and len(attrs[key]) > MAX_JSON_BYTES:
+                            return {"error": "corrupt", "message": f"{key} attribute larger than "
+                                    f"{MAX_JSON_BYTES >> 20} MiB"}
+                names = h5_layer_names(f.attrs)
+                weights_only = bool(names or "model_weights" in f or "layers" in f or "vars" in f)
+                return {"attrs": attrs, "weight_layers": (len(names) or -1) if weights_only else 0}
+            group = f[task["group"]] if task["group"] in f else None
+            sizes = weight_sizes(group, task["names"]) if isinstance(group, h5py.Group) else {}
+            return {"sizes": sizes}
+    except Exception as exc:  # damaged structures inside a readable file; a MemoryError past the cap
+        return {"error": "corrupt", "message": f"{type(exc).__name__}: {str(exc)[:160]}"}
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``offset .. offset + size`` of a file, as a read-only file (an archive
+    member stored uncompressed, handed to h5py without copying it)."""
+
+    def __init__(self, path, offset: int, size: int):
+        self.f = open(path, "rb")
+        self.offset, self.size, self.pos = offset, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, pos, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + pos)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def readinto(self, buf):
+        n = max(0, min(len(buf), self.size - self.pos))
+        self.f.seek(self.offset + self.pos)
+        data = self.f.read(n)
+        buf[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def close(self):
+        self.f.close()
+        super().close()
+
+
+def _member_file(path, member: Optional[dict]):
+    """None (the file itself), or the archive member ``member`` as a file: in place
+    when stored, else decompressed into memory up to MAX_INFLATED_WEIGHTS_BYTES."""
+    if member is None:
+        return None
+    if "offset" in member:
+        return _Window(path, member["offset"], member["size"])
+    with zipfile.ZipFile(path) as zf:
+        return io.BytesIO(read_member(zf, zf.getinfo(member["name"]), MAX_INFLATED_WEIGHTS_BYTES))
+
+
+# -- .keras archives ---------------------------------------------------------------------------
+
+class MemberTooLarge(ValueError):
+    pass
+
+
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """The bytes of an archive member, refused above ``cap``: first by the size the
+    archive declares, then while reading (a declared size can lie)."""
+    if info.file_size > cap:
+        raise MemberTooLarge(f"{info.filename} is {info.file_size:,} bytes uncompressed, more than the "
+                             f"{_size_text(cap)} modellint reads (a zip bomb?)")
+    out = io.BytesIO()
+    with zf.open(info) as f:
+        while True:
+            chunk = f.read(min(1 << 20, cap + 1 - out.tell()))
+            if not chunk:
+                break
+            out.write(chunk)
+            if out.tell() > cap:
+                raise MemberTooLarge(f"{info.filename} decompresses to more than {_size_text(cap)} "
+                                     "(more than the archive declares)")
+    return out.getvalue()
+
+
+def _size_text(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def _stored_span(path: Path, info: zipfile.ZipInfo) -> Optional[dict]:
+    """Where an uncompressed, unencrypted member's bytes lie in the archive file."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.compress_size != info.file_size:
+        return None
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(info.header_offset)
+        head = f.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        return None
+    name_len, extra_len = struct.unpack_from("<HH", head, 26)
+    offset = info.header_offset + 30 + name_len + extra_len
+    if offset + info.file_size > size:
+        return None
+    return {"offset": offset, "size": info.file_size}
+
+
 def read_keras_zip(path: Path) -> Graph:
+    from . import check_zip
+
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not a readable zip archive ({exc})") from None
     with zf:
-        names = set(zf.namelist())
-        if "config.json" not in names:
-            if any(n.endswith("data.pkl") or n.endswith(".data/version") or n.endswith("/version") for n in names):
+        infos = zf.infolist()
+        check_zip(path, infos)
+        members = {i.filename: i for i in infos}
+        if "config.json" not in members:
+            if any(n.endswith("data.pkl") or n.endswith(".data/version") or n.endswith("/version") for n in members):
                 raise InputError(path, "zip archive looks like a PyTorch checkpoint, not a Keras "
                                  ".keras archive (no config.json)")
             raise InputError(path, "zip archive has no config.json: not a Keras .keras archive")
         try:
-            config_text = zf.read("config.json").decode("utf-8")
-            meta_text = zf.read("metadata.json").decode("utf-8") if "metadata.json" in names else None
-        except (zipfile.BadZipFile, OSError, UnicodeDecodeError, EOFError) as exc:
-            raise InputError(path, f"corrupt .keras archive ({exc})") from None
-        except Exception as exc:  # zlib.error and friends from a damaged member
+            config_text = read_member(zf, members["config.json"], MAX_JSON_BYTES).decode("utf-8")
+            meta_text = (read_member(zf, members["metadata.json"], MAX_METADATA_BYTES).decode("utf-8")
+                         if "metadata.json" in members else None)
+        except MemberTooLarge as exc:
+            raise InputError(path, f"refused: {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(path, "corrupt .keras archive (config.json or metadata.json is not UTF-8)") from None
+        except Exception as exc:  # BadZipFile (bad CRC), zlib.error, EOFError, an encrypted member...
             raise InputError(path, f"corrupt .keras archive ({type(exc).__name__}: {exc})") from None
     model = _json(path, config_text, "config.json")
     meta = _json(path, meta_text, "metadata.json") if meta_text else {}
     if not is_model_config(model):
         raise InputError(path, "config.json is not a Keras model config")
-    training = training_from_compile_config(model.get("compile_config"))
+    training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
     graph = _build(path, model, training=training, source_format="keras", source_path=str(path),
-                   framework_version=(meta or {}).get("keras_version"))
-    if "model.weights.h5" in names and _needs_weights(graph):
-        _params_from_keras_weights(path, graph)
+                   framework_version=_version(meta.get("keras_version") if isinstance(meta, dict) else None))
+    weights = members.get("model.weights.h5")
+    if weights is not None and _needs_weights(graph):
+        _params_from_keras_weights(path, graph, weights)
     return graph
 
 
@@ -185,31 +502,37 @@ def _needs_weights(graph: Graph) -> bool:
     return any(n.op == "unknown" or any(x.startswith("parameters unknown") for x in n.notes) for n in graph)
 
 
-def _params_from_keras_weights(path: Path, graph: Graph) -> None:
+def _params_from_keras_weights(path: Path, graph: Graph, info: zipfile.ZipInfo) -> None:
     """Weights of a .keras archive live under layers/<name>/vars/<i>; shapes only are read."""
-    import io
-
-    import h5py
-
-    try:
-        with zipfile.ZipFile(path) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as f:
-            if "layers" in f:
-                params_from_weights(graph, f["layers"])
-    except (OSError, KeyError, zipfile.BadZipFile):
-        graph.notes.append("weights file in the archive is unreadable; unknown layers' parameters not counted")
+    member = _stored_span(path, info)
+    if member is None:
+        if info.file_size > MAX_INFLATED_WEIGHTS_BYTES:
+            graph.notes.append(f"weights file in the archive is compressed and {info.file_size:,} bytes, more "
+                               f"than the {_size_text(MAX_INFLATED_WEIGHTS_BYTES)} modellint decompresses; "
+                               "unknown layers' parameters not counted")
+            return
+        member = {"name": info.filename}
+    _params_from_stored_weights(graph, path, "layers", member)
 
 
 def read_json(path: Path) -> Graph:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text, so not a model JSON") from None
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_JSON_BYTES:
+                raise InputError(path, f"JSON file is {size:,} bytes, more than the {MAX_JSON_BYTES >> 20} MiB "
+                                 "a model config may have")
+            data = f.read(MAX_JSON_BYTES + 1)
     except OSError as exc:
         raise InputError(path, f"cannot read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 text, so not a model JSON") from None
     model = _json(path, text, "file")
     if isinstance(model, dict) and is_model_config(model):
-        training = training_from_compile_config(model.get("compile_config"))
+        training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
         return _build(path, model, training=training, source_format="json", source_path=str(path),
-                      framework_version=model.get("keras_version"))
+                      framework_version=_version(model.get("keras_version")))
     raise InputError(path, "JSON is not a Keras model (expected an object with class_name "
                      "Sequential/Functional/Model and config, as written by model.to_json())")
