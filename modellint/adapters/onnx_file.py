@@ -33,6 +33,7 @@ How an ONNX graph becomes a layer graph
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 from typing import Callable, Optional
@@ -49,6 +50,19 @@ _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int
            9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
 _FLOAT_TYPES = frozenset({1, 10, 11, 16})
 _INT_TYPES = frozenset({6, 7})
+
+#: An ONNX file is one protobuf message, which protobuf caps at 2 GiB (larger
+#: models keep their weights in external data files); onnx.load reads it whole.
+MAX_ONNX_BYTES = 2 << 30
+#: Nodes in a model, subgraphs and functions included. Exporters write one node
+#: per op: a ResNet-50 has ~180, a large transformer tens of thousands. Each costs
+#: ~1.5 KiB once in the layer graph, so a 100 MB file of tiny nodes (millions)
+#: must be refused before it is built.
+MAX_ONNX_NODES = 200_000
+#: Protobuf messages (nodes, attributes, tensors, value infos, graphs) in a model,
+#: counted on the wire before the file is parsed: the parser keeps ~370 bytes per
+#: message, so an 84 MB file of six million tiny nodes would take 2.2 GB to parse.
+MAX_ONNX_MESSAGES = 500_000
 
 # Ops whose output carries no activation data even when their input does.
 _META_OPS = frozenset({"Shape", "Size", "EyeLike", "RandomNormalLike", "RandomUniformLike"})
@@ -82,13 +96,33 @@ def read_onnx(path) -> Graph:
     except ImportError:
         raise InputError(path, "reading ONNX files needs the onnx package: pip install 'modellint[onnx]'") from None
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        size = path.stat().st_size
     except OSError as exc:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if size > MAX_ONNX_BYTES:
+        raise InputError(path, f"ONNX file is {size:,} bytes, more than the 2 GiB a protobuf message can be "
+                         "(a model this large keeps its weights in external data files)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        nodes, messages = count_messages(data)
+    except ValueError:
+        raise InputError(path, "not a readable ONNX model (truncated or corrupt)") from None
+    if nodes > MAX_ONNX_NODES:
+        raise InputError(path, f"ONNX model has more than {MAX_ONNX_NODES:,} nodes, more than modellint reads")
+    if messages > MAX_ONNX_MESSAGES:
+        raise InputError(path, f"ONNX model holds more than {MAX_ONNX_MESSAGES:,} protobuf messages (nodes, "
+                         "attributes, tensors, value infos), more than modellint reads")
+    try:
+        model = onnx.load_model_from_string(data)
     except Exception:  # google.protobuf DecodeError and friends
         raise InputError(path, "not a readable ONNX model (truncated or corrupt)") from None
+    del data
     if not model.HasField("graph") or not (len(model.graph.node) or len(model.graph.input)):
         raise InputError(path, "not an ONNX model: the file holds no graph")
+    _check_contents(path, model)
     notes = []
     if len(model.functions):
         try:
@@ -112,6 +146,150 @@ def read_onnx(path) -> Graph:
         raise InputError(path, "ONNX graph too deeply nested to read") from None
     graph.notes[:0] = notes
     return graph
+
+
+# Message-typed fields followed by count_messages: message -> {field number: message}.
+# ModelProto.graph/functions; GraphProto.node/initializer/input/output/value_info/
+# quantization_annotation/sparse_initializer; NodeProto.attribute; AttributeProto.t/g/
+# tensors/graphs/sparse_tensor(s)/tp(s); FunctionProto.node/attribute_proto.
+_WIRE_FIELDS = {
+    "model": {7: "graph", 25: "function"},
+    "graph": {1: "node", 5: "leaf", 11: "leaf", 12: "leaf", 13: "leaf", 14: "leaf", 15: "leaf"},
+    "node": {5: "attr"},
+    "attr": {5: "leaf", 6: "graph", 10: "leaf", 11: "graph", 14: "leaf", 15: "leaf", 22: "leaf", 23: "leaf"},
+    "function": {7: "node", 11: "attr"},
+}
+
+
+def _varint(buf, pos: int) -> tuple:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def count_messages(data: bytes, cap: int = MAX_ONNX_MESSAGES) -> tuple:
+    """``(nodes, messages)`` of a serialised ModelProto, read off the protobuf wire
+    format without parsing it (so without its memory), stopping once past ``cap``
+    messages. Raises ValueError for bytes that are not well-formed protobuf."""
+    buf = memoryview(data)
+    nodes = messages = 0
+    stack = [("model", 0, len(buf))]
+    while stack:
+        kind, pos, end = stack.pop()
+        fields = _WIRE_FIELDS.get(kind, {})
+        while pos < end:
+            key, pos = _varint(buf, pos)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                _, pos = _varint(buf, pos)
+            elif wire == 1:
+                pos += 8
+            elif wire == 5:
+                pos += 4
+            elif wire == 2:
+                n, pos = _varint(buf, pos)
+                if pos + n > end:
+                    raise ValueError("field runs past its message")
+                child = fields.get(field)
+                if child is not None:
+                    messages += 1
+                    nodes += child == "node"
+                    if messages > cap or nodes > MAX_ONNX_NODES:
+                        return nodes, messages
+                    if child != "leaf":
+                        stack.append((child, pos, pos + n))
+                pos += n
+            elif wire == 3:   # a (deprecated) group: skip to its end marker
+                depth = 1
+                while depth:
+                    k, pos = _varint(buf, pos)
+                    w = k & 7
+                    if w == 0:
+                        _, pos = _varint(buf, pos)
+                    elif w == 1:
+                        pos += 8
+                    elif w == 5:
+                        pos += 4
+                    elif w == 2:
+                        n, pos = _varint(buf, pos)
+                        pos += n
+                    elif w == 3:
+                        depth += 1
+                    elif w == 4:
+                        depth -= 1
+                    else:
+                        raise ValueError("bad wire type")
+                    if pos > end:
+                        raise ValueError("group runs past its message")
+            else:
+                raise ValueError("bad wire type")
+            if pos > end:
+                raise ValueError("field runs past its message")
+    return nodes, messages
+
+
+def _graphs(model):
+    """The model's graph, its subgraphs (If/Loop/Scan bodies) and its functions' nodes, without recursion."""
+    from onnx import AttributeProto
+
+    stack = [model.graph]
+    while stack:
+        g = stack.pop()
+        yield g
+        for node in g.node:
+            for at in node.attribute:
+                if at.type == AttributeProto.GRAPH:
+                    stack.append(at.g)
+                elif at.type == AttributeProto.GRAPHS:
+                    stack.extend(at.graphs)
+
+
+def _tensors(model):
+    """Every stored tensor: initializers (sparse ones too) and Constant / attribute tensors."""
+    from onnx import AttributeProto
+
+    for g in _graphs(model):
+        yield from g.initializer
+        for sp in g.sparse_initializer:
+            yield sp.values
+            yield sp.indices
+        for node in g.node:
+            for at in node.attribute:
+                if at.type == AttributeProto.TENSOR:
+                    yield at.t
+                elif at.type == AttributeProto.TENSORS:
+                    yield from at.tensors
+
+
+def _check_contents(path: Path, model) -> None:
+    """Refuse a model too large to build, or one whose external data would be read
+    from outside its folder. modellint never reads external data (weights are
+    counted from their dims), but the file is refused before anything that might
+    (``onnx.load`` with its defaults, onnxruntime) is ever pointed at it."""
+    nodes = sum(len(g.node) for g in _graphs(model)) + sum(len(f.node) for f in model.functions)
+    if nodes > MAX_ONNX_NODES:
+        raise InputError(path, f"ONNX model has {nodes:,} nodes, more than the {MAX_ONNX_NODES:,} modellint reads")
+    for t in _tensors(model):
+        if t.data_location != 1 and not len(t.external_data):  # 1: TensorProto.EXTERNAL
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        where = info.get("location", "")
+        parts = where.replace("\\", "/").split("/")
+        if (not where or os.path.isabs(where) or where.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", where)
+                or ".." in parts or "\0" in where):
+            raise InputError(path, f"tensor {t.name[:60]!r} keeps its data at {where[:80]!r}, outside the model's "
+                             "folder (refused: external data must be a relative path below it)")
+        for key in ("offset", "length"):
+            value = info.get(key)
+            if value is not None and not (value.isdigit() and len(value) <= 19):
+                raise InputError(path, f"tensor {t.name[:60]!r}: external data {key} {value[:40]!r} is not a size")
 
 
 # ---------------------------------------------------------------------------
