@@ -16,7 +16,15 @@ from .graph import Graph, Node, TrainingConfig  # noqa: E402
 
 
 def load_graph(source, **kwargs):
-    """Read a model (a file path or a live model object) into a :class:`Graph`."""
+    """Read a model (a file path or a live model object) into a :class:`Graph`.
+
+    Raises :class:`~modellint.errors.InputError` for bad model input (missing,
+    corrupt, truncated, of the wrong format, hostile, or with absurd sizes),
+    :class:`~modellint.errors.ConfigError` for bad settings and
+    :class:`~modellint.errors.MissingDependency` for a missing optional package:
+    all subclasses of :class:`ModelLintError`, whose message is one line naming the
+    source and the problem. Nothing else escapes for bad input.
+    """
     from .adapters import load_graph as _load
 
     return _load(source, **kwargs)
@@ -34,6 +42,12 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     a list of probe names, e.g. ``["lr_range", "train_dynamics"]``) the probes train
     briefly within ``budget`` seconds and their findings join the report
     (``report.probes`` holds the measurements and curves).
+
+    Raises :class:`~modellint.errors.InputError` for bad model input,
+    :class:`~modellint.errors.ConfigError` for bad settings and
+    :class:`~modellint.errors.MissingDependency` for a missing optional package, all
+    subclasses of :class:`ModelLintError` (see :func:`load_graph`); nothing else
+    escapes for bad input.
 
     >>> report = analyze("examples/seed_cnn.h5", dataset={"samples": 8000, "classes": 13})  # doctest: +SKIP
     >>> [f.code for f in report.findings]                                                      # doctest: +SKIP
