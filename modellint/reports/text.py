@@ -121,7 +121,7 @@ def _snippet_for(report, f) -> str:
 def evidence_text(f) -> str:
     items = []
     for key, value in f.evidence.items():
-        if key == "layers" and list(value or []) == list(f.layers):
+        if key == "layers" and isinstance(value, (list, tuple)) and list(value) == list(f.layers):
             continue  # already on the finding line / in the message
         items.append(f"{key}: {_value(value)}")
     return " · ".join(items)
