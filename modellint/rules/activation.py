@@ -59,22 +59,19 @@ class MissingNonlinearity(Rule):
              "seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))"]
 
     def check(self, ctx):
-        linear_chain = []
-        for node in ctx.learnable_layers():
-            if not _full_layer(ctx, node):
-                continue
-            passthrough = lambda n: not ctx.is_learnable(n) and not ctx.is_nonlinear(n)  # noqa: E731
-            nxt = [n for n in ctx.forward(node, through=passthrough) if _full_layer(ctx, n)]
-            if nxt:
-                for n in [node, *nxt]:
-                    if n.name not in [x.name for x in linear_chain]:
-                        linear_chain.append(n)
-        if linear_chain:
-            order = {n.name: i for i, n in enumerate(ctx.graph)}
-            linear_chain.sort(key=lambda n: order[n.name])
+        # One pass over the graph, not one walk per layer: a walk from each layer along a long linear
+        # path (the adds of many residual blocks) made this rule cubic (issue 10).
+        passthrough = lambda n: not ctx.is_learnable(n) and not ctx.is_nonlinear(n)  # noqa: E731
+        full = {n.name for n in ctx.graph if _full_layer(ctx, n)}
+        has_next = ctx.forward_any(through=passthrough, keep=lambda n: n.name in full)
+        starts = [node for node in ctx.learnable_layers() if node.name in full and has_next(node)]
+        in_chain = {n.name for n in starts}
+        in_chain.update(n.name for n in ctx.forward_many(starts, through=passthrough) if n.name in full)
+        if in_chain:
+            linear_chain = [n for n in ctx.graph if n.name in in_chain]  # in graph order
             between = sorted({n.source_type or n.op for n in ctx.graph
                               if n.op in ("batchnorm", "pool_max", "pool_avg", "dropout", "global_pool")
-                              and any(p.name in {x.name for x in linear_chain} for p in ctx.producers(n))})
+                              and any(p.name in in_chain for p in ctx.producers(n))})
             yield self.finding(
                 f"{names(linear_chain)}: no non-linearity between learnable layers",
                 layers=[n.name for n in linear_chain],

@@ -93,6 +93,35 @@ class Context:
         """As :meth:`forward`, towards the inputs."""
         return self._walk(node, self.producers, through)
 
+    def backward_reach(self, through: Callable[[Node], bool], keep: Callable[[Node], bool]
+                       ) -> Callable[[Node], frozenset]:
+        """For rules that walk back from many nodes: a function ``f(node)`` giving the names of the
+        nodes ``backward(node, through)`` yields for which ``keep`` holds, as a frozenset.
+
+        All walks share one pass (:func:`_fold`): ``through`` and ``keep`` are evaluated once per
+        node and the reach of every ``through`` node is computed once, so N walks along one long
+        path (the adds of N residual blocks) cost O(N) plus the size of the sets themselves."""
+        return _fold(self.graph, self.producers, through, keep, _union_sets)
+
+    def forward_any(self, through: Callable[[Node], bool], keep: Callable[[Node], bool]
+                    ) -> Callable[[Node], bool]:
+        """``f(node)``: does ``forward(node, through)`` yield a node for which ``keep`` holds?
+        One O(nodes + edges) pass answers it for every node."""
+        return _fold(self.graph, self.consumers, through, keep, _any)
+
+    def forward_many(self, nodes: Iterable[Node], through: Callable[[Node], bool]) -> Iterable[Node]:
+        """The union of :meth:`forward` from each of ``nodes``, in one walk (each node visited once)."""
+        seen, stack = set(), [c for node in nodes for c in self.consumers(node)]
+        while stack:
+            n = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if through(n):
+                stack.extend(self.consumers(n))
+            else:
+                yield n
+
     @staticmethod
     def _walk(node, step, through) -> Iterable[Node]:
         seen, stack = set(), list(step(node))
@@ -156,3 +185,99 @@ def names(nodes) -> str:
     if len(nodes) <= 3:
         return ", ".join(nodes)
     return f"{nodes[0]} … {nodes[-1]} ({len(nodes)} layers)"
+
+
+def _union_sets(parts: list, stops: set):
+    """The union of frozensets ``parts`` and the names in ``stops``; a part is shared when it is all."""
+    distinct = {id(p): p for p in parts if p}
+    if not stops and len(distinct) <= 1:
+        return next(iter(distinct.values()), _EMPTY)
+    out = set(stops)
+    for p in distinct.values():
+        out |= p
+    return frozenset(out)
+
+
+def _any(parts: list, stops: set) -> bool:
+    return bool(stops) or any(parts)
+
+
+_EMPTY: frozenset = frozenset()
+
+
+def _fold(graph: Graph, step, through, keep, merge):
+    """``f(node)`` = ``merge`` of what the walk from ``node`` along ``step`` finds: for each
+    neighbour, its own value if ``through`` holds for it (it is walked through), else the neighbour
+    itself when ``keep`` holds (a stop the caller wants). :meth:`Context._walk` from every node,
+    in one pass.
+
+    Values of ``through`` nodes are computed once each, over their strongly connected components
+    (Tarjan's algorithm, iterative: a graph read from a file may have cycles, and a deep one must
+    not recurse), each component after every component it reaches."""
+    passes = {n.name: bool(through(n)) for n in graph}
+    kept = {n.name: bool(keep(n)) for n in graph}
+    succ = {name: [m.name for m in step(graph[name])] for name in passes}
+    value: dict = {}
+    index, low, on_stack, stack, counter = {}, {}, set(), [], 0
+    for root in passes:
+        if not passes[root] or root in index:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(succ[root]))]
+        while work:
+            v, it = work[-1]
+            descended = False
+            for w in it:
+                if not passes[w]:
+                    continue
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(succ[w])))
+                    descended = True
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            if descended:
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] != index[v]:
+                continue
+            members = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                members.append(w)
+                if w == v:
+                    break
+            inside = set(members)
+            parts, stops = [], set()
+            for m in members:
+                for w in succ[m]:
+                    if passes[w]:
+                        if w not in inside:
+                            parts.append(value[w])
+                    elif kept[w]:
+                        stops.add(w)
+            result = merge(parts, stops)
+            for m in members:
+                value[m] = result
+
+    def f(node: Node):
+        parts, stops = [], set()
+        for w in succ[node.name]:
+            if passes[w]:
+                parts.append(value[w])
+            elif kept[w]:
+                stops.add(w)
+        return merge(parts, stops)
+
+    return f

@@ -134,22 +134,27 @@ class CoverageGaps(Rule):
                                                   "skipped_fraction": round(skipped, 3)},
                     explanation="Positions between the windows never influence the output.",
                     fix="Use a kernel at least as large as the stride, or AveragePooling before a stride-1 conv.")
-        # gridding: two consecutive convs with the same dilation > 1
-        for node in ctx.graph:
-            if node.op not in ("conv", "depthwise_conv", "separable_conv"):
-                continue
+        # gridding: two consecutive convs with the same dilation > 1. The walks back from the dilated
+        # convs share one pass per dilation rate: a walk from each along the adds of many residual
+        # blocks was quadratic (issue 10). Pairs come out in graph order of the earlier conv.
+        convs = ("conv", "depthwise_conv", "separable_conv")
+        dilated = [n for n in ctx.graph if n.op in convs and max(tuple(n.attrs.get("dilation", (1,)))) > 1]
+        before = {}  # dilation -> (node -> names of the convs of that dilation it reads with no layer between)
+        order = {n.name: i for i, n in enumerate(ctx.graph)} if dilated else {}
+        for node in dilated:
             d = tuple(node.attrs.get("dilation", (1,)))
-            if max(d) <= 1:
-                continue
-            for prev in ctx.backward(node, through=lambda n: not ctx.is_learnable(n)):
-                if prev.op in ("conv", "depthwise_conv", "separable_conv") \
-                        and tuple(prev.attrs.get("dilation", (1,))) == d:
-                    yield self.finding(f"{prev.name}, {node.name}: consecutive convolutions with the same "
-                                       f"dilation {d[0]} sample a grid (gridding)",
-                                       layers=[prev.name, node.name], evidence={"dilation": list(d)},
-                                       explanation="Stacked equal dilation rates only ever combine inputs on a "
-                                                   "sparse grid.",
-                                       fix="Use dilation rates without a common factor, e.g. 1, 2, 3.")
+            if d not in before:
+                before[d] = ctx.backward_reach(
+                    through=lambda n: not ctx.is_learnable(n),
+                    keep=lambda n, d=d: n.op in convs and tuple(n.attrs.get("dilation", (1,))) == d)
+            for name in sorted(before[d](node), key=order.__getitem__):
+                prev = ctx.graph[name]
+                yield self.finding(f"{prev.name}, {node.name}: consecutive convolutions with the same "
+                                   f"dilation {d[0]} sample a grid (gridding)",
+                                   layers=[prev.name, node.name], evidence={"dilation": list(d)},
+                                   explanation="Stacked equal dilation rates only ever combine inputs on a "
+                                               "sparse grid.",
+                                   fix="Use dilation rates without a common factor, e.g. 1, 2, 3.")
 
 
 def _skips(node) -> bool:
