@@ -31,13 +31,18 @@ def load_graph(source, **kwargs):
 
 
 def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None, data=None, probes=False,
-            budget=180.0, seed=0, **load_kwargs):
+            budget=180.0, seed=0, task=None, loss=None, from_logits=None, **load_kwargs):
     # load_kwargs: config=, trust_pickle=, input_shape=, example_inputs=, training= (see load_graph)
     """Load a model (path or live object), run the rules, return a :class:`~modellint.engine.Report`.
 
     ``dataset`` is optional: a dict ``{"samples": 8000, "classes": 13, "image_size": (128, 128)}``,
     a folder of class sub-folders, or a :class:`~modellint.rules.context.DatasetFacts`.
     ``select`` / ``ignore`` / ``extend_select`` take codes, code prefixes or categories.
+    ``task`` states what the model is trained to do where its loss and head cannot tell
+    (one of :data:`modellint.analysis.task.TASKS`: ``"multiclass"``, ``"regression"``,
+    ``"segmentation"``...); ``loss`` states the training loss a file does not record, by
+    its Keras name or its PyTorch class name (``"CrossEntropyLoss"``, ``"BCEWithLogitsLoss"``;
+    ``from_logits`` for a Keras loss); an unknown task or loss is a ``ConfigError``.
     With ``data=`` (a folder of class sub-folders or an ``.npz``) and ``probes=True`` (or
     a list of probe names, e.g. ``["lr_range", "train_dynamics"]``) the probes train
     briefly within ``budget`` seconds and their findings join the report
@@ -58,6 +63,10 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     from .engine import run_rules, select_rules
     from .rules.context import DatasetFacts
 
+    if loss is not None:
+        from .losses import stated_training
+
+        stated = stated_training(loss, from_logits, load_kwargs.get("training"), option="loss=")
     if probes:
         if data is None:
             raise ModelLintError("analyze(probes=True) needs data= (a folder of class sub-folders or an .npz)")
@@ -67,12 +76,16 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
         names = ALL_PROBES if probes is True else (probes,) if isinstance(probes, str) else tuple(probes)
         graph, ds, probe_report = run_probes(model, data, budget=budget, seed=seed, probes=names,
                                              input_shape=load_kwargs.get("input_shape"),
-                                             training=load_kwargs.get("training"))
+                                             training=stated if loss is not None else load_kwargs.get("training"))
+        facts = rule_facts(ds, f"data={data}")
+        facts.task = _checked_task(task)
         report = run_rules(graph, select_rules(select=select, ignore=ignore, extend_select=extend_select),
-                           rule_facts(ds, f"data={data}"), probes=probe_inputs(probe_report))
+                           facts, probes=probe_inputs(probe_report))
         report.probes = probe_report
         return report
     graph = load_graph(model, **load_kwargs)
+    if loss is not None:
+        graph.training = stated_training(loss, from_logits, graph.training, option="loss=")
     if dataset is None and data is not None:
         dataset = data
     if isinstance(dataset, DatasetFacts) or dataset is None:
@@ -82,8 +95,20 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     else:
         facts = facts_from_values(dataset.get("samples"), dataset.get("classes"), dataset.get("image_size"),
                                   source="analyze(dataset=...)")
+    if task is not None:
+        facts = facts or DatasetFacts()
+        facts.task = _checked_task(task)
     rules = select_rules(select=select, ignore=ignore, extend_select=extend_select)
     return run_rules(graph, rules, facts)
+
+
+def _checked_task(task):
+    from .analysis.task import TASKS
+    from .errors import ConfigError
+
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"task={task!r} is not one of {', '.join(TASKS)}")
+    return task
 
 
 def __getattr__(name):  # Report and Finding without importing the engine up front

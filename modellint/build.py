@@ -184,23 +184,25 @@ class _Chain:
 
 
 def seq(*layers, name: str = "model", loss: Optional[str] = None, optimizer: Optional[str] = None,
-        lr: Optional[float] = None, from_logits: Optional[bool] = None, **optimizer_config) -> Graph:
+        lr: Optional[float] = None, from_logits: Optional[bool] = None, framework: str = "keras",
+        **optimizer_config) -> Graph:
     """Chain ``layers`` (the first one an :func:`inp`) into a Graph.
 
     ``loss``/``optimizer``/``lr``/``from_logits`` fill ``Graph.training`` as a
-    compiled Keras model would; extra keywords go to the optimizer config
+    compiled Keras model would (``framework="torch"``: a PyTorch model with the loss its
+    user states, e.g. ``loss="CrossEntropyLoss"``); extra keywords go to the optimizer config
     (``momentum=0.9``, ``weight_decay=1e-4``, ``epsilon=1e-7``).
     """
     if not layers or not isinstance(layers[0], Layer) or layers[0].op != "input":
         raise ValueError("seq() starts with inp(...)")
-    g = Graph(name=name, framework="keras", source_format="builder", model_class="Sequential")
+    g = Graph(name=name, framework=framework, source_format="builder", model_class="Sequential")
     chain = _Chain(g)
     ref = None
     for spec in layers:
         ref = chain.residual(spec, ref) if isinstance(spec, Residual) else chain.add(spec, ref)
     g.outputs = [ref]
     if loss is not None or optimizer is not None:
-        if from_logits is None and loss and "crossentropy" in loss:
+        if from_logits is None and loss and "crossentropy" in loss and framework == "keras":
             from_logits = False
         g.training = TrainingConfig(loss=loss, from_logits=from_logits, optimizer=optimizer, learning_rate=lr,
                                     optimizer_config=dict(optimizer_config))
@@ -211,6 +213,18 @@ def seq(*layers, name: str = "model", loss: Optional[str] = None, optimizer: Opt
 NAMESPACE = {f.__name__: f for f in (inp, conv, dwconv, sepconv, dense, bn, ln, act, relu, softmax, pool, gap,
                                      gmp, flatten, dropout, spatial_dropout, rescale, normalize, augment,
                                      residual, seq)}
+
+
+def example_facts(source: str) -> dict:
+    """The dataset facts an example states in a trailing comment:
+    ``seq(...)  # with classes=10, task=regression`` -> ``{"classes": 10, "task": "regression"}``."""
+    _, sep, comment = source.partition("# with ")
+    facts = {}
+    for part in comment.split(",") if sep else ():
+        key, _, value = part.strip().partition("=")
+        if key and value:
+            facts[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    return facts
 
 
 def example(source: str) -> Graph:

@@ -7,6 +7,7 @@ import sys
 from typing import Optional
 
 from . import __version__
+from .analysis.task import TASKS
 from .errors import ConfigError, ModelLintError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -136,15 +137,21 @@ def _model_options(p) -> None:
                         "FROM THE FILE; only for files you trust (dangerous globals are still refused, but "
                         "that scan is a safety net, not a sandbox)")
     g.add_argument("--loss", metavar="NAME",
-                   help="the training loss, where the model file has none (e.g. categorical_crossentropy)")
+                   help="the training loss, where the model file has none: a Keras name "
+                        "(sparse_categorical_crossentropy, mse) or a PyTorch class (CrossEntropyLoss, "
+                        "BCEWithLogitsLoss, NLLLoss, MSELoss); an unknown name is refused")
     g.add_argument("--from-logits", action=argparse.BooleanOptionalAction, default=None,
-                   help="with --loss: the loss takes logits (as nn.CrossEntropyLoss does)")
+                   help="with a Keras --loss: it takes logits (from_logits=True); a PyTorch loss class "
+                        "already says what it takes")
+    g.add_argument("--task", choices=sorted(TASKS), metavar="TASK",
+                   help="what the model is trained to do, where the loss and head cannot tell: "
+                        + ", ".join(sorted(TASKS)))
 
 
 def _load(source, args):
     """Load one model with the reading options of the command line."""
     from .adapters import load_graph
-    from .graph import TrainingConfig
+    from .losses import stated_training
 
     shape = None
     if args.input_shape:
@@ -155,11 +162,7 @@ def _load(source, args):
                               "like 1,3,128,128") from None
     graph = load_graph(source, config=args.config, trust_pickle=args.trust_pickle, input_shape=shape)
     if args.loss:
-        old = graph.training
-        graph.training = TrainingConfig(
-            loss=args.loss.lower(), from_logits=bool(args.from_logits),
-            optimizer=old.optimizer if old else None, learning_rate=old.learning_rate if old else None,
-            metrics=list(old.metrics) if old else [], optimizer_config=dict(old.optimizer_config) if old else {})
+        graph.training = stated_training(args.loss, args.from_logits, graph.training)
     return graph
 
 
@@ -222,13 +225,16 @@ def cmd_check(args) -> int:
                          extend_select=settings.extend_select + _split(args.extend_select))
     ds = dict(settings.dataset)
     config_facts = facts_from_values(ds.get("samples"), ds.get("classes"), ds.get("image_size"),
-                                     source=f"config {settings.source}")
+                                     source=f"config {settings.source}", task=ds.get("task"))
     folder = args.data or ds.get("data")
     folder_facts = facts_from_folder(folder) if folder else None
     skipped = getattr(folder_facts, "skipped", None)
     if skipped and not args.quiet:
         print(f"modellint: note: {folder}: {skipped}", file=sys.stderr)
-    flag_facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags")
+    unreadable = getattr(folder_facts, "unreadable", None)
+    if unreadable and not args.quiet:
+        print(f"modellint: note: {folder}: {unreadable}", file=sys.stderr)
+    flag_facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags", task=args.task)
     dataset = merge(config_facts, folder_facts, flag_facts)
     fail_on = args.fail_on or settings.fail_on
 
@@ -323,7 +329,6 @@ def cmd_probe(args) -> int:
     from pathlib import Path
 
     from .engine import run_rules, select_rules
-    from .graph import TrainingConfig
     from .probes.api import probe_inputs, rule_facts, run_probes
     from .probes.suite import ALL_PROBES
 
@@ -333,7 +338,7 @@ def cmd_probe(args) -> int:
             shape = tuple(int(x) for x in args.input_shape.replace("x", ",").split(",") if x.strip())
         except ValueError:
             raise ConfigError(f"--input-shape {args.input_shape!r} is not a list of integers") from None
-    training = TrainingConfig(loss=args.loss.lower(), from_logits=bool(args.from_logits)) if args.loss else None
+    training = stated_training(args.loss, args.from_logits) if args.loss else None
     probes = tuple(_split([args.probes])) if args.probes else ALL_PROBES
     if args.budget <= 0:
         raise ConfigError("--budget must be positive")

@@ -20,7 +20,7 @@ from typing import Optional
 from .errors import ConfigError
 
 KEYS = {"select", "ignore", "extend-select", "fail-on", "dataset"}
-DATASET_KEYS = {"samples", "classes", "image_size", "image-size", "data"}
+DATASET_KEYS = {"samples", "classes", "image_size", "image-size", "data", "task"}
 
 
 @dataclass

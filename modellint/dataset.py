@@ -41,7 +41,7 @@ def parse_image_size(text: str) -> tuple:
     return dims
 
 
-def facts_from_values(samples=None, classes=None, image_size=None, source="") -> DatasetFacts:
+def facts_from_values(samples=None, classes=None, image_size=None, source="", task=None) -> DatasetFacts:
     def positive(name, v):
         if v is None:
             return None
@@ -58,8 +58,13 @@ def facts_from_values(samples=None, classes=None, image_size=None, source="") ->
         size = parse_image_size(image_size) if isinstance(image_size, str) else tuple(int(x) for x in image_size)
         if len(size) == 1:
             size = size * 2
+    if task is not None:
+        from .analysis.task import TASKS
+
+        if task not in TASKS:
+            raise ConfigError(f"task {task!r} is not one of {', '.join(TASKS)}")
     return DatasetFacts(samples=positive("samples", samples), classes=positive("classes", classes),
-                        image_size=size, source=source)
+                        image_size=size, source=source, task=task)
 
 
 # -- reading a data folder from inside only ------------------------------------------------
@@ -295,7 +300,7 @@ def merge(*facts: Optional[DatasetFacts]) -> DatasetFacts:
     for f in facts:
         if f is None:
             continue
-        for key in ("samples", "classes", "image_size", "channels"):
+        for key in ("samples", "classes", "image_size", "channels", "task"):
             if getattr(f, key) is not None:
                 setattr(out, key, getattr(f, key))
         if f.source and any(getattr(f, k) is not None for k in ("samples", "classes", "image_size")):

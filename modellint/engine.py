@@ -74,9 +74,10 @@ class Report:
     def to_dict(self) -> dict:
         from .reports.summary import summarize
 
-        s = summarize(self.graph).to_dict()
+        s = summarize(self.graph, self.dataset).to_dict()
         return {
             "model": s["model"],
+            "task": s["task"],
             "params": s["params"],
             "macs": s["macs"],
             "receptive_field": s["receptive_field"],

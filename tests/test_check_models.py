@@ -119,7 +119,7 @@ def test_data_folder_is_counted(tmp_path):
     assert rep["dataset"]["samples"] == 12 and rep["dataset"]["classes"] == 3
     assert rep["dataset"]["image_size"] == [64, 96]
     found = {f["code"]: f for f in rep["findings"]}
-    assert found["ML301"]["evidence"] == {"units": 13, "classes": 3}
+    assert found["ML301"]["evidence"] == {"units": 13, "classes": 3, "task": "multiclass"}
     assert found["ML901"]["evidence"]["images"] == [64, 96]
 
 

@@ -3,7 +3,7 @@ example fires the rule, each VALID example does not."""
 
 import pytest
 
-from modellint.build import example
+from modellint.build import example, example_facts
 from modellint.dataset import facts_from_values
 from modellint.engine import run_rules
 from modellint.rules import all_rules
@@ -13,9 +13,13 @@ RULES = all_rules()
 CASES = [(r, src, True) for r in RULES for src in r.INVALID] + [(r, src, False) for r in RULES for src in r.VALID]
 
 
-def _facts(rule):
+def _facts(rule, src=""):
+    """The rule's EXAMPLE_DATASET, with an example's own ``# with classes=10, task=regression``."""
     d = dict(rule.EXAMPLE_DATASET)
-    return facts_from_values(d.get("samples"), d.get("classes"), d.get("image_size"), source="example")
+    d.update(example_facts(src if isinstance(src, str) else ""))
+    facts = facts_from_values(d.get("samples"), d.get("classes"), d.get("image_size"), source="example")
+    facts.task = d.get("task")
+    return facts
 
 
 @pytest.mark.parametrize("rule,src,should_fire", CASES,
@@ -23,7 +27,7 @@ def _facts(rule):
 def test_rule_examples(rule, src, should_fire):
     src, probes = src if isinstance(src, tuple) else (src, None)  # probe rules pair a model with measurements
     graph = example(src)
-    report = run_rules(graph, [rule], _facts(rule), probes=probes)
+    report = run_rules(graph, [rule], _facts(rule, src), probes=probes)
     assert not report.errors, report.errors
     assert rule.code in report.rules_run, report.rules_skipped
     fired = [f for f in report.findings if f.code == rule.code]

@@ -198,7 +198,8 @@ def _load_kind(path: Path, kind: str, config, trust_pickle: bool, input_shape) -
     if kind == "onnx" or path.suffix.lower() == ".onnx":
         from .onnx_file import read_onnx
 
-        return read_onnx(path)
+        graph = read_onnx(path)
+        return assume_loss(graph) if exported_by_pytorch(graph) else graph
     raise InputError(path, "unrecognised file format (not HDF5, a zip archive, JSON, a pickle or ONNX)")
 
 
@@ -221,9 +222,15 @@ def assume_loss(graph: Graph) -> Graph:
     from ..graph import TrainingConfig
 
     if graph.training is None and graph.output_activation() == "softmax":
-        graph.training = TrainingConfig(loss="categorical_crossentropy", from_logits=True, assumed=True)
+        graph.training = TrainingConfig(loss="CrossEntropyLoss", assumed=True)
         graph.notes.append("loss assumed: nn.CrossEntropyLoss (expects logits); pass --loss to state yours")
     return graph
+
+
+def exported_by_pytorch(graph: Graph) -> bool:
+    """An ONNX graph whose producer is PyTorch (``torch.onnx.export``): its user trains with
+    PyTorch's losses, so the same stated-loss default applies."""
+    return graph.framework == "onnx" and "torch" in (graph.framework_version or "").lower()
 
 
 CODE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")

@@ -235,6 +235,11 @@ class TorchRunner(Runner):
                 _norm_name(training.loss) == _norm_name(spec):
             from_logits = training.from_logits
         out_act = output_activation(self.graph)
+        from ..losses import LOGITS, lookup
+
+        known = lookup(spec) if spec else None
+        if known is not None and known.framework == "torch":  # a PyTorch loss class says what it takes
+            from_logits = known.expects == LOGITS
         if from_logits is None:
             from_logits = out_act not in ("softmax", "sigmoid", "log_softmax")
         name = _norm_name(spec or "crossentropy")

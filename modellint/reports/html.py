@@ -164,7 +164,7 @@ def _md_block(lines: list) -> Markup:
 
 def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) -> dict:
     g = report.graph
-    s = summarize(g)
+    s = summarize(g, report.dataset)
     rows = s.rows
     index = {r.name: i for i, r in enumerate(rows)}
     for node in g:  # fused activations point at their layer's row
@@ -244,7 +244,9 @@ def _header(report, s) -> dict:
     training = None
     if t:
         training = {"loss": t.loss, "from_logits": t.from_logits, "optimizer": t.optimizer,
-                    "lr": t.learning_rate, "assumed": t.assumed}
+                    "lr": t.learning_rate, "assumed": t.assumed,
+                    "label": "Compiled with" if g.framework == "keras" and not t.assumed else "Trained with"}
+    task = s.task.text() if s.task is not None else None
     ds = report.dataset
     dataset = None
     if ds is not None and any(ds.has(k) for k in ("samples", "classes", "image_size")):
@@ -253,6 +255,7 @@ def _header(report, s) -> dict:
                    "source": ds.source}
     probes = report.probes
     return {
+        "task": task,
         "file": g.source_path or g.name or "model",
         "name": g.name,
         "framework": g.framework or "?",

@@ -37,6 +37,7 @@ class Summary:
     macs: int
     activation_bytes: int
     last_spatial: Optional[dict]
+    task: Optional[object] = None  # analysis.task.TaskAnalysis
 
     def to_dict(self) -> dict:
         g = self.graph
@@ -54,6 +55,7 @@ class Summary:
             "inputs": [{"name": n, "shape": _list(g.display_shape(g[n].output_shape))} for n in g.inputs],
             "receptive_field": self.last_spatial,
             "training": g.training.to_dict() if g.training else None,
+            "task": self.task.to_dict() if self.task is not None else None,
             "layers": [r.__dict__ for r in self.rows],
             "notes": list(g.notes),
         }
@@ -63,7 +65,10 @@ def _list(shape):
     return None if shape is None else list(shape)
 
 
-def summarize(graph: Graph) -> Summary:
+def summarize(graph: Graph, dataset=None) -> Summary:
+    """The layer table and totals; ``dataset`` (DatasetFacts: classes, a stated task) sharpens the task."""
+    from ..analysis.task import analyse
+
     rfs = receptive_fields(graph)
     costs = node_costs(graph)
     rows = []
@@ -99,7 +104,8 @@ def summarize(graph: Graph) -> Summary:
         if in_size and all(in_size):
             spatial["coverage"] = round(min(s / i for s, i in zip(rf.size, in_size)), 4)
     return Summary(graph=graph, rows=rows, macs=sum(c.macs for c in costs.values()),
-                   activation_bytes=sum(c.activation_bytes for c in costs.values()), last_spatial=spatial)
+                   activation_bytes=sum(c.activation_bytes for c in costs.values()), last_spatial=spatial,
+                   task=analyse(graph, dataset))
 
 
 # -- text -------------------------------------------------------------------
@@ -171,14 +177,25 @@ def render_text(summary: Summary) -> str:
             text += f"; input {'×'.join(str(x) for x in s['input_size'])} → covers {s['coverage']:.0%}"
         out.append(text)
     if g.training:
-        t = g.training
-        lr = f", learning rate {t.learning_rate:g}" if t.learning_rate is not None else ""
-        out.append(f"Compiled with: loss {t.loss}, optimizer {t.optimizer}{lr}")
+        out.append(training_text(g))
+    if summary.task is not None:
+        out.append(f"Task: {summary.task.text()}")
     unknown = [r.name for r in summary.rows if r.op == "unknown"]
     if unknown:
         out.append(f"Unknown layers (kept as opaque nodes, never executed): {', '.join(unknown[:8])}"
                    + (" …" if len(unknown) > 8 else ""))
     return "\n".join(out)
+
+
+def training_text(g: Graph) -> str:
+    """``Compiled with: loss …`` for Keras; for PyTorch the loss its user states (or modellint assumes)."""
+    t = g.training
+    lr = f", learning rate {t.learning_rate:g}" if t.learning_rate is not None else ""
+    opt = f", optimizer {t.optimizer}{lr}" if t.optimizer else ""
+    if g.framework == "keras" and not t.assumed:
+        return f"Compiled with: loss {t.loss}{' (from_logits=True)' if t.from_logits else ''}{opt}"
+    said = "assumed" if t.assumed else "stated"
+    return f"Trained with ({said}): loss {t.loss}{opt}"
 
 
 def render_json(summary: Summary) -> str:

@@ -85,6 +85,10 @@ def header(report) -> str:
             shapes.append("×".join("?" if d is None else str(d) for d in list(shape)[1:]))
     if shapes:
         parts.append("input " + ", ".join(shapes))
+    task = summarize(g, report.dataset).task
+    if task is not None and task.task != "unknown":
+        parts.append(f"task {task.task}" + (" (stated)" if task.source == "stated" else
+                                            " (assumed)" if task.source == "assumed" else ""))
     return f"{oneline(g.source_path or g.name)}  " + " · ".join(parts)
 
 

@@ -220,45 +220,4 @@ class DeepSaturatingStack(Rule):
                                fix="Use relu/gelu in hidden layers or add normalization between them.")
 
 
-@register
-class MissingOutputActivation(Rule):
-    """
-    ## What it does
-    Flags a model compiled with a probability loss (cross-entropy with
-    `from_logits=False`, the Keras default) whose output has no softmax or
-    sigmoid.
-
-    ## Why is this bad
-    The loss treats raw logits as probabilities: Keras clips them into (0, 1)
-    and renormalises, so training optimises the wrong objective and gradients
-    vanish wherever a logit leaves that range.
-
-    ## Fix
-    Add `activation="softmax"` (or sigmoid) to the output layer, or compile with
-    `from_logits=True`.
-    """
-
-    code = "ML205"
-    impact = 3
-    name = "missing-output-activation"
-    category = "activation"
-    severity = "error"
-    INVALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), loss='categorical_crossentropy')"]
-    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'), loss='categorical_crossentropy')",
-             "seq(inp(64,), dense(32, act='relu'), dense(10), loss='categorical_crossentropy', from_logits=True)"]
-
-    def check(self, ctx):
-        t = ctx.graph.training
-        if not t or not t.loss or "crossentropy" not in t.loss or t.from_logits is not False:
-            return
-        for out in ctx.outputs():
-            head = ctx.head(out)
-            if head["activation"] in (None, "linear"):
-                yield self.finding(
-                    f"{ctx.head_layer(out).name}: output has no softmax/sigmoid but the loss "
-                    f"{t.loss} expects probabilities", layers=[ctx.head_layer(out).name],
-                    evidence={"loss": t.loss, "from_logits": t.from_logits, "output_activation": head["activation"]},
-                    explanation="The loss will clip the raw outputs into (0, 1): the wrong objective.",
-                    fix="Add the output activation, or compile the loss with from_logits=True.",
-                    snippets={"keras": 'Dense(num_classes, activation="softmax")\n# or: '
-                                       'loss=keras.losses.CategoricalCrossentropy(from_logits=True)'})
+# ML205 (missing-output-activation) lives with the other head rules in output_head.py.

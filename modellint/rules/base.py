@@ -66,6 +66,11 @@ class Rule:
                        references=list(self.references))
 
     @classmethod
+    def tables(cls) -> list:
+        """``[(title, markdown)]``: reference tables the rule decides by, shown on its page."""
+        return []
+
+    @classmethod
     def doc(cls) -> str:
         import inspect
 

@@ -9,6 +9,8 @@ from typing import Callable, Iterable, Optional
 
 from .. import ops
 from ..analysis import node_costs, receptive_fields
+from ..analysis.task import TaskAnalysis
+from ..analysis.task import analyse as analyse_task
 from ..graph import Graph, Node, split_ref
 
 
@@ -20,6 +22,7 @@ class DatasetFacts:
     classes: Optional[int] = None
     image_size: Optional[tuple] = None  # (H, W)
     channels: Optional[int] = None
+    task: Optional[str] = None  # stated by the user (--task); see modellint.analysis.task.TASKS
     source: str = ""  # "--samples/--classes", "config", "--data DIR"
 
     def has(self, fact: str) -> bool:
@@ -28,7 +31,7 @@ class DatasetFacts:
     def to_dict(self) -> dict:
         return {"samples": self.samples, "classes": self.classes,
                 "image_size": list(self.image_size) if self.image_size else None,
-                "channels": self.channels, "source": self.source}
+                "channels": self.channels, "task": self.task, "source": self.source}
 
 
 class Context:
@@ -52,6 +55,11 @@ class Context:
     @cached_property
     def costs(self) -> dict:
         return node_costs(self.graph)
+
+    @cached_property
+    def task(self) -> TaskAnalysis:
+        """What the model is trained to do, per output (see :mod:`modellint.analysis.task`)."""
+        return analyse_task(self.graph, self.dataset)
 
     # -- node classes -------------------------------------------------------------
     @staticmethod

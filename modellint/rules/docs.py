@@ -90,6 +90,8 @@ def render_rule_page(rule_cls) -> str:
     doc = rule_cls.doc().strip()
     if doc:
         lines += [doc, ""]
+    for title, table in rule_cls.tables():  # reference tables a rule reads (e.g. the head x loss matrix)
+        lines += [f"## {title}", "", table, ""]
     if rule_cls.INVALID:
         lines += ["## Example", "", "Flagged:", ""]
         for src in rule_cls.INVALID:
