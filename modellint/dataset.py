@@ -1,7 +1,10 @@
 """Dataset facts for rules, from flags, config, or a folder of class sub-folders.
 
 Counting a folder reads only directory listings and image *headers* (PNG, JPEG,
-GIF, BMP, WebP sizes), never whole images and never through a framework.
+GIF, BMP, WebP sizes), never whole images and never through a framework. An image
+whose header is empty, cut short, damaged or of no known format is not counted for
+the typical size and is named in one note line (``facts.unreadable``), as the probes'
+loader names undecodable images; it never stops the count.
 
 A data folder is read from inside only (:func:`list_class_folder`, which the probes'
 loader uses too): links, to files or folders, whose target lies outside the folder
@@ -206,53 +209,148 @@ def list_class_folder(root) -> ClassFolder:
     return out
 
 
+class ImageHeaderError(ValueError):
+    """A file named like an image whose header is missing, cut short or damaged (the problem, one line)."""
+
+
+_JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+_JPEG_MAX_SEGMENTS = 1000        # markers walked before the frame header; then the size is unknown
+_JPEG_MAX_FILL = 1 << 16         # 0xFF fill bytes allowed before one marker
+_BMP_DIB_SIZES = (12, 16, 40, 52, 56, 64, 108, 124)
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"\xff\xd8", "JPEG"),
+               (b"BM", "BMP"), (b"RIFF", "WebP"))
+
+
+def _need(head: bytes, n: int, fmt: str) -> None:
+    if len(head) < n:
+        raise ImageHeaderError(f"{fmt} header cut short ({len(head)} of at least {n} bytes)")
+
+
+def _bytes(n: int) -> str:
+    return f"{n} byte{'' if n == 1 else 's'}"
+
+
+def _dims(fmt: str, h: int, w: int) -> None:
+    if h <= 0 or w <= 0:
+        raise ImageHeaderError(f"{fmt} header declares {w}x{h} pixels")
+
+
 def image_header_size(path: Path) -> Optional[tuple]:
-    """(H, W, channels or None) from an image file's header; None if unknown (or not a regular file)."""
+    """(H, W, channels or None) from an image file's header (PNG, JPEG, GIF, BMP, WebP); None when the
+    header is whole but carries no size this reader knows (a JPEG whose frame header is beyond the
+    first 1,000 segments).
+
+    Raises :class:`ImageHeaderError` (a ``ValueError``), and nothing else, when the file cannot be
+    read, is empty, is none of those formats, or its header is cut short, damaged or declares a
+    zero or negative size: at most 64 bytes are read, plus a bounded walk over a JPEG's segment
+    headers."""
     try:
         with open_regular(path) as f:
             head = f.read(64)
-            if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-                w, h = struct.unpack(">II", head[16:24])
-                channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(head[25])
-                return h, w, channels
-            if head[:6] in (b"GIF87a", b"GIF89a"):
-                w, h = struct.unpack("<HH", head[6:10])
-                return h, w, 3
-            if head[:2] == b"BM":
-                w, h = struct.unpack("<ii", head[18:26])
-                return abs(h), w, 3
-            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-                if head[12:16] == b"VP8X":
-                    w = 1 + int.from_bytes(head[24:27], "little")
-                    h = 1 + int.from_bytes(head[27:30], "little")
-                    return h, w, 3
-                return None
-            if head[:2] == b"\xff\xd8":
-                return _jpeg_size(f)
-    except OSError:
-        return None
-    return None
+            return _header_size(f, head)
+    except OSError as exc:
+        raise ImageHeaderError(f"cannot read it ({exc.strerror or exc})") from None
+
+
+def _header_size(f, head: bytes) -> Optional[tuple]:
+    if not head:
+        raise ImageHeaderError("empty file")
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        _need(head, 26, "PNG")
+        if head[12:16] != b"IHDR":
+            raise ImageHeaderError("PNG without an IHDR header chunk first")
+        w, h = struct.unpack(">II", head[16:24])
+        _dims("PNG", h, w)
+        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(head[25])
+        return h, w, channels
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        _need(head, 10, "GIF")
+        w, h = struct.unpack("<HH", head[6:10])
+        _dims("GIF", h, w)
+        return h, w, 3
+    if head[:2] == b"BM":
+        _need(head, 18, "BMP")
+        dib = struct.unpack("<I", head[14:18])[0]
+        if dib not in _BMP_DIB_SIZES:
+            raise ImageHeaderError(f"BMP header of unknown kind (DIB header size {dib})")
+        if dib == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+            _need(head, 22, "BMP")
+            w, h = struct.unpack("<HH", head[18:22])
+        else:
+            _need(head, 26, "BMP")
+            w, h = struct.unpack("<ii", head[18:26])
+        _dims("BMP", abs(h), w)  # a negative height is a top-down bitmap
+        return abs(h), w, 3
+    if head[:4] == b"RIFF":
+        _need(head, 16, "WebP")
+        if head[8:12] != b"WEBP":
+            raise ImageHeaderError("a RIFF file that is not WebP")
+        chunk = head[12:16]
+        if chunk == b"VP8X":
+            _need(head, 30, "WebP")
+            w = 1 + int.from_bytes(head[24:27], "little")
+            h = 1 + int.from_bytes(head[27:30], "little")
+            return h, w, 3
+        if chunk == b"VP8 ":  # lossy: frame tag, start code 9d 01 2a, 14-bit sizes
+            _need(head, 30, "WebP")
+            if head[23:26] != b"\x9d\x01\x2a":
+                raise ImageHeaderError("WebP (VP8) frame without its start code")
+            w, h = (v & 0x3FFF for v in struct.unpack("<HH", head[26:30]))
+            _dims("WebP", h, w)
+            return h, w, 3
+        if chunk == b"VP8L":  # lossless: signature 0x2f, then 14 bits width - 1, 14 bits height - 1
+            _need(head, 25, "WebP")
+            if head[20] != 0x2F:
+                raise ImageHeaderError("WebP (VP8L) frame without its signature byte")
+            bits = int.from_bytes(head[21:25], "little")
+            return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1, 3
+        raise ImageHeaderError(f"WebP whose first chunk is {chunk!r}, not VP8, VP8L or VP8X")
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(f)
+    for sig, fmt in _SIGNATURES:
+        if len(head) < len(sig) and sig.startswith(head):
+            raise ImageHeaderError(f"{fmt} signature cut short ({_bytes(len(head))})")
+    raise ImageHeaderError("not a PNG, JPEG, GIF, BMP or WebP file (unknown header)")
 
 
 def _jpeg_size(f) -> Optional[tuple]:
+    """Walk the segment headers after SOI to the first frame header (SOFn): seeks over segment
+    bodies, at most :data:`_JPEG_MAX_SEGMENTS` segments and :data:`_JPEG_MAX_FILL` fill bytes each."""
     f.seek(2)
-    for _ in range(1000):  # bounded walk over markers
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        at = f.tell()
         marker = f.read(2)
-        if len(marker) < 2 or marker[0] != 0xFF:
-            return None
+        if len(marker) < 2:
+            raise ImageHeaderError(f"JPEG cut short at byte {at} (no frame header)")
+        if marker[0] != 0xFF:
+            raise ImageHeaderError(f"JPEG segment at byte {at} does not start with a marker")
         kind = marker[1]
+        fill = 0
+        while kind == 0xFF:  # fill bytes before a marker
+            fill += 1
+            if fill > _JPEG_MAX_FILL:
+                raise ImageHeaderError(f"JPEG with over {_JPEG_MAX_FILL:,} fill bytes at byte {at}")
+            b = f.read(1)
+            if not b:
+                raise ImageHeaderError(f"JPEG cut short at byte {f.tell()} (no frame header)")
+            kind = b[0]
         if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:
             continue
+        if kind in (0x00, 0xD9, 0xDA):
+            raise ImageHeaderError(f"JPEG without a frame header before marker 0x{kind:02X} at byte {f.tell() - 2}")
         length_bytes = f.read(2)
         if len(length_bytes) < 2:
-            return None
+            raise ImageHeaderError(f"JPEG cut short at byte {f.tell()} (no frame header)")
         length = struct.unpack(">H", length_bytes)[0]
-        if kind in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+        if length < 2:
+            raise ImageHeaderError(f"JPEG segment at byte {f.tell() - 4} declares a length of {length}")
+        if kind in _JPEG_SOF:
             data = f.read(6)
             if len(data) < 6:
-                return None
+                raise ImageHeaderError(f"JPEG frame header cut short at byte {f.tell()}")
             _, h, w, channels = struct.unpack(">BHHB", data)
-            return h, w, channels
+            _dims("JPEG", h, w)
+            return h, w, channels or None
         f.seek(length - 2, os.SEEK_CUR)
     return None
 
@@ -278,8 +376,13 @@ def facts_from_folder(directory) -> DatasetFacts:
         raise InputError(root, "has no class sub-folders with images (.jpg, .png, .bmp, .gif, .webp)")
     sizes = Counter()
     channels = Counter()
+    unreadable = []
     for p in sample_paths[:_HEADER_SAMPLE]:
-        info = image_header_size(p)
+        try:
+            info = image_header_size(p)
+        except ImageHeaderError as exc:
+            unreadable.append((p.relative_to(root).as_posix(), str(exc)))
+            continue
         if info:
             sizes[(info[0], info[1])] += 1
             if info[2]:
@@ -290,7 +393,23 @@ def facts_from_folder(directory) -> DatasetFacts:
                          source=f"--data {root}")
     facts.per_class = per_class  # type: ignore[attr-defined]
     facts.skipped = listing.skipped_note()  # type: ignore[attr-defined]
+    facts.unreadable = _unreadable_note(unreadable, len(sample_paths[:_HEADER_SAMPLE]))  # type: ignore[attr-defined]
     return facts
+
+
+def _unreadable_note(unreadable: list, read: int, limit: int = 5) -> Optional[str]:
+    """One line naming the images whose header could not be read (None when every one was)."""
+    if not unreadable:
+        return None
+    shown = "; ".join(f"{_printable(name)}: {why}" for name, why in unreadable[:limit])
+    more = f"; and {len(unreadable) - limit} more" if len(unreadable) > limit else ""
+    return (f"{len(unreadable)} of the {read} image(s) sampled for the image size have a damaged or unreadable "
+            f"header and were not counted (Keras and torchvision would stop on them): {shown}{more}")
+
+
+def _printable(name: str) -> str:
+    """A file name for a one-line note: control characters (a newline, a terminal escape) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def merge(*facts: Optional[DatasetFacts]) -> DatasetFacts:

@@ -70,7 +70,7 @@ def family_results(family, pool, root) -> list:
 # .pt2 models/model.json bombs) and dataset.py's image-header reader crashes on a cut PNG.
 # Listed one by one so any other regression fails; remove an id when its fix lands.
 STILL_OPEN = {"bytes/torchscript/format-04", "archives/bomb/bomb_data_pkl",
-              "archives/bomb/bomb_pt2_model_json", "data/truncated/0", "data/truncated/1"}
+              "archives/bomb/bomb_pt2_model_json"}
 
 
 @pytest.mark.parametrize("family", corpus.FAMILIES)
