@@ -102,6 +102,10 @@ def pool(size=2, strides=None, kind="max", padding="valid", name=None) -> Layer:
                  name, "MaxPooling2D" if kind == "max" else "AveragePooling2D")
 
 
+def upsample(size=2, name=None) -> Layer:
+    return Layer("upsample", {"size": size, "interpolation": "nearest"}, name, "UpSampling2D")
+
+
 def gap(name=None) -> Layer:
     return Layer("global_pool", {"mode": "avg", "keepdims": False}, name, "GlobalAveragePooling2D")
 
@@ -210,7 +214,7 @@ def seq(*layers, name: str = "model", loss: Optional[str] = None, optimizer: Opt
 
 
 #: Everything a rule example may use (rule docs show examples in this vocabulary).
-NAMESPACE = {f.__name__: f for f in (inp, conv, dwconv, sepconv, dense, bn, ln, act, relu, softmax, pool, gap,
+NAMESPACE = {f.__name__: f for f in (inp, conv, dwconv, sepconv, dense, bn, ln, act, relu, softmax, pool, upsample, gap,
                                      gmp, flatten, dropout, spatial_dropout, rescale, normalize, augment,
                                      residual, seq)}
 

@@ -42,6 +42,7 @@ class Cell:
     tasks: Optional[frozenset] = None
     units: Optional[str] = None  # "1" or ">1": only for that many output units
     framework: Optional[str] = None  # "keras" / "torch": only for losses of that framework
+    stated: bool = False       # only when the user stated the task (the loss cannot tell it)
 
 
 _P, _LG, _LP, _V = L.PROBABILITIES, L.LOGITS, L.LOG_PROBABILITIES, L.VALUES
@@ -138,11 +139,11 @@ MATRIX = (
     Cell("sigmoid", _V, (L.REGRESSION,), "ML305", "warning",
          "a sigmoid at the output of an unbounded regression: every prediction lies in (0, 1)",
          "remove the sigmoid, or scale the target into [0, 1] and state --task regression-bounded",
-         tasks=frozenset({"regression"})),
+         tasks=frozenset({"regression"}), stated=True),
     Cell("bounded", _V, (L.REGRESSION,), "ML305", "warning",
          "a {fn} at the output of an unbounded regression: every prediction lies in (-1, 1)",
          "remove the {fn}, or scale the target into [-1, 1] and state --task regression-bounded",
-         tasks=frozenset({"regression"})),
+         tasks=frozenset({"regression"}), stated=True),
     # -- margin losses: scores of either sign
     Cell("sigmoid", _V, (L.BINARY,), "ML305", "warning",
          "a sigmoid before the margin loss {loss}: outputs in (0, 1) can never reach the margin for a "
@@ -168,6 +169,8 @@ def _lookup(head: T.Head, framework: str) -> Optional[Cell]:
             continue
         if cell.framework is not None and cell.framework != loss.framework:
             continue
+        if cell.stated and head.source != "stated":
+            continue
         if cell.units == "1" and head.units != 1 or cell.units == ">1" and not (head.units or 0) > 1:
             continue
         if cell.activation == "nonnegative" and cell.expects == _V and head.activation not in _RELU_LIKE_DEAD:
@@ -182,7 +185,8 @@ def matrix_markdown() -> str:
             "|---|---|---|---|---|---|---|"]
     for c in MATRIX:
         rows.append(f"| {c.activation} | {c.expects} | {', '.join(c.trains) if c.trains else 'any'} | "
-                    f"{', '.join(sorted(c.tasks)) if c.tasks else 'any'} | {c.units or 'any'} | "
+                    f"{', '.join(sorted(c.tasks)) if c.tasks else 'any'}{' (stated)' if c.stated else ''} | "
+                    f"{c.units or 'any'} | "
                     f"{c.code}{' (' + c.framework + ' losses)' if c.framework else ''} | {c.severity} |")
     return "\n".join(rows)
 
