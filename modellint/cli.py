@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--fail-on", choices=("error", "warning", "info"),
                      help="lowest severity that makes the exit code 1 (default: warning)")
     out.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
-    out.add_argument("--explain", action="store_true", help="also list rules that did not run, and why")
+    out.add_argument("--explain", action="store_true",
+                     help="also list rules that did not run and why, and print the page of every rule that "
+                          "reported something (what it does, why it matters, the fix, examples)")
     out.add_argument("--quiet", "-q", action="store_true", help="only the finding lines")
     _model_options(c)
     c.add_argument("--settings", metavar="TOML",

@@ -98,7 +98,19 @@ class Report:
 
         return to_sarif([self])
 
+    def __repr__(self) -> str:
+        c = self.counts()
+        where = self.path or self.graph.name
+        return (f"<Report {where}: {len(self.findings)} findings ({c['error']} errors, {c['warning']} warnings, "
+                f"{c['info']} info), {len(self.rules_run)} rules ran>")
+
+    def __str__(self) -> str:
+        """``print(report)`` shows what ``modellint check`` prints."""
+        return self.to_text()
+
     def to_text(self, **kwargs) -> str:
+        """The terminal text of ``modellint check`` (``quiet=True``: one line per finding;
+        ``explain=True``: also skipped rules and the page of every reported rule)."""
         from .reports.text import render
 
         return render([self], **kwargs)

@@ -317,3 +317,37 @@ def test_json_outputs_keep_html_like_names(sarif_validator):
 def test_report_methods_use_the_writers(seed_report):
     assert seed_report.to_text() == text.render([seed_report])
     assert seed_report.to_sarif() == sarif.to_sarif([seed_report])
+
+
+def test_report_prints_as_the_check_text_and_reprs_in_one_line():
+    import modellint
+
+    report = modellint.analyze("examples/seed_cnn.h5", dataset={"samples": 8000, "classes": 13})
+    assert str(report) == report.to_text()
+    c = report.counts()
+    assert repr(report) == (f"<Report examples/seed_cnn.h5: {len(report.findings)} findings ({c['error']} errors, "
+                            f"{c['warning']} warnings, {c['info']} info), {len(report.rules_run)} rules ran>")
+
+
+def test_explain_prints_the_page_of_every_reported_rule():
+    import modellint
+    from modellint.rules import get_rule
+    from modellint.rules.docs import render_rule_page
+
+    report = modellint.analyze("examples/seed_cnn.h5", dataset={"samples": 8000, "classes": 13})
+    text = report.to_text(explain=True)
+    codes = {f.code for f in report.findings}
+    assert codes and all(render_rule_page(get_rule(c)).rstrip() in text for c in codes)
+    assert text.count("\n# ML") == len(codes)
+
+
+def test_check_and_summary_count_layers_alike():
+    """The seed question's own model.summary() lists 13 layers (no InputLayer row)."""
+    from modellint.adapters import load_graph
+    from modellint.reports.summary import render_text, summarize
+
+    g = load_graph("examples/seed_cnn.h5")
+    import modellint
+
+    header = modellint.analyze("examples/seed_cnn.h5").to_text().splitlines()[0]
+    assert "· 13 layers ·" in header and "· 13 layers" in render_text(summarize(g)).splitlines()[0]

@@ -44,7 +44,7 @@ from typing import Iterable, Optional
 from markupsafe import Markup, escape
 
 from . import charts
-from .summary import _rf_text, _shape_text, human, human_bytes, summarize
+from .summary import _rf_text, _shape_text, human, human_bytes, layer_count, summarize
 from .text import _value, summary_line
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -262,7 +262,7 @@ def _header(report, s) -> dict:
         "framework_version": g.framework_version,
         "format": g.source_format,
         "model_class": g.model_class,
-        "n_layers": sum(1 for r in s.rows if r.op != "input"),
+        "n_layers": layer_count(s),
         "params": g.total_params, "trainable": g.trainable_params, "non_trainable": g.non_trainable_params,
         "macs": human(s.macs), "flops": human(2 * s.macs), "macs_raw": s.macs,
         "activation": human_bytes(s.activation_bytes),

@@ -158,7 +158,7 @@ def render_text(summary: Summary) -> str:
                 f"{cols[3]:>{w3}}  {cols[4]:>{w4}}").rstrip()
 
     rule = "─" * (w0 + w1 + w2 + w3 + w4 + 8)
-    title = f"{g.source_path or g.name}  {g.framework} {g.model_class} · {len(summary.rows)} layers"
+    title = f"{g.source_path or g.name}  {g.framework} {g.model_class} · {layer_count(summary)} layers"
     out = [title, rule, line(header), rule]
     out += [line(b) for b in body]
     out.append(rule)
@@ -185,6 +185,12 @@ def render_text(summary: Summary) -> str:
         out.append(f"Unknown layers (kept as opaque nodes, never executed): {', '.join(unknown[:8])}"
                    + (" …" if len(unknown) > 8 else ""))
     return "\n".join(out)
+
+
+def layer_count(summary: Summary) -> int:
+    """Layers as every report counts them: the rows of the table without the inputs (as
+    Keras' own ``model.summary()`` of a Sequential model, which shows no InputLayer)."""
+    return sum(1 for r in summary.rows if r.op != "input")
 
 
 def training_text(g: Graph) -> str:

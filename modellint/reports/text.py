@@ -23,7 +23,7 @@ import math
 import textwrap
 from typing import Iterable
 
-from .summary import human, summarize
+from .summary import human, layer_count, summarize
 
 INDENT = "    "
 WIDTH = 100
@@ -58,7 +58,22 @@ def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, sho
         out.append(summary_line(reports))
         if explain:
             out.extend(skipped_lines(reports))
+            out.extend(rule_pages(reports))
     return "\n".join(out)
+
+
+def rule_pages(reports) -> list:
+    """``--explain``: the page of every rule that reported something (as ``ruff --explain``)."""
+    from ..rules import get_rule
+    from ..rules.docs import render_rule_page
+
+    codes = sorted({f.code for r in reports for f in r.findings})
+    out = []
+    for code in codes:
+        rule = get_rule(code)
+        if rule is not None:
+            out += ["", "─" * 72, render_rule_page(rule).rstrip()]
+    return out
 
 
 # -- pieces ---------------------------------------------------------------------
@@ -75,7 +90,7 @@ def location(report, finding) -> str:
 def header(report) -> str:
     g = report.graph
     s = summarize(g)
-    n_layers = sum(1 for r in s.rows if r.op != "input")
+    n_layers = layer_count(s)
     parts = [f"{g.model_class or g.framework or 'model'}", f"{n_layers} layers",
              f"{g.total_params:,} params ({g.trainable_params:,} trainable)", f"{human(s.macs)} MACs"]
     shapes = []

@@ -134,9 +134,12 @@ class DoubleActivation(Rule):
 class SoftmaxInsideNetwork(Rule):
     """
     ## What it does
-    Flags softmax (or sigmoid) activations inside the network whose output is
-    neither a model output nor used as a gate (multiplied with features) or as
-    attention weights.
+    Flags softmax activations inside the network whose output is neither a model
+    output nor used as a gate (multiplied with features) or as attention weights
+    (through a `Permute`/`Reshape`/`RepeatVector` on the way). All of a model's
+    hidden softmaxes make one finding that lists them. Hidden sigmoids are left to
+    ML204: a shallow sigmoid MLP is a textbook design, a deep unnormalised stack of
+    them is the problem.
 
     ## Why is this bad
     Softmax squashes a whole feature vector into a probability distribution:
@@ -152,26 +155,32 @@ class SoftmaxInsideNetwork(Rule):
     name = "softmax-inside-network"
     category = "activation"
     severity = "warning"
-    INVALID = ["seq(inp(64,), dense(32, act='softmax'), dense(10, act='softmax'))"]
-    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))"]
+    INVALID = ["seq(inp(64,), dense(32, act='softmax'), dense(10, act='softmax'))",
+               "seq(inp(64,), dense(32, act='softmax'), dense(32, act='softmax'), dense(10, act='softmax'))"]
+    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))",
+             "seq(inp(64,), dense(32, act='sigmoid'), dense(16, act='sigmoid'), dense(10, act='softmax'))"]
+
+    _THROUGH = ("reshape", "flatten", "dropout", "identity", "permute", "repeat")
 
     def check(self, ctx):
         outputs = {n.name for n in ctx.outputs()}
+        hidden, feeds = [], []
         for node in ctx.graph:
-            fn = node.attrs.get("function") if node.op == "activation" else None
-            if fn not in ("softmax", "sigmoid") or node.name in outputs:
+            if node.op != "activation" or node.attrs.get("function") != "softmax" or node.name in outputs:
                 continue
-            after = list(ctx.forward(node, through=lambda n: n.op in ("reshape", "flatten", "dropout",
-                                                                       "identity")))
+            after = list(ctx.forward(node, through=lambda n: n.op in self._THROUGH))
             if not after or any(n.op in ("multiply", "dot", "attention", "unknown") for n in after):
-                continue
+                continue  # a gate or attention weights
             if all(n.name in outputs for n in after):
                 continue
-            layer = ctx.layer_of(node)
-            yield self.finding(f"{layer.name}: {fn} inside the network feeds {names(after)}",
-                               layers=[layer.name], evidence={"function": fn},
-                               explanation=f"{fn} squashes hidden features and saturates gradients; it belongs "
-                                           "at the output or in gating/attention.",
+            hidden.append(ctx.layer_of(node).name)
+            feeds.extend(n.name for n in after if n.name not in feeds)
+        if hidden:
+            yield self.finding(f"{names(hidden)}: softmax inside the network feeds {names(feeds)}",
+                               layers=hidden, evidence={"function": "softmax", "layers": hidden},
+                               explanation="softmax squashes hidden features into a distribution that sums to 1 "
+                                           "and saturates gradients; it belongs at the output or in "
+                                           "gating/attention.",
                                fix="Use relu (or gelu/silu) for hidden layers.")
 
 

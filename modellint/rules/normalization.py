@@ -221,3 +221,64 @@ class StackedNormalization(Rule):
                     yield self.finding(f"{node.name} normalises the output of {p.name} again",
                                        layers=[p.name, node.name],
                                        fix=f"Remove {node.name} (or {p.name}).")
+
+
+@register
+class BatchNormAfterActivation(Rule):
+    """
+    ## What it does
+    Notes BatchNormalization placed after a layer's ReLU-family activation
+    (`Conv2D(activation="relu")` then `BatchNormalization()`), rather than between
+    the layer and its activation as in the paper that introduced it and in the
+    reference architectures (ResNet, the Keras applications, torchvision). One note
+    lists every such layer.
+
+    ## Why is this bad
+    It is not a bug: both orders train, and some report the post-activation order
+    as slightly better. But it is a departure from the design most pretrained
+    weights, papers and tutorials assume; normalising before the ReLU keeps about
+    half the units active at initialisation, and it lets the layer drop its bias
+    (BatchNorm's beta replaces it). Worth a look, not a warning.
+
+    ## Fix
+    `Conv2D(filters, 3, use_bias=False)`, `BatchNormalization()`, `Activation("relu")`
+    (PyTorch: `nn.Conv2d(..., bias=False)`, `nn.BatchNorm2d(...)`, `nn.ReLU()`).
+    """
+
+    code = "ML106"
+    name = "batchnorm-after-activation"
+    category = "normalization"
+    severity = "info"
+    references = ("Ioffe & Szegedy 2015, Batch Normalization (ICML), section 3.2",)
+    INVALID = ["seq(inp(32, 32, 3), conv(16, act='relu'), bn(), conv(32, act='relu'), bn(), gap(), "
+               "dense(10, act='softmax'))"]
+    VALID = ["seq(inp(32, 32, 3), conv(16, bias=False), bn(), relu(), gap(), dense(10, act='softmax'))"]
+
+    def check(self, ctx):
+        found = []
+        for node in ctx.graph:
+            if node.op != "batchnorm":
+                continue
+            before = ctx.producers(node)
+            act = before[0] if len(before) == 1 else None
+            if act is None or act.op != "activation" or \
+                    ops.ACTIVATION_FAMILY.get(act.attrs.get("function")) != "relu":
+                continue
+            layer = ctx.layer_of(act)
+            source = ctx.producers(act)
+            if layer is act and source:
+                layer = source[0]
+            if ctx.is_learnable(layer):
+                found.append((layer.name, node.name))
+        if found:
+            layers = [bn for _, bn in found]
+            yield self.finding(f"{names(layers)}: BatchNormalization after the activation of "
+                               f"{names([layer for layer, _ in found])}",
+                               layers=layers, evidence={"pairs": [f"{a} → {b}" for a, b in found]},
+                               explanation="Both orders train; the reference designs normalise before the "
+                                           "activation (conv → BN → ReLU), which lets the conv drop its bias.",
+                               fix="conv (use_bias=False) → BatchNormalization → activation",
+                               snippets={"keras": 'Conv2D(f, 3, padding="same", use_bias=False), '
+                                                  'BatchNormalization(), Activation("relu")',
+                                         "torch": "nn.Conv2d(c, f, 3, padding=1, bias=False), nn.BatchNorm2d(f), "
+                                                  "nn.ReLU()"})
