@@ -7,6 +7,18 @@ neighbouring outputs, "jump"). Where paths merge we take the maximum over paths.
 Upsampling and transposed convolutions divide the stride. Padding does not
 change the size. Ops that end the spatial grid (flatten, global pooling, dense
 on a vector) have no receptive field.
+
+Unknown means unknown: an ``unknown`` node (a custom or Lambda layer, an operation
+modellint cannot read) may mix positions in any way, so its receptive field and
+that of every node downstream of it is not a number. They are ``None`` like the
+nodes without a grid, and :attr:`ReceptiveFields.unknown` names them, so a rule
+can tell "no spatial grid" from "cannot be known" (and skip with a note).
+
+Where the grid ends, :func:`aggregations` says how: global pooling averages
+features that each see only their own window, so the receptive field at the
+pooling is what the classifier can see whole. A Dense over a flattened map, an
+attention or a recurrent layer instead combines every position with its own
+weights: the receptive field after them is the whole input.
 """
 
 from __future__ import annotations
@@ -31,6 +43,18 @@ class ReceptiveField:
         return {"size": [_num(s) for s in self.size], "stride": [_num(s) for s in self.stride]}
 
 
+class ReceptiveFields(dict):
+    """``{node name: ReceptiveField or None}``; :attr:`unknown` holds the names of the
+    nodes whose receptive field cannot be known (an ``unknown`` node on a path to them)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unknown: set = set()
+
+    def is_unknown(self, name: str) -> bool:
+        return name in self.unknown
+
+
 def _num(x):
     return int(x) if float(x).is_integer() else round(float(x), 4)
 
@@ -39,15 +63,20 @@ def _spatial_rank(shape) -> int:
     return len(shape) - 2 if shape is not None and len(shape) >= 3 else 0
 
 
-def receptive_fields(graph: Graph) -> dict:
-    """``{node name: ReceptiveField or None}`` for every node."""
-    out: dict = {}
+def receptive_fields(graph: Graph) -> ReceptiveFields:
+    """``{node name: ReceptiveField or None}`` for every node (see :class:`ReceptiveFields`)."""
+    out = ReceptiveFields()
     for node in graph:
         if node.op == "input":
             rank = _spatial_rank(node.output_shape)
             out[node.name] = ReceptiveField((1,) * rank, (1,) * rank) if rank else None
             continue
-        ins = [out.get(split_ref(r)[0]) for r in node.inputs]
+        producers = [split_ref(r)[0] for r in node.inputs]
+        if node.op == "unknown" or any(p in out.unknown for p in producers):
+            out[node.name] = None  # through an unknown node: no number, not "pointwise"
+            out.unknown.add(node.name)
+            continue
+        ins = [out.get(p) for p in producers]
         ins = [rf for rf in ins if rf is not None]
         shape = node.output_shape
         rank = _spatial_rank(shape)
@@ -67,8 +96,6 @@ def receptive_fields(graph: Graph) -> dict:
             window = ops.rf_window(node.op, node.attrs, rank)
         except (KeyError, TypeError):
             window = None
-        if window is None and node.op == "unknown" and _same_grid(graph, node):
-            window = [(1, 1, 1)] * rank  # assume a custom layer that keeps the grid is pointwise
         if window is None:
             out[node.name] = None
             continue
@@ -80,17 +107,134 @@ def receptive_fields(graph: Graph) -> dict:
     return out
 
 
-def _same_grid(graph: Graph, node) -> bool:
-    shapes = [graph.shape_of(r) for r in node.inputs]
-    out = node.output_shape
-    return bool(shapes) and all(s is not None and out is not None and s[1:-1] == out[1:-1] for s in shapes)
-
-
 def last_spatial(graph: Graph, rfs: Optional[dict] = None):
-    """The last node (in order) that still has a spatial receptive field, with it."""
+    """The last node (in order) that still has a spatial receptive field, with it.
+
+    ``(None, None)`` when there is none, or when a node after it in the graph has a
+    spatial (or unknown) shape but a receptive field that cannot be known: the last
+    spatial layer then lies past an ``unknown`` node and its field is not a number.
+    """
     rfs = rfs if rfs is not None else receptive_fields(graph)
-    last = None
+    unknown = getattr(rfs, "unknown", set())
+    last, seen_last = None, False
     for node in graph:
         if rfs.get(node.name) is not None and node.op != "input":
-            last = node
-    return (last, rfs[last.name]) if last is not None else (None, None)
+            last, seen_last = node, True
+        elif node.name in unknown and (node.output_shape is None or _spatial_rank(node.output_shape)):
+            seen_last = False  # a grid we cannot follow comes later
+    if last is None or not seen_last:
+        return None, None
+    return last, rfs[last.name]
+
+
+#: ops a walk from the end of the grid passes through to find what aggregates it
+_PASS_KINDS = (ops.RESHAPE, ops.REGULARIZATION, ops.NORMALIZATION, ops.ACTIVATION, ops.MERGE)
+_PASS_OPS = ("identity", "scale")
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """Where a spatial grid ends and what ends it.
+
+    ``node``: the last node on the path with a spatial receptive field (the features
+    that are aggregated); ``rf``: its receptive field (``None`` when unknown);
+    ``by``: the node that ends the grid; ``kind``: what combines the positions:
+
+    * ``"global_pool"``: global pooling; each feature still sees only ``rf``;
+    * ``"dense"``: a Dense/Linear over the flattened map: it weighs every position, so
+      the field after it is the whole input;
+    * ``"attention"`` / ``"rnn"``: attention or a recurrent layer over the positions
+      (as tokens or time steps): the whole input as well;
+    * ``"unknown"``: an ``unknown`` node on the way: cannot be known;
+    * ``"output"``: the flattened or reshaped map is a model output;
+    * ``"other"``: anything else (e.g. a convolution over the reshaped grid).
+    """
+
+    node: object
+    rf: Optional[ReceptiveField]
+    by: object
+    kind: str
+
+    @property
+    def whole_input(self) -> bool:
+        """True when the layer that aggregates sees every position of the input."""
+        return self.kind in ("dense", "attention", "rnn")
+
+
+def _classify(graph: Graph, start) -> str:
+    """What first combines the positions of the grid that ends at ``start``."""
+    outputs = {split_ref(r)[0] for r in graph.outputs}
+    seen, stack, found = set(), [start], []
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        if n.op == "global_pool":
+            found.append("global_pool")
+            continue
+        if n.op == "unknown":
+            found.append("unknown")
+            continue
+        if n.op in ("attention", "rnn"):
+            found.append(n.op)
+            continue
+        if n.op == "dense":
+            src = graph.shape_of(n.inputs[0]) if n.inputs else None
+            if src is not None and len(src) == 2:
+                found.append("dense")  # a vector: the flattened positions are its features
+                continue
+            # a Dense on tokens (batch, positions, channels) acts on each position alone
+        elif ops.spec(n.op).kind not in _PASS_KINDS and n.op not in _PASS_OPS:
+            found.append("other")
+            continue
+        if n.name in outputs:
+            found.append("output")
+        stack.extend(graph.consumers(n))
+    for kind in ("unknown", "global_pool", "other", "attention", "rnn", "dense", "output"):
+        if kind in found:  # the least favourable reading first: unknown beats everything
+            return kind
+    return "output"
+
+
+def aggregations(graph: Graph, rfs: Optional[dict] = None) -> list:
+    """Every place where a spatial grid ends, as :class:`Aggregation` (in graph order).
+
+    The grid ends at a node whose consumer has no receptive field: a global pooling,
+    a flatten or reshape, an ``unknown`` node. Nodes with a receptive field that feed
+    back into a grid (a squeeze-and-excitation branch: global pooling, dense layers,
+    then a multiply onto the map) are not aggregations of the model's features: a
+    grid that continues downstream is followed to its own end instead. Inputs are not
+    counted (a model that flattens its input image is an MLP).
+    """
+    rfs = rfs if rfs is not None else receptive_fields(graph)
+    unknown = getattr(rfs, "unknown", set())
+    found = []
+    for node in graph:
+        rf = rfs.get(node.name)
+        if rf is None or node.op == "input":
+            continue
+        for c in graph.consumers(node):
+            if rfs.get(c.name) is not None:
+                continue
+            if c.name in unknown:
+                found.append(Aggregation(node, rf, c, "unknown"))
+                continue
+            if _regains_grid(graph, c, rfs):
+                continue  # squeeze-and-excitation and the like: the grid goes on
+            found.append(Aggregation(node, rf, c, _classify(graph, c)))
+    return found
+
+
+def _regains_grid(graph: Graph, start, rfs) -> bool:
+    seen, stack = set(), [start]
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        for c in graph.consumers(n):
+            if rfs.get(c.name) is not None:
+                return True
+            stack.append(c)
+    return False

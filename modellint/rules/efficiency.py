@@ -51,7 +51,14 @@ class ChannelsNotMultipleOf8(Rule):
 class DominantLayer(Rule):
     """
     ## What it does
-    Notes a single layer that performs more than half of the model's multiply-adds.
+    Notes a regular convolution (a k×k kernel, k > 1, not grouped) that performs
+    more than half of the model's multiply-adds, where a depthwise-separable
+    convolution would cut its cost by about k² times.
+
+    Nothing is suggested when the dominant layer is something else (a Dense in an
+    MLP, an LSTM, a 1×1 or depthwise convolution): the suggestion would not help
+    there. Nor when a layer modellint does not know (an `unknown` node) makes the
+    total unknown: a share of an unknown total is not a number.
 
     ## Why is this bad
     It is where time goes: usually a wide convolution at full resolution. Often
@@ -67,18 +74,41 @@ class DominantLayer(Rule):
     name = "dominant-layer"
     category = "efficiency"
     severity = "info"
+    references = ("Howard et al. 2017, MobileNets: Efficient Convolutional Neural Networks for Mobile Vision "
+                  "Applications, sec. 3.1 (depthwise-separable cost)",)
     INVALID = ["seq(inp(128, 128, 3), conv(128, act='relu'), pool(4), conv(16, act='relu'), gap(), "
                "dense(10, act='softmax'))"]
     VALID = ["seq(inp(128, 128, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), pool(2), "
-             "conv(64, act='relu'), gap(), dense(10, act='softmax'))"]
+             "conv(64, act='relu'), gap(), dense(10, act='softmax'))",
+             "seq(inp(784,), dense(512, act='relu'), dense(512, act='relu'), dense(10, act='softmax'))  "
+             "# an MLP: no convolution to make separable"]
 
     def check(self, ctx):
-        total = sum(c.macs for c in ctx.costs.values())
+        costs = ctx.costs
+        if not all(getattr(c, "macs_known", True) for c in costs.values()):
+            return  # an unknown layer: the total, and so every share, is unknown
+        total = sum(c.macs for c in costs.values())
         if not total:
             return
-        name, cost = max(ctx.costs.items(), key=lambda kv: kv[1].macs)
+        name, cost = max(costs.items(), key=lambda kv: kv[1].macs)
         share = cost.macs / total
-        if share > DOMINANT_SHARE:
-            yield self.finding(f"{name}: {share:.0%} of all MACs ({cost.macs / 1e6:.1f} M of {total / 1e6:.1f} M)",
-                               layers=[name], evidence={"macs": cost.macs, "share": round(share, 3)},
-                               fix="Downsample before it, narrow it, or make it depthwise-separable.")
+        node = ctx.graph[name]
+        kernel = tuple(node.attrs.get("kernel") or ())
+        if share <= DOMINANT_SHARE or node.op != "conv" or not kernel or max(kernel) <= 1 \
+                or (node.attrs.get("groups") or 1) != 1:
+            return
+        k2 = 1
+        for k in kernel:
+            k2 *= k
+        filters = node.attrs.get("filters") or 0
+        ratio = 1 / k2 + (1 / filters if filters else 0)
+        yield self.finding(f"{name}: {share:.0%} of all MACs ({cost.macs / 1e6:.1f} M of {total / 1e6:.1f} M)",
+                           layers=[name], evidence={"macs": cost.macs, "share": round(share, 3),
+                                                    "kernel": list(kernel), "separable_cost_ratio": round(ratio, 3)},
+                           explanation=f"A depthwise-separable {'×'.join(map(str, kernel))} convolution with "
+                                       f"the same output costs 1/{k2} + 1/{filters or 'filters'} of this one "
+                                       f"(≈{ratio:.0%}).",
+                           fix="Downsample before it, narrow it, or make it depthwise-separable.",
+                           snippets={"keras": "SeparableConv2D(filters, kernel_size, padding=\"same\")",
+                                     "torch": "nn.Sequential(nn.Conv2d(c, c, k, padding=k // 2, groups=c), "
+                                              "nn.Conv2d(c, filters, 1))"})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..analysis.receptive_field import last_spatial
+from ..analysis.receptive_field import aggregations
 from .base import Rule, register
+from .context import names
 
 #: The receptive field at global pooling should cover at least this share of the input side.
 RF_MIN_COVERAGE = 0.5
@@ -22,8 +23,18 @@ def _window(node):
 class ReceptiveFieldTooSmall(Rule):
     """
     ## What it does
-    Computes the receptive field of the last spatial layer (before global pooling
-    or flatten) and flags it when it covers less than half of the input's side.
+    Computes the receptive field of the last spatial layer before the first
+    global aggregation of an image model (the features that aggregation reads),
+    and flags it when it covers less than half of the input's side and the
+    aggregation is a global pooling.
+
+    Only global pooling counts. A Dense/Linear over a flattened map (the classic
+    "conv stack + Flatten + Dense"), an attention layer or a recurrent layer
+    combines every position with its own weights: the field after it is the whole
+    input, and nothing is flagged. Neither is a model whose grid passes through a
+    layer modellint does not know (an `unknown` node, e.g. a custom layer or an
+    operation the adapter cannot read): its field is not a number, and the rule
+    skips rather than guess.
 
     ## Why is this bad
     Each feature the classifier reads is computed from a window of that size. A
@@ -46,18 +57,24 @@ class ReceptiveFieldTooSmall(Rule):
     INVALID = ["seq(inp(128, 128, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), gap(), "
                "dense(10, act='softmax'))"]
     VALID = ["seq(inp(32, 32, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), pool(2), "
-             "conv(64, act='relu'), gap(), dense(10, act='softmax'))"]
+             "conv(64, act='relu'), gap(), dense(10, act='softmax'))",
+             "seq(inp(28, 28, 1), conv(32, act='relu'), pool(2), conv(64, act='relu'), pool(2), flatten(), "
+             "dropout(0.5), dense(10, act='softmax'))  # Flatten → Dense sees every position"]
 
     def check(self, ctx):
-        node, rf = last_spatial(ctx.graph, ctx.rf)
         img = ctx.input_image()
-        if node is None or img is None or not all(img[:2]):
+        if img is None or not all(img[:2]):
             return
+        pooled = [a for a in aggregations(ctx.graph, ctx.rf) if a.kind == "global_pool" and a.rf is not None
+                  and len(a.rf.size) == 2]
+        if not pooled:
+            return  # no global pooling, or only through unknown layers: nothing to say
+        agg = min(pooled, key=lambda a: min(a.rf.size[i] / img[i] for i in range(2)))
+        node, rf = agg.node, agg.rf
         coverage = min(rf.size[i] / img[i] for i in range(2))
         if coverage >= RF_MIN_COVERAGE:
             return
-        after = [n for n in ctx.consumers(node)]
-        pooled_by = after[0].name if after else "the head"
+        pooled_by = agg.by.name
         growth = []
         for n in ctx.graph:
             r = ctx.rf.get(n.name)
@@ -72,7 +89,7 @@ class ReceptiveFieldTooSmall(Rule):
                       "input": list(img[:2]), "coverage": round(coverage, 3), "growth": growth},
             explanation=f"Each feature reaching the classifier sees at most a {size} window "
                         f"(RF {' → '.join(map(str, growth))}, effective stride {int(rf.stride[0])}); "
-                        "larger shapes are never seen whole.",
+                        f"{pooled_by} only averages them, so larger shapes are never seen whole.",
             fix="Add a conv+pool stage (each roughly doubles the receptive field), or use dilated convs in "
                 "the last stage.",
             snippets={"keras": 'x = Conv2D(128, 3, padding="same", use_bias=False)(x)\n'
@@ -261,8 +278,16 @@ def _reached_1x1(ctx, node) -> list:
 class FlattenDenseDominates(Rule):
     """
     ## What it does
-    Flags a Flatten of a spatial feature map into a Dense layer that holds most
-    (over half) of the model's parameters.
+    Flags a Flatten of a convolutional feature map whose dense head (every Dense
+    layer after the Flatten, up to the output) holds most (over half) of the
+    model's parameters. The whole head counts: a VGG-style
+    `Flatten → Dense(4096) → Dense(4096)` spreads its weight over several layers,
+    none of them alone over half.
+
+    A Flatten of the input image itself is an MLP, not a flattened feature map, and
+    is not flagged; neither is a Flatten of a 1×1 map (global pooling's output),
+    nor a model with a layer whose parameters cannot be counted (the share would
+    be a guess).
 
     ## Why is this bad
     The dense layer learns a separate weight for every position of every
@@ -281,43 +306,91 @@ class FlattenDenseDominates(Rule):
     severity = "warning"
     references = ("Lin, Chen, Yan 2014, Network In Network (ICLR), global average pooling",)
     INVALID = ["seq(inp(64, 64, 3), conv(32, act='relu'), pool(2), flatten(), dense(128, act='relu'), "
-               "dense(10, act='softmax'))"]
+               "dense(10, act='softmax'))",
+               "seq(inp(32, 32, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), pool(2), "
+               "conv(128, act='relu'), pool(2), flatten(), dense(128, act='relu'), dense(512, act='relu'), "
+               "dense(512, act='relu'), dense(10, act='softmax'))  # VGG-style head, no Dense alone over half"]
     VALID = ["seq(inp(64, 64, 3), conv(32, act='relu'), pool(2), gap(), dense(128, act='relu'), "
-             "dense(10, act='softmax'))"]
+             "dense(10, act='softmax'))",
+             "seq(inp(28, 28, 1), flatten(), dense(512, act='relu'), dense(512, act='relu'), "
+             "dense(10, act='softmax'))  # an MLP flattens the image itself"]
 
     def check(self, ctx):
+        if any(x.startswith("parameters unknown") for n in ctx.graph for x in n.notes):
+            return  # a layer whose parameters cannot be counted: the share would be a guess
         total = ctx.graph.total_params or 1
         for node in ctx.graph:
             if node.op != "flatten" or not node.inputs:
                 continue
             src = ctx.graph.shape_of(node.inputs[0])
-            if src is None or len(src) < 4:
+            if src is None or len(src) < 4 or not all(src[1:-1]) or _positions(src) <= 1:
                 continue
-            for d in ctx.forward(node, through=lambda n: n.op in ("dropout", "identity", "activation")):
-                if d.op == "dense" and d.params / total > 0.5:
-                    yield self.finding(
-                        f"{d.name}: {d.params:,} parameters ({d.params / total:.0%} of the model) read a flattened "
-                        f"{'×'.join(map(str, src[1:]))} map", layers=[node.name, d.name],
-                        evidence={"dense_params": d.params, "share": round(d.params / total, 3),
-                                  "flattened_shape": list(src[1:])},
-                        explanation="A weight per position per channel: parameters grow with image area and "
-                                    "translation invariance is lost.",
-                        fix="Replace Flatten with GlobalAveragePooling2D.",
-                        snippets={"keras": "x = GlobalAveragePooling2D()(x)",
-                                  "torch": "x = torch.flatten(nn.AdaptiveAvgPool2d(1)(x), 1)"})
+            if not any(n.op in _CONV_OPS for n in ctx.backward(node, through=lambda n: n.op not in _CONV_OPS)):
+                continue  # the input image itself (maybe rescaled): an MLP, not a feature map
+            head = _dense_head(ctx, node)
+            params = sum(d.params for d in head)
+            if not head or params / total <= 0.5:
+                continue
+            shown = ctx.graph.display_shape(src)
+            where = names(head)
+            yield self.finding(
+                f"{where}: {params:,} parameters ({params / total:.0%} of the model) read a flattened "
+                f"{'×'.join(map(str, shown[1:]))} map", layers=[node.name, *[d.name for d in head]],
+                evidence={"dense_params": params, "share": round(params / total, 3),
+                          "flattened_shape": list(shown[1:]), "dense_layers": {d.name: d.params for d in head},
+                          "first_dense_params": head[0].params},
+                explanation="A weight per position per channel: parameters grow with image area and "
+                            "translation invariance is lost.",
+                fix="Replace Flatten with GlobalAveragePooling2D.",
+                snippets={"keras": "x = GlobalAveragePooling2D()(x)",
+                          "torch": "x = torch.flatten(nn.AdaptiveAvgPool2d(1)(x), 1)"})
+
+
+_CONV_OPS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose")
+
+
+def _positions(shape) -> int:
+    n = 1
+    for d in shape[1:-1]:
+        n *= d
+    return n
+
+
+def _dense_head(ctx, flatten) -> list:
+    """The Dense layers after ``flatten`` up to the output, through what has no weights."""
+    head, seen, stack = [], set(), list(ctx.consumers(flatten))
+    while stack:
+        n = stack.pop()
+        if n.name in seen:
+            continue
+        seen.add(n.name)
+        if n.op == "dense":
+            if not n.shares_params_with:
+                head.append(n)
+        elif ctx.is_learnable(n) or n.op == "unknown":
+            continue  # another kind of layer: the head ends here
+        stack.extend(ctx.consumers(n))
+    order = {name: i for i, name in enumerate(ctx.graph.nodes)}
+    return sorted(head, key=lambda n: order[n.name])
 
 
 @register
 class AggressiveStem(Rule):
     """
     ## What it does
-    Flags small inputs (64 px or less) downsampled by 8× or more within the
-    first two spatial layers.
+    Flags a small input (64 px or less on a side) that the stem downsamples by 4×
+    or more before the first 3×3 convolution, or to less than 8×8 positions, and
+    one downsampled by 8× or more within its first two spatial layers. The stem is
+    every convolution and pooling layer before the first convolution with a 2×2
+    or 3×3 kernel. A model with no such convolution (a ViT's patch embedding, a
+    LeNet of 5×5 convolutions) has no stem in this sense and is left alone; so is
+    a stem that passes through a layer modellint does not know.
 
     ## Why is this bad
     An ImageNet stem (7×7 stride 2 then 3×3 max-pool stride 2) on a 32×32
     image leaves an 8×8 map before any feature is learned: fine detail is
-    thrown away at once. CIFAR-style networks use a 3×3 stride-1 stem.
+    thrown away at once, 15 of every 16 positions before the first 3×3 filter
+    looks at them. CIFAR-style networks use a 3×3 stride-1 stem.
 
     ## Fix
     Use a 3×3 stride-1 first convolution and no early pooling for small inputs.
@@ -329,27 +402,76 @@ class AggressiveStem(Rule):
     severity = "warning"
     references = ("He et al. 2016, Deep Residual Learning, sec. 4.2 (CIFAR-10 stem)",)
     INVALID = ["seq(inp(32, 32, 3), conv(64, kernel=7, strides=2, act='relu'), pool(3, strides=4), "
-               "conv(64, act='relu'), gap(), dense(10, act='softmax'))"]
+               "conv(64, act='relu'), gap(), dense(10, act='softmax'))",
+               "seq(inp(32, 32, 3), conv(64, kernel=7, strides=2, act='relu'), pool(3, strides=2), "
+               "conv(128, act='relu'), conv(128, act='relu'), gap(), dense(10, act='softmax'))  "
+               "# the ImageNet stem on CIFAR"]
     VALID = ["seq(inp(32, 32, 3), conv(64, act='relu'), conv(64, act='relu'), pool(2), gap(), "
              "dense(10, act='softmax'))",
              "seq(inp(224, 224, 3), conv(64, kernel=7, strides=2, act='relu'), pool(3, strides=2), "
-             "conv(64, act='relu'), gap(), dense(10, act='softmax'))"]
+             "conv(64, act='relu'), gap(), dense(10, act='softmax'))",
+             "seq(inp(32, 32, 3), conv(32, kernel=5, act='relu'), pool(2), conv(64, kernel=5, act='relu'), "
+             "pool(2), flatten(), dense(10, act='softmax'))  # LeNet: no 3×3 conv, no stem"]
 
     def check(self, ctx):
         img = ctx.input_image()
-        if img is None or not img[0] or min(img[:2]) > 64:
+        if img is None or not img[0] or not img[1] or min(img[:2]) > 64:
             return
-        spatial = [n for n in ctx.graph if n.op in _WINDOW_OPS and ctx.rf.get(n.name) is not None]
-        if len(spatial) < 2:
-            return
-        second = spatial[1]
+        spatial = [n for n in ctx.graph if n.op in _WINDOW_OPS]
+        stem, first3 = [], None
+        for n in spatial:
+            try:
+                k = _window(n)[0] if n.op not in ("pool_max", "pool_avg") else None
+            except (KeyError, TypeError):
+                return
+            if n.op in ("conv", "depthwise_conv", "separable_conv") and k and 1 < max(k) <= 3:
+                first3 = n
+                break
+            stem.append(n)
+        if first3 is not None and stem:
+            src = ctx.producers(first3)
+            rf = ctx.rf.get(src[0].name) if src else None
+            shape = ctx.graph.shape_of(first3.inputs[0]) if first3.inputs else None
+            if rf is None or ctx.rf.is_unknown(src[0].name):
+                return  # an unknown layer in the stem: its downsampling cannot be known
+            stride = max(rf.stride)
+            small_map = shape is not None and len(shape) == 4 and all(shape[1:3]) and min(shape[1:3]) < 8
+            if stride >= 4 or small_map:
+                layers = [n.name for n in stem]
+                yield self.finding(
+                    f"{names(stem)}: the {img[0]}×{img[1]} input is downsampled {_num(stride)}× "
+                    f"(to {_map(shape)}) before the first 3×3 convolution {first3.name}",
+                    layers=layers + [first3.name],
+                    evidence={"input": list(img[:2]), "stem_stride": _num(stride), "stem_layers": layers,
+                              "map_after_stem": list(shape[1:3]) if shape else None,
+                              "threshold_stride": 4, "threshold_map": 8},
+                    explanation=f"The stem keeps one position in {_num(stride) ** 2} before the first 3×3 filter: "
+                                "fine detail of a small image is discarded before any feature is learned.",
+                    fix="Use a 3×3 stride-1 stem without early pooling for small inputs.",
+                    snippets={"keras": 'x = Conv2D(64, 3, padding="same", use_bias=False)(inputs)  # no MaxPooling',
+                              "torch": "model.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False); "
+                                       "model.maxpool = nn.Identity()"})
+                return
+        if len(spatial) < 2 or any(ctx.rf.get(n.name) is None for n in spatial[:2]):
+            return  # fewer than two spatial layers, or an unknown layer among them
+        first, second = spatial[:2]
         stride = ctx.rf[second.name].stride[0]
         if stride >= 8:
             shape = second.output_shape
             yield self.finding(
-                f"{spatial[0].name}, {second.name}: the {img[0]}×{img[1]} input is downsampled {int(stride)}× "
-                f"in the first two spatial layers", layers=[spatial[0].name, second.name],
+                f"{first.name}, {second.name}: the {img[0]}×{img[1]} input is downsampled {int(stride)}× "
+                f"in the first two spatial layers", layers=[first.name, second.name],
                 evidence={"input": list(img[:2]), "stride_after_two_layers": int(stride),
                           "map_after": list(shape[1:3]) if shape else None},
                 explanation="Fine detail of a small image is discarded before any feature is learned.",
                 fix="Use a 3×3 stride-1 stem without early pooling for small inputs.")
+
+
+def _num(x):
+    return int(x) if float(x).is_integer() else round(float(x), 2)
+
+
+def _map(shape) -> str:
+    if shape is None or len(shape) != 4 or not all(shape[1:3]):
+        return "an unknown size"
+    return f"{shape[1]}×{shape[2]}"
