@@ -63,6 +63,9 @@ class NoInputScaling(Rule):
     """
     ## What it does
     Notes an image model with no scaling or normalization layer at its input.
+    Never more than a note: the data pipeline may scale the images, and a
+    PyTorch model always leaves it to the pipeline (`transforms.ToTensor()`,
+    `transforms.Normalize`), so for PyTorch the note asks to confirm that.
 
     ## Why is this bad
     Raw pixels in 0–255 make the first layer's pre-activations 100× larger
@@ -85,6 +88,12 @@ class NoInputScaling(Rule):
     def check(self, ctx):
         img = ctx.input_image()
         if img is None or img[-1] not in (1, 3, 4) or _has_input_scaling(ctx):
+            return
+        if ctx.graph.framework == "torch":
+            yield self.finding("no input scaling in the model: the data pipeline must scale the images",
+                               evidence={"input": list(ctx.graph.display_shape((None, *img))[1:])},
+                               fix="Confirm that the transforms scale the images: transforms.ToTensor() (to "
+                                   "[0, 1]) and transforms.Normalize(mean, std).")
             return
         yield self.finding("no input scaling layer: the model expects already-scaled images",
                            evidence={"input": list(img)},
