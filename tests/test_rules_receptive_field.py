@@ -118,8 +118,11 @@ def test_attention_after_patches_sees_the_whole_input():
                   inputs=["conv_1"], output_shapes=[(None, 64, 64)]),
              Node(name="attn", op="attention", source_type="MultiHeadAttention", attrs={},
                   inputs=["tokens", "tokens"], output_shapes=[(None, 64, 64)]),
+             # the residual sum bypasses the attention on one path: the larger field wins
+             Node(name="residual", op="add", source_type="Add", inputs=["tokens", "attn"],
+                  output_shapes=[(None, 64, 64)]),
              Node(name="pool", op="global_pool", source_type="GlobalAveragePooling1D", attrs={},
-                  inputs=["attn"], output_shapes=[(None, 64)])]
+                  inputs=["residual"], output_shapes=[(None, 64)])]
     for n in nodes:
         g.add(n)
     g.outputs = ["pool"]

@@ -162,39 +162,49 @@ class Aggregation:
 
 
 def _classify(graph: Graph, start) -> str:
-    """What first combines the positions of the grid that ends at ``start``."""
+    """What first combines the positions of the grid that ends at ``start``.
+
+    One pass in graph (topological) order over what ``start`` reaches, with a state per
+    node: ``local`` (each feature still sees its own window), ``whole`` (a Dense over the
+    flattened positions, an attention or a recurrent layer has mixed every position in)
+    or ``unknown``. At a merge the largest field wins, as in :func:`receptive_fields`: a
+    residual sum around an attention layer is ``whole``. A global pooling of ``local``
+    features is what ML401 is about; one of ``whole`` features is not.
+    """
     outputs = {split_ref(r)[0] for r in graph.outputs}
-    seen, stack, found = set(), [start], []
-    while stack:
-        n = stack.pop()
-        if n.name in seen:
-            continue
-        seen.add(n.name)
-        if n.op == "global_pool":
-            found.append("global_pool")
-            continue
-        if n.op == "unknown":
-            found.append("unknown")
-            continue
-        if n.op in ("attention", "rnn"):
-            found.append(n.op)
-            continue
-        if n.op == "dense":
-            src = graph.shape_of(n.inputs[0]) if n.inputs else None
-            if src is not None and len(src) == 2:
-                found.append("dense")  # a vector: the flattened positions are its features
+    state = {start.name: "local"}
+    found, mixed_by = set(), []
+    rank = {"whole": 2, "unknown": 1, "local": 0}
+    for n in graph:
+        if n.name == start.name:
+            ins = ["local"]
+        else:
+            ins = [state[p] for p in (split_ref(r)[0] for r in n.inputs) if state.get(p) is not None]
+            if not ins:
                 continue
-            # a Dense on tokens (batch, positions, channels) acts on each position alone
-        elif ops.spec(n.op).kind not in _PASS_KINDS and n.op not in _PASS_OPS:
-            found.append("other")
-            continue
-        if n.name in outputs:
-            found.append("output")
-        stack.extend(graph.consumers(n))
-    for kind in ("unknown", "global_pool", "other", "attention", "rnn", "dense", "output"):
+        here = max(ins, key=rank.__getitem__)
+        if here == "local":
+            src = graph.shape_of(n.inputs[0]) if n.inputs else None
+            if n.op == "global_pool":
+                found.add("global_pool")
+                continue  # ML401's case: the pooled features each see only their window
+            if n.op == "unknown":
+                here = "unknown"
+            elif n.op in ("attention", "rnn") or (n.op == "dense" and src is not None and len(src) == 2):
+                here = "whole"  # a Dense on tokens (batch, positions, channels) acts on each alone: stays local
+                mixed_by.append("dense" if n.op == "dense" else n.op)
+            elif n.op != "dense" and ops.spec(n.op).kind not in _PASS_KINDS and n.op not in _PASS_OPS:
+                found.add("other")
+                continue
+        if here == "unknown":
+            found.add("unknown")
+        if here == "local" and n.name in outputs:
+            found.add("output")
+        state[n.name] = here
+    for kind in ("unknown", "global_pool", "other"):
         if kind in found:  # the least favourable reading first: unknown beats everything
             return kind
-    return "output"
+    return mixed_by[0] if mixed_by else "output"
 
 
 def aggregations(graph: Graph, rfs: Optional[dict] = None) -> list:
