@@ -157,7 +157,7 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
             report.errors.append(f"{rule_cls.code}: {type(exc).__name__}: {exc}")
             continue
         report.rules_run.append(rule_cls.code)
-        for f in found:
+        for f in group_repeats(found):
             f.path = graph.source_path
             report.findings.append(f)
     # Ranking: severity, then the rule's expected impact on results, then the evidence (a probe's
@@ -167,6 +167,45 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
     report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], -impact.get(f.code, 2),
                                         f.code not in measured, _first_layer(f, order), f.code))
     return report
+
+
+#: A rule that reports this many findings of one severity says one thing many times: they
+#: become one finding listing every layer (one root cause, one finding).
+GROUP_AT = 3
+
+
+def group_repeats(found: list) -> list:
+    """Findings of one rule, with repeats of one severity folded into one finding: the
+    first one's message, explanation and fix, every layer, and the other messages as
+    evidence (``also``). Order of first appearance is kept."""
+    by_severity: dict = {}
+    for f in found:
+        by_severity.setdefault(f.severity, []).append(f)
+    out = []
+    for f in found:
+        same = by_severity.get(f.severity)
+        if not same or len(same) < GROUP_AT:
+            out.append(f)
+            continue
+        if same[0] is not f:
+            continue
+        layers = list(dict.fromkeys(name for g in same for name in g.layers))
+        first = same[0]
+        merged = Finding(code=first.code, category=first.category, severity=first.severity,
+                         message=f"{first.message} (and {len(same) - 1} more like it: "
+                                 f"{_names([n for n in layers if n not in first.layers])})",
+                         layers=layers, evidence={**first.evidence, "repeats": len(same),
+                                                  "also": [g.message for g in same[1:21]]},
+                         explanation=first.explanation, fix=first.fix, snippets=dict(first.snippets),
+                         references=list(first.references))
+        out.append(merged)
+    return out
+
+
+def _names(layers: list) -> str:
+    if len(layers) <= 3:
+        return ", ".join(layers)
+    return f"{layers[0]} … {layers[-1]} ({len(layers)} layers)"
 
 
 def _first_layer(f: Finding, order: dict) -> int:

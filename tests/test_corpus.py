@@ -108,7 +108,9 @@ def test_pair_builds_and_twins_differ(entry, one_thread_if_torch):
 def test_sound_design_builds(entry, one_thread_if_torch):
     graph, _ = _graph(entry, None)
     if entry.framework == "torch" and entry.loss:
-        assert graph.training is not None and graph.training.loss == entry.loss.lower()
+        from modellint.losses import lookup
+
+        assert graph.training is not None and graph.training.loss == lookup(entry.loss).name
 
 
 @pytest.fixture

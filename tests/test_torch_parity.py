@@ -40,8 +40,9 @@ def test_same_findings_code_for_code_with_the_same_loss():
 def test_softmax_output_flagged_under_the_assumed_pytorch_loss():
     report = analyze(seed_cnn_torch.build(), input_shape=seed_cnn_torch.INPUT_SHAPE)
     assert report.graph.training.assumed
-    (f,) = [f for f in report.findings if f.code == "ML303"]
+    (f,) = [f for f in report.findings if f.code == "ML305"]  # the fix is at the head: drop the nn.Softmax
     assert f.layers == ["fc"] and "nn.CrossEntropyLoss" in f.message and f.severity == "warning"
+    assert f.category == "output-head" and "assuming" in f.message
 
 
 def test_cli_code_target_with_loss_flag():

@@ -130,7 +130,12 @@ def load_case_graph(entry, variant: Optional[str] = None, built: Optional[Built]
     built = built or build(entry, variant)
     kw = analyze_kwargs(entry, variant, built)
     load = {k: kw[k] for k in ("input_shape", "example_inputs", "training") if k in kw}
-    return modellint.load_graph(built.model, **load)
+    graph = modellint.load_graph(built.model, **load)
+    if "loss" in kw:  # as analyze(loss=...) states it
+        from modellint.losses import stated_training as state
+
+        graph.training = state(kw["loss"], None, graph.training)
+    return graph
 
 
 def keras_file_routes(entry, variant: Optional[str], built: Built, directory) -> dict:
