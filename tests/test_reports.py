@@ -351,3 +351,21 @@ def test_check_and_summary_count_layers_alike():
 
     header = modellint.analyze("examples/seed_cnn.h5").to_text().splitlines()[0]
     assert "· 13 layers ·" in header and "· 13 layers" in render_text(summarize(g)).splitlines()[0]
+
+
+def test_repeated_findings_of_a_rule_fold_into_one():
+    """ResNet-50 v1 puts a stride-2 1×1 convolution in both branches of its 3 downsampling blocks: ML402 is
+    one finding naming the 6 layers, not 6 findings."""
+    from modellint.engine import GROUP_AT, group_repeats
+    from modellint.rules.base import Finding
+
+    def f(layer, severity="warning"):
+        return Finding("ML402", "receptive-field", severity, f"{layer}: stride 2×2 is larger than its 1×1 window",
+                       layers=[layer], evidence={"stride": [2, 2]})
+
+    layers = [f"conv{i}_block1_{b}_conv" for i in (3, 4, 5) for b in (0, 1)]
+    [one] = group_repeats([f(x) for x in layers])
+    assert one.layers == layers and one.evidence["repeats"] == 6 and len(one.evidence["also"]) == 5
+    assert one.message.startswith(layers[0]) and "5 more like it" in one.message
+    few = [f(x) for x in layers[:GROUP_AT - 1]] + [f("fc", "info")]
+    assert group_repeats(few) == few  # below the threshold, and severities never merge
