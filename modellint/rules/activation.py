@@ -30,9 +30,13 @@ class MissingNonlinearity(Rule):
     ## What it does
     Flags learnable layers (convolutions, dense layers) whose output reaches the
     next learnable layer through no non-linearity: only normalization, pooling,
-    dropout, padding or reshaping in between. Pairs with a pointwise (1×1) or
-    depthwise convolution are factorisations by design (separable convolutions,
-    linear bottlenecks) and are not flagged.
+    dropout, padding or reshaping in between. One finding lists every such pair
+    with the ops on its path. Not flagged, because they are designs rather than
+    slips: pairs with a pointwise (1×1) or depthwise convolution (separable
+    convolutions), a narrower layer between two wider ones (a linear bottleneck:
+    an autoencoder's code, MobileNetV2), and paths through a merge with another
+    branch (a U-Net's transposed convolution → concatenation → convolution,
+    Xception's exit flow).
 
     ## Why is this bad
     A composition of linear maps is one linear map. BatchNormalization is affine
@@ -53,39 +57,86 @@ class MissingNonlinearity(Rule):
     severity = "warning"
     references = ("Goodfellow, Bengio, Courville 2016, Deep Learning, sec. 6.1",)
     INVALID = ["seq(inp(32, 32, 3), conv(16), pool(2), bn(), conv(32), gap(), dense(10, act='softmax'))",
-               "seq(inp(64,), dense(32), dense(10, act='softmax'))"]
+               "seq(inp(64,), dense(32), dense(10, act='softmax'))",
+               "seq(inp(784,), dense(512), dense(512), dense(10))"]
     VALID = ["seq(inp(32, 32, 3), conv(16), bn(), relu(), pool(2), conv(32, act='relu'), gap(), "
              "dense(10, act='softmax'))",
-             "seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))"]
+             "seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'))",
+             "seq(inp(784,), dense(256, act='relu'), dense(32), dense(256, act='relu'), dense(784, act='sigmoid'))"]
 
     def check(self, ctx):
-        # One pass over the graph, not one walk per layer: a walk from each layer along a long linear
-        # path (the adds of many residual blocks) made this rule cubic (issue 10).
-        passthrough = lambda n: not ctx.is_learnable(n) and not ctx.is_nonlinear(n)  # noqa: E731
-        full = {n.name for n in ctx.graph if _full_layer(ctx, n)}
-        has_next = ctx.forward_any(through=passthrough, keep=lambda n: n.name in full)
-        starts = [node for node in ctx.learnable_layers() if node.name in full and has_next(node)]
-        in_chain = {n.name for n in starts}
-        in_chain.update(n.name for n in ctx.forward_many(starts, through=passthrough) if n.name in full)
-        if in_chain:
-            linear_chain = [n for n in ctx.graph if n.name in in_chain]  # in graph order
-            between = sorted({n.source_type or n.op for n in ctx.graph
-                              if n.op in ("batchnorm", "pool_max", "pool_avg", "dropout", "global_pool")
-                              and any(p.name in in_chain for p in ctx.producers(n))})
-            yield self.finding(
-                f"{names(linear_chain)}: no non-linearity between learnable layers",
-                layers=[n.name for n in linear_chain],
-                evidence={"layers": [n.name for n in linear_chain],
-                          "activations": {n.name: n.attrs.get("activation", "linear") for n in linear_chain},
-                          "only_between": between},
-                explanation="These layers have linear activations and only linear or near-linear ops "
-                            f"({', '.join(between) or 'nothing'}) between them, so they act almost as one "
-                            "linear map.",
-                fix="Add a non-linearity after each hidden conv/dense layer.",
-                snippets={"keras": 'Conv2D(filters, 3, padding="same", activation="relu")\n'
-                                   '# or: Conv2D(..., use_bias=False), BatchNormalization(), Activation("relu")',
-                          "torch": "nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), "
-                                   "nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))"})
+        pairs = linear_pairs(ctx)
+        if not pairs:
+            return
+        chain = list(dict.fromkeys(name for a, b, _ in pairs for name in (a, b)))
+        order = {n.name: i for i, n in enumerate(ctx.graph)}
+        chain.sort(key=order.get)
+        between = sorted({t for _, _, via in pairs for t in via})
+        nodes = [ctx.graph[n] for n in chain]
+        yield self.finding(
+            f"{names(chain)}: no non-linearity between learnable layers",
+            layers=chain,
+            evidence={"pairs": [f"{a} → {b}" + (f" (via {', '.join(via)})" if via else "") for a, b, via in pairs],
+                      "activations": {n.name: n.attrs.get("activation", "linear") for n in nodes},
+                      "only_between": between},
+            explanation="These layers have linear activations and only linear or near-linear ops "
+                        f"({', '.join(between) or 'nothing'}) between them, so they act almost as one "
+                        "linear map.",
+            fix="Add a non-linearity after each hidden conv/dense layer.",
+            snippets={"keras": 'Conv2D(filters, 3, padding="same", activation="relu")\n'
+                               '# or: Conv2D(..., use_bias=False), BatchNormalization(), Activation("relu")',
+                      "torch": "nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), "
+                               "nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))"})
+
+
+# Ops that bring in another branch: a path through one is not a plain stack of linear layers
+# (a U-Net's transposed conv → concatenation → conv, Xception's exit flow → add → conv).
+_MERGES = ("add", "subtract", "concat", "average", "multiply", "dot", "maximum", "minimum")
+
+
+def _width_in(ctx, node):
+    shape = ctx.graph.shape_of(node.inputs[0]) if node.inputs else None
+    return shape[-1] if shape else None
+
+
+def _width_out(node):
+    shape = node.output_shape
+    return shape[-1] if shape else None
+
+
+def linear_pairs(ctx) -> list:
+    """``[(a, b, ops between)]``: full learnable layers ``a`` whose output reaches full learnable
+    layer ``b`` only through linear, single-branch ops. A path through a merge is not
+    followed; a narrower middle (``a`` narrows, ``b`` widens again: a linear bottleneck,
+    as in autoencoders' codes and MobileNetV2) is a factorisation by design. Each walk stops
+    at the first learnable, non-linear or merging node, so the rule stays linear in the
+    graph size."""
+    full = {n.name for n in ctx.graph if _full_layer(ctx, n)}
+    out = []
+    for a in ctx.graph:
+        if a.name not in full or a.shares_params_with:
+            continue
+        seen, stack = set(), [(c, ()) for c in ctx.consumers(a)]
+        while stack:
+            n, via = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if n.name in full:
+                w_in, w_mid, w_out = _width_in(ctx, a), _width_out(a), _width_out(n)
+                bottleneck = all(isinstance(w, int) for w in (w_in, w_mid, w_out)) and w_mid < w_in and \
+                    w_mid < w_out
+                if not bottleneck:
+                    out.append((a.name, n.name, tuple(dict.fromkeys(via))))
+                continue
+            if ctx.is_learnable(n) or ctx.is_nonlinear(n) or n.op in _MERGES:
+                continue
+            if n.op == "activation" and n.fused_into == a.name:  # Dense(activation=None) makes no node
+                continue
+            label = n.source_type or n.op
+            stack.extend((c, via + ((label,) if n.op not in ("activation", "identity") else ())) for c in
+                         ctx.consumers(n))
+    return out
 
 
 @register
