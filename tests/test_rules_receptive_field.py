@@ -165,3 +165,30 @@ def test_flatten_head_share_is_not_guessed_when_parameters_are_unknown():
     assert _run(g, "ML404")
     g["conv_1"].notes.append("parameters unknown: input shape unknown")
     assert not _run(g, "ML404")
+
+
+def test_strided_1x1_inside_resnet_v1_blocks_is_a_note_not_a_warning(tmp_path):
+    """Keras' own ResNet50 (v1) downsamples with stride-2 1×1 convolutions in both branches of its 3 downsampling
+    blocks: a published design, reported once as info naming the 6 convolutions; a plain strided 1×1 stays a
+    warning."""
+    import gzip
+    import json
+    import zipfile
+
+    from modellint.adapters import load_graph
+    from modellint.build import example
+    from modellint.engine import run_rules
+    from modellint.rules import get_rule
+
+    config = json.load(gzip.open("tests/fixtures/keras_apps/ResNet50.json.gz"))["keras_config"]
+    path = tmp_path / "resnet50.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+    [f] = run_rules(load_graph(path), [get_rule("ML402")]).findings
+    assert f.severity == "info" and len(f.layers) == 6
+    assert set(f.layers) == {f"conv{i}_block1_{b}_conv" for i in (3, 4, 5) for b in (0, 1)}
+    plain = example("seq(inp(32, 32, 3), conv(16, act='relu'), conv(32, kernel=1, strides=2, act='relu'), gap(), "
+                    "dense(10, act='softmax'))")
+    [g] = run_rules(plain, [get_rule("ML402")]).findings
+    assert g.severity == "warning"

@@ -110,8 +110,10 @@ class CoverageGaps(Rule):
     A 1×1 convolution with stride 2 reads only one pixel in four: three
     quarters of the activations never influence the output (ResNet-D fixes
     exactly this in ResNet's downsampling). A subsampling shortcut is not
-    flagged when a sibling branch from the same input reads every position. Stacked equal dilations sample a
-    checkerboard of the input and miss the pixels in between.
+    flagged when a sibling branch from the same input reads every position, and
+    inside a block whose branches merge (ResNet v1, NASNet) it is an `info`: a
+    published trade-off, not a bug. Stacked equal dilations sample a checkerboard
+    of the input and miss the pixels in between.
 
     ## Fix
     Make the kernel at least as large as the stride (3×3 stride 2), or
@@ -144,12 +146,20 @@ class CoverageGaps(Rule):
                 skipped = 1 - 1
                 for si, sp in zip(s, span):
                     skipped = 1 - (1 - skipped) * min(sp, si) / si
+                block = _in_block(ctx, node)
                 yield self.finding(
                     f"{node.name}: stride {'×'.join(map(str, s))} is larger than its "
-                    f"{'×'.join(map(str, span))} window; {skipped:.0%} of input positions are never read",
+                    f"{'×'.join(map(str, span))} window; {skipped:.0%} of input positions are never read"
+                    + (f" (a downsampling block, merged at {block})" if block else ""),
                     layers=[node.name], evidence={"kernel": list(k), "strides": list(s), "dilation": list(d),
-                                                  "skipped_fraction": round(skipped, 3)},
-                    explanation="Positions between the windows never influence the output.",
+                                                  "skipped_fraction": round(skipped, 3),
+                                                  **({"merged_at": block} if block else {})},
+                    severity="info" if block else None,
+                    explanation="Positions between the windows never influence the output."
+                                + (" Inside a block whose branches merge this is a published design (ResNet v1's "
+                                   "strided 1×1 convolutions, NASNet's strided 1×1 pooling): it costs accuracy "
+                                   "(ResNet-D moves the stride to the 3×3 convolution or to an average pooling "
+                                   "on the shortcut) but is not a bug." if block else ""),
                     fix="Use a kernel at least as large as the stride, or AveragePooling before a stride-1 conv.")
         # gridding: two consecutive convs with the same dilation > 1. The walks back from the dilated
         # convs share one pass per dilation rate: a walk from each along the adds of many residual
@@ -475,3 +485,20 @@ def _map(shape) -> str:
     if shape is None or len(shape) != 4 or not all(shape[1:3]):
         return "an unknown size"
     return f"{shape[1]}×{shape[2]}"
+
+
+def _in_block(ctx, node, depth: int = 8):
+    """The merge (add / concatenation) a strided node's branch reaches within ``depth``
+    nodes, when it does: it sits inside a multi-branch downsampling block."""
+    frontier, seen = [node], {node.name}
+    for _ in range(depth):
+        nxt = []
+        for n in frontier:
+            for c in ctx.consumers(n):
+                if c.op in ("add", "concat") and len(c.inputs) > 1:
+                    return c.name
+                if c.name not in seen:
+                    seen.add(c.name)
+                    nxt.append(c)
+        frontier = nxt
+    return None
