@@ -66,11 +66,8 @@ def family_results(family, pool, root) -> list:
 
 
 # Cases that still break the promise on main, each a known open defect of issue 10 (named in
-# its note): torch readers read zip members whole (TorchScript data.pkl, checkpoint data.pkl,
-# .pt2 models/model.json bombs) and dataset.py's image-header reader crashes on a cut PNG.
-# Listed one by one so any other regression fails; remove an id when its fix lands.
-STILL_OPEN = {"bytes/torchscript/format-04", "archives/bomb/bomb_data_pkl",
-              "archives/bomb/bomb_pt2_model_json"}
+# its note). Listed one by one so any other regression fails; remove an id when its fix lands.
+STILL_OPEN: set = set()
 
 
 @pytest.mark.parametrize("family", corpus.FAMILIES)

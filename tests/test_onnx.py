@@ -294,3 +294,136 @@ def test_unknown_op_keeps_shapes(tmp_path):
     assert g["custom"].output_shape == (None, 8, 8, 3)
     assert g["r2"].output_shape == (None, 8, 8, 3)
     assert g.inputs == ["x"] and g.outputs == ["r2"]
+
+
+# ---------------------------------------------------------------------------
+# hostile and inconsistent files (issue 10): dims against data, absurd sizes, cycles
+# ---------------------------------------------------------------------------
+
+def _dense_model(path, w=None, nodes=None, **graph_kw):
+    """x (N, 3) -> MatMul W (3, 4) -> y, with W (or nodes) replaced as given."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    if w is None:
+        w = numpy_helper.from_array(np.ones((3, 4), np.float32), "W")
+    nodes = nodes or [helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")]
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[w], **graph_kw)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _tensor(name, dtype, dims, raw=None, floats=()):
+    """A TensorProto as a file may hold it (onnx.helper.make_tensor refuses inconsistent ones)."""
+    t = onnx.TensorProto(name=name, data_type=dtype, dims=dims, float_data=floats)
+    if raw is not None:
+        t.raw_data = raw
+    return t
+
+
+def _refused(path, text):
+    from conftest import sha256
+
+    before = sha256(path)
+    with pytest.raises(InputError) as info:
+        read_onnx(path)
+    msg = str(info.value)
+    assert msg == f"{path}: {text}", msg
+    assert sha256(path) == before
+
+
+def test_consistent_dense_model_reads(tmp_path):
+    g = read_onnx(_dense_model(tmp_path / "ok.onnx"))
+    assert g["fc"].op == "dense" and g.total_params == 12
+
+
+def test_initializer_raw_data_shorter_than_its_dims(tmp_path):
+    w = _tensor("W", onnx.TensorProto.FLOAT, [3, 4], raw=b"\0" * 40)  # 12 floats are 48 bytes
+    _refused(_dense_model(tmp_path / "short.onnx", w),
+             "initializer 'W' has dims [3, 4] (12 elements of float32, 48 bytes) but 40 bytes of raw data")
+
+
+def test_initializer_typed_data_disagrees_with_its_dims(tmp_path):
+    w = _tensor("W", onnx.TensorProto.FLOAT, [3, 4], floats=[1.0] * 13)
+    _refused(_dense_model(tmp_path / "long.onnx", w),
+             "initializer 'W' has dims [3, 4] (12 elements of float32) but holds 13 values")
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_initializer_of_2_50_elements_is_refused(tmp_path, external):
+    """dims of 2**25 x 2**25 with four bytes of data, or 'kept in an external file': refused by the dims."""
+    from onnx import TensorProto
+
+    w = _tensor("W", TensorProto.FLOAT, [1 << 25, 1 << 25], raw=b"\0" * 4)
+    if external:
+        w.ClearField("raw_data")
+        w.data_location = TensorProto.EXTERNAL
+        w.external_data.add(key="location", value="weights.bin")
+    _refused(_dense_model(tmp_path / "huge.onnx", w),
+             "initializer 'W' has dims [33554432, 33554432] (1,125,899,906,842,624 elements), more than the 2**40 "
+             "modellint reads")
+
+
+def test_negative_dims_and_constant_tensors_are_checked(tmp_path):
+    from onnx import TensorProto, helper
+
+    w = _tensor("W", TensorProto.FLOAT, [3, -4])
+    _refused(_dense_model(tmp_path / "neg.onnx", w), "initializer 'W' has a negative dimension in its dims [3, -4]")
+    shape = _tensor("", TensorProto.INT64, [2], raw=b"\0" * 8)  # one int64 where two are promised
+    nodes = [helper.make_node("Constant", [], ["s"], name="target", value=shape),
+             helper.make_node("MatMul", ["x", "W"], ["h"], name="fc"),
+             helper.make_node("Reshape", ["h", "s"], ["y"], name="reshape")]
+    _refused(_dense_model(tmp_path / "const.onnx", nodes=nodes),
+             "the tensor of node 'target', attribute 'value' has dims [2] (2 elements of int64, 16 bytes) but 8 bytes "
+             "of raw data")
+
+
+def test_graph_with_a_cycle_is_refused(tmp_path):
+    from onnx import helper
+
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="fc"),
+             helper.make_node("Add", ["h", "loop"], ["a"], name="add"),
+             helper.make_node("Relu", ["a"], ["loop"], name="relu"),
+             helper.make_node("Identity", ["a"], ["y"], name="out")]
+    _refused(_dense_model(tmp_path / "cycle.onnx", nodes=nodes),
+             "ONNX graph 'g' has a cycle through node 'add' (a node's input depends on its own output; ONNX graphs "
+             "are acyclic)")
+    self_loop = [helper.make_node("MatMul", ["x", "W"], ["h"], name="fc"),
+                 helper.make_node("Max", ["h", "y"], ["y"], name="self")]
+    _refused(_dense_model(tmp_path / "self.onnx", nodes=self_loop),
+             "ONNX graph 'g' has a cycle through node 'self' (a node's input depends on its own output; ONNX graphs "
+             "are acyclic)")
+
+
+def test_nodes_out_of_order_but_acyclic_still_read(tmp_path):
+    from onnx import helper
+
+    nodes = [helper.make_node("Relu", ["h"], ["y"], name="relu"),
+             helper.make_node("MatMul", ["x", "W"], ["h"], name="fc")]
+    g = read_onnx(_dense_model(tmp_path / "unsorted.onnx", nodes=nodes))
+    assert g.total_params == 12
+
+
+def test_wire_count_skips_groups_and_refuses_broken_ones(small):
+    """count_messages reads unknown fields of every wire type, a (deprecated) group included, in one helper."""
+    from modellint.adapters.onnx_file import count_messages
+
+    def key(field, wire):  # a field's tag as a varint
+        n, out = field << 3 | wire, b""
+        while n > 0x7F:
+            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+        return out + bytes([n])
+
+    data = small[2].read_bytes()
+    base = count_messages(data)
+    assert base[0] > 10
+    group = key(99, 3) + key(1, 0) + b"\x05" + key(2, 5) + b"abcd" + key(99, 4)  # a group holding two fields
+    fields = key(98, 1) + b"12345678" + key(97, 2) + b"\x03xyz"  # a fixed64, a length-delimited field
+    assert count_messages(data + group + fields) == base
+    onnx.load_model_from_string(data + group + fields)  # protobuf reads them the same way
+    for broken in (group[:-2], key(99, 3) + key(1, 7), key(99, 4), fields[:-1]):
+        with pytest.raises(ValueError):
+            count_messages(data + broken)

@@ -10,12 +10,17 @@ and are shown to run under a bare ``torch.export.load``.
 from __future__ import annotations
 
 import copyreg
+import functools
 import io
 import json
 import marshal
 import pickle
+import re
 import shlex
+import signal
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -265,7 +270,7 @@ def test_loader_refuses_what_resolves_to_a_refused_object(tmp_path, monkeypatch)
     "os.system", "os.path.join", "posixpath.join", "nt.system", "subprocess.Popen", "builtins.getattr",
     "builtins.__import__", "builtins.eval", "importlib.import_module", "importlib.util.find_spec",
     "pkgutil.resolve_name", "pydoc.locate", "types.CodeType", "code.interact", "runpy.run_path",
-    "functools.partial", "functools.reduce", "inspect.getmembers", "ctypes.CDLL", "sys.modules", "pickle.loads",
+    "functools.reduce", "inspect.getmembers", "ctypes.CDLL", "sys.modules", "pickle.loads",
     "_pickle.loads", "marshal.loads", "shutil.rmtree", "socket.socket", "webbrowser.open", "_io.open", "io.open",
     "pathlib.Path", "tempfile.mkstemp", "zipimport.zipimporter", "multiprocessing.Process", "threading.Thread",
     "asyncio.create_subprocess_shell", "signal.signal", "codecs.open", "_codecs.decode", "numpy.load",
@@ -285,6 +290,7 @@ def test_refused_globals(path):
     "builtins.frozenset", "builtins.slice", "_codecs.encode", "copyreg._reconstructor", "torch._C._nn.gelu",
     "numpy.core.multiarray._reconstruct", "numpy.dtype", "__main__.Net", "mypkg.models.ResNet",
     "torch.nn.parameter.Parameter", "torch._tensor._rebuild_from_type_v2", "torch.serialization._get_layout",
+    "functools.partial",
 ])
 def test_allowed_globals(path):
     assert refusal(path) is None, path
@@ -555,3 +561,330 @@ def test_broken_pt2_is_one_line(tmp_path, pt2_members):
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr and str(path) in lines[0], r.stderr
+
+
+# ---------------------------------------------------------------------------
+# TorchScript: what torch.jit.load runs, and what it would allocate or recurse on
+# ---------------------------------------------------------------------------
+
+class SaveOnLoad(nn.Module):
+    """Its TorchScript __setstate__ (run by torch.jit.load) writes a file: torch.save is aten::save."""
+
+    def __init__(self, marker: str = ""):
+        super().__init__()
+        self.w = torch.zeros(2)
+        self.marker = marker
+
+    def forward(self, x):
+        return x + self.w
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[torch.Tensor, str, bool]:
+        return (self.w, self.marker, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, str, bool]) -> None:
+        self.w = state[0]
+        self.marker = state[1]
+        self.training = state[2]
+        torch.save(self.w, self.marker)
+
+
+class SetStateOnLoad(nn.Module):
+    """A harmless TorchScript __setstate__: still code from the file, run while loading."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.zeros(2)
+
+    def forward(self, x):
+        return x + self.w
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[torch.Tensor, bool]:
+        return (self.w, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+        self.w = state[0] * 2
+        self.training = state[1]
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory):
+    """An ordinary scripted CNN saved by torch.jit.save."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    path = tmp_path_factory.mktemp("ts") / "net.pt"
+    torch.jit.save(torch.jit.script(model.eval()), str(path))
+    return path
+
+
+def _ts_rewrite(src: Path, dst: Path, members: dict) -> Path:
+    """``src`` with the members named (below the archive's folder) in ``members`` replaced, compression kept."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            new = members.get(info.filename.split("/", 1)[1])
+            zout.writestr(info, zin.read(info) if new is None else new)
+    return dst
+
+
+def _ts_refused(path: Path, *, trust: bool, match: str) -> str:
+    before = sha256(path)
+    with pytest.raises(InputError) as info:
+        load_graph(path, trust_pickle=trust, input_shape=(1, 3, 16, 16))
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and "\n" not in msg, msg
+    assert match in msg, msg
+    assert sha256(path) == before
+    return msg
+
+
+def _bare_jit_load(path: Path):
+    try:
+        torch.jit.load(str(path))
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _opaque_data_pkl(payload: bytes) -> bytes:
+    """data.pkl whose root is an aten.OpaqueObject: its C++ __setstate__ base64-decodes the string and
+    hands it to pickle.loads."""
+    import base64
+
+    return P(2).g("__torch__.torch.classes.aten", "OpaqueObject").raw(b")\x81").s(base64.b64encode(payload).decode()) \
+        .raw(b"b").done()
+
+
+@pytest.mark.parametrize("member", ["data.pkl", "constants.pkl"])
+def test_torchscript_python_globals_are_not_resolved_by_torch_and_refused(tmp_path, scripted, member):
+    """torch.jit.load's C++ unpickler imports no Python: os.system in data.pkl is 'Unknown type name'.
+    modellint refuses the name before torch sees it, naming the member and the global."""
+    marker = tmp_path / "MARKER"
+    payload = P(2).g("os", "system").call(_sh(marker)).done()
+    path = _ts_rewrite(scripted, tmp_path / "hostile.pt", {member: payload})
+    exc = _bare_jit_load(path)
+    assert exc is not None and "Unknown type name 'os.system'" in str(exc)
+    assert not marker.exists()
+    for trust in (False, True):
+        msg = _ts_refused(path, trust=trust, match=f"{member}: the pickle references os.system, which can run commands")
+        assert msg.endswith("modellint refuses to load it (nothing from the file was executed)")
+    assert not marker.exists()
+
+
+def test_torchscript_opaque_object_runs_python_in_bare_jit_load_and_is_refused(tmp_path, scripted):
+    """aten.OpaqueObject's __setstate__ is pickle.loads of a base64 string: Python code from data.pkl."""
+    marker = tmp_path / "MARKER"
+    path = _ts_rewrite(scripted, tmp_path / "opaque.pt", {"data.pkl": _opaque_data_pkl(PAYLOADS["io_FileIO"](marker))})
+    _bare_jit_load(path)
+    assert marker.exists(), "torch.jit.load no longer unpickles an OpaqueObject's state"
+    marker.unlink()
+    _ts_refused(path, trust=False, match="data.pkl holds aten.OpaqueObject, whose state is a pickled Python object")
+    _ts_refused(path, trust=True, match="the pickle references _io.FileIO, which can run commands")
+    r = run_cli("check", path, "--trust-pickle", "--input-shape", "1,3,16,16", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert not marker.exists()
+
+
+def test_torchscript_guard_holds_without_the_prescan(tmp_path, scripted, monkeypatch):
+    """With the pre-scan switched off, pickle.loads is still held to the scan during torch.jit.load."""
+    from modellint.adapters import torch_files
+
+    monkeypatch.setattr(torch_files, "_prescan_torchscript", lambda path, trust: None)
+    marker = tmp_path / "MARKER"
+    path = _ts_rewrite(scripted, tmp_path / "opaque.pt", {"data.pkl": _opaque_data_pkl(PAYLOADS["io_FileIO"](marker))})
+    for trust in (False, True):
+        with pytest.raises(InputError, match="refuses|--trust-pickle"):
+            load_graph(path, trust_pickle=trust, input_shape=(1, 3, 16, 16))
+        assert not marker.exists()
+
+
+def test_torchscript_setstate_writes_files_in_bare_jit_load_and_is_refused(tmp_path):
+    """TorchScript __setstate__ runs while loading, and torch.save (aten::save) writes any path."""
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "save_on_load.pt"
+    torch.jit.save(torch.jit.script(SaveOnLoad(str(marker))), str(path))
+    assert not marker.exists()
+    _bare_jit_load(path)
+    assert marker.exists(), "torch.jit.load no longer runs TorchScript __setstate__"
+    marker.unlink()
+    for trust in (False, True):
+        msg = _ts_refused(path, trust=trust, match="calls save, a TorchScript builtin that reads or writes files")
+        assert ": code/__torch__/" in msg, msg  # names the member
+    assert not marker.exists()
+
+
+def test_torchscript_setstate_needs_trust(tmp_path):
+    path = tmp_path / "setstate.pt"
+    torch.jit.save(torch.jit.script(SetStateOnLoad()), str(path))
+    msg = _ts_refused(path, trust=False, match="defines __setstate__, TorchScript from the file that torch.jit.load "
+                                               "runs while loading; pass --trust-pickle")
+    assert ": code/__torch__/" in msg
+    g = load_graph(path, trust_pickle=True, input_shape=(1, 2))
+    assert g.source_format == "torchscript"
+
+
+def test_torchscript_memo_index_and_string_length_refused_in_bounded_memory(tmp_path, scripted):
+    """The C++ unpickler sizes its memo table by the index it is given (LONG_BINPUT 2**32-16: 64 GiB) and
+    allocates a string's declared length before reading it (2 GiB here). Refused from the bytes, in a
+    process whose peak stays small."""
+    memo_pkl = b"\x80\x02Nr" + struct.pack("<I", 0xFFFFFFF0) + b"."  # None, LONG_BINPUT 2**32-16
+    memo = _ts_rewrite(scripted, tmp_path / "memo.pt", {"data.pkl": memo_pkl})
+    _ts_refused(memo, trust=True, match="data.pkl: memo index 4294967280 with 0 entries stored")
+    text_pkl = b"\x80\x02X" + struct.pack("<I", 0x7FFFFFF0) + b"ab."  # BINUNICODE of 2 GiB, 2 bytes there
+    text = _ts_rewrite(scripted, tmp_path / "text.pt", {"data.pkl": text_pkl})
+    _ts_refused(text, trust=True, match="data.pkl: unreadable pickle at byte 0 (ValueError: expected 2147483632 "
+                                        "bytes in a unicodestring4, but only 3 remain)")
+    code = ("import re, sys; from modellint.cli import main; rc = main(sys.argv[1:]); "  # VmHWM: this process's peak
+            "print(rc, re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read()).group(1))")
+    for path in (memo, text):
+        proc = subprocess.run([sys.executable, "-c", code, "check", str(path), "--input-shape", "1,3,16,16",
+                               "--trust-pickle", "--quiet"], capture_output=True, text=True, timeout=300)
+        rc, peak_kib = proc.stdout.split()
+        assert rc == "2" and "Traceback" not in proc.stderr, proc.stderr
+        assert int(peak_kib) < 400 << 10, f"{path.name}: peak RSS {int(peak_kib) >> 10} MiB"
+
+
+def test_torchscript_deep_nesting_crashes_bare_torch_and_is_refused(tmp_path, scripted):
+    """torch's type-string parser recurses once per bracket: 5,000 deep is a segfault."""
+    deep = "List[" * 5000 + "int" + "]" * 5000
+    pkl = P(2).g("torch.jit._pickle", "restore_type_tag").raw(b"(]").s(deep).raw(b"tR").done()
+    path = _ts_rewrite(scripted, tmp_path / "deep.pt", {"data.pkl": pkl})
+    proc = subprocess.run([sys.executable, "-c", "import sys, torch; torch.jit.load(sys.argv[1])", str(path)],
+                          capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stderr[-500:])
+    _ts_refused(path, trust=True, match="data.pkl: a string nests brackets more than 100 deep")
+    with zipfile.ZipFile(scripted) as zf:
+        source = zf.read(next(n for n in zf.namelist() if n.endswith("/code/__torch__/torch/nn/modules/container.py")))
+    nested = source.replace(b"  return", b"  _deep = " + b"(" * 150 + b"1" + b")" * 150 + b"\n  return", 1)
+    assert nested != source
+    path = _ts_rewrite(scripted, tmp_path / "deep_code.pt", {"code/__torch__/torch/nn/modules/container.py": nested})
+    _ts_refused(path, trust=True, match="code/__torch__/torch/nn/modules/container.py: nests brackets more than 100")
+
+
+def test_torchscript_member_caps(tmp_path, scripted, monkeypatch):
+    """Past the caps, the member is named: what torch would inflate, and what modellint reads."""
+    from modellint.adapters import torch_files
+
+    with zipfile.ZipFile(scripted) as zf:
+        biggest = max((i for i in zf.infolist() if i.compress_type != zipfile.ZIP_STORED), key=lambda i: i.file_size)
+        data_pkl = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data.pkl")))
+    monkeypatch.setattr(torch_files, "MAX_INFLATED_MEMBER", biggest.file_size - 1)
+    _ts_refused(scripted, trust=True, match=f"refused: {biggest.filename} is {biggest.file_size:,} bytes compressed "
+                                            f"to {biggest.compress_size:,}, more than the 0 MiB modellint lets torch "
+                                            "inflate")
+    monkeypatch.setattr(torch_files, "MAX_INFLATED_MEMBER", 256 << 20)
+    monkeypatch.setitem(torch_files.MEMBER_CAPS, "pickle", 100)
+    _ts_refused(scripted, trust=True, match=f"refused: {data_pkl.filename} is {data_pkl.file_size:,} bytes "
+                                            "uncompressed, more than the 0 KiB modellint reads (a zip bomb?)")
+
+
+def test_scripted_and_traced_models_still_load(tmp_path, scripted):
+    """No --trust-pickle needed, and the same graph as torch.jit.load straight into the adapter."""
+    from modellint.adapters.torch_live import graph_from_torchscript
+
+    ref = graph_from_torchscript(torch.jit.load(str(scripted)), input_shape=(1, 3, 16, 16))
+    for trust in (False, True):
+        g = load_graph(scripted, trust_pickle=trust, input_shape=(1, 3, 16, 16))
+        assert [n.to_dict() for n in g] == [n.to_dict() for n in ref]
+        assert g.trainable_params == 3 * 4 * 9 + 4 + 4 * 2 + 2
+    traced = tmp_path / "traced.pt"
+    torch.jit.save(torch.jit.trace(nn.TransformerEncoderLayer(16, 2, batch_first=True).eval(), torch.randn(1, 5, 16),
+                                   check_trace=False), str(traced))
+    r = run_cli("summary", traced, "--input-shape", "1,5,16", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# --trust-pickle: torch.relu-style attributes (builtins.getattr on a torch function table) and partial
+# ---------------------------------------------------------------------------
+
+class Acts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = torch.relu  # pickles as getattr(torch._C._VariableFunctionsClass, "relu")
+        self.gate = torch.Tensor.sigmoid  # getattr(torch._C.TensorBase, "sigmoid")
+        self.leaky = functools.partial(nn.functional.leaky_relu, negative_slope=0.1)
+
+    def forward(self, x):
+        return self.leaky(self.gate(self.act(self.fc(x))))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_trusted_module_with_torch_function_attributes_loads(tmp_path, legacy):
+    model = Acts()
+    path = tmp_path / "acts.pt"
+    torch.save(model, path, _use_new_zipfile_serialization=not legacy)
+    from modellint.adapters.torch_files import checked_globals
+
+    globs = checked_globals(path.read_bytes())
+    assert {"torch.relu", "torch.Tensor.sigmoid", "functools.partial"} <= set(globs), globs
+    assert "builtins.getattr" not in globs and "torch._C._VariableFunctionsClass" not in globs
+    with pytest.raises(InputError, match="holds a pickled Python object"):
+        load_graph(path)
+    g = load_graph(path, trust_pickle=True, input_shape=(1, 4))
+    assert g.trainable_params == 20
+
+
+def _array_body() -> bytes:
+    """The opcodes of a pickled numpy uint8 array (no PROTO, no STOP): an allowed object with a file method."""
+    np = pytest.importorskip("numpy")
+    return pickle.dumps(np.zeros(1, dtype="u1"), protocol=2)[2:-1]
+
+
+def _getattr_payloads(marker: Path) -> dict:
+    """getattr used outside its one allowed shape; the first three write the marker under pickle.loads."""
+    tofile = b"(" + _array_body() + P(0).s("tofile").raw(b"tR").b + P(0).args(str(marker)).raw(b"R").b
+    relu = P(0).g("builtins", "getattr").raw(b"q\xf0").g("torch._C", "_VariableFunctionsClass").s("relu") \
+        .raw(b"\x86R0").b  # getattr(torch function table, "relu"), getattr kept in memo 240, the result popped
+    return {
+        # getattr on an allowed object (a numpy array) whose method writes a file
+        "array_tofile": P(2).g("builtins", "getattr").raw(tofile).done(),
+        # the same getattr first used as allowed, then, from the memo, on the array
+        "memo_reuse": P(2).raw(relu + b"h\xf0" + tofile).done(),
+        # a file builtin of the torch function table, by name
+        "from_file": P(2).g("builtins", "getattr").g("torch._C", "_VariableFunctionsClass").s("from_file")
+        .raw(b"\x86R(").s(str(marker)).raw(b"\x88K\x01tR").done(),  # from_file(marker, True, 1) creates it
+        # the target class handed to something else than getattr
+        "target_escapes": P(2).g("builtins", "getattr").raw(b"(").g("torch._C", "_VariableFunctionsClass").raw(b"q\xf1")
+        .s("relu").raw(b"tR0h\xf1").done(),
+        # a private name: not a public torch function
+        "private_name": P(2).g("builtins", "getattr").g("torch._C", "_VariableFunctionsClass").s("__class__")
+        .raw(b"\x86R").done(),
+    }
+
+
+@pytest.mark.parametrize("name, reported", [
+    ("array_tofile", "builtins.getattr"), ("memo_reuse", "builtins.getattr"), ("from_file", "torch.from_file"),
+    ("target_escapes", "torch._C._VariableFunctionsClass"), ("private_name", "builtins.getattr"),
+])
+def test_getattr_outside_torch_function_tables_is_refused(tmp_path, name, reported):
+    marker = tmp_path / "MARKER"
+    payload = _getattr_payloads(marker)[name]
+    if name in ("array_tofile", "memo_reuse", "from_file"):
+        assert _runs(payload, marker), "the payload must really run under pickle.loads"
+    with pytest.raises(UnsafePickle, match=rf"references {re.escape(reported)}\b"):
+        check_pickle(payload)
+    if name != "target_escapes":  # the class alone is harmless: only the scan, which lists it, refuses it
+        with pytest.raises(UnsafePickle):  # the loader's own getattr, without the scan
+            pickle_scan.guarded_loads(payload)
+    path = _checkpoint(tmp_path / f"{name}.pt", payload)
+    with pytest.raises(InputError, match="refuses"):
+        load_graph(path, trust_pickle=True)
+    assert not marker.exists()
+
+
+def test_loader_getattr_refuses_what_the_scan_would(tmp_path):
+    """The getattr the guarded unpickler hands out checks the real objects."""
+    np = pytest.importorskip("numpy")
+    from modellint.adapters.pickle_scan import _torch_getattr
+
+    assert _torch_getattr(torch._C._VariableFunctionsClass, "relu") is torch.relu
+    assert _torch_getattr(torch.Tensor, "add") is torch.Tensor.add
+    for obj, attr in [(np.zeros(1), "tofile"), (torch._C._VariableFunctionsClass, "from_file"),
+                      (torch._C._VariableFunctionsClass, "_C"), (torch.nn.Module, "load_state_dict")]:
+        with pytest.raises(UnsafePickle):
+            _torch_getattr(obj, attr)
+    with pytest.raises(UnsafePickle):
+        _torch_getattr(torch._C._VariableFunctionsClass, "relu", None)

@@ -63,6 +63,19 @@ MAX_ONNX_NODES = 200_000
 #: counted on the wire before the file is parsed: the parser keeps ~370 bytes per
 #: message, so an 84 MB file of six million tiny nodes would take 2.2 GB to parse.
 MAX_ONNX_MESSAGES = 500_000
+#: Elements of one stored tensor (the product of its dims). The largest weight of
+#: today's largest models holds ~2**31 (a 128k x 16k embedding); past 2**40 the dims
+#: are not a tensor anyone stores (external data included), and counts derived from
+#: them run towards int64 overflow.
+MAX_TENSOR_ELEMENTS = 1 << 40
+
+# Bits per element of a data type in raw_data (packed: 4-bit types two to a byte).
+_RAW_BITS = {1: 32, 2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 9: 8, 10: 16, 11: 64, 12: 32, 13: 64, 14: 64,
+             15: 128, 16: 16, 17: 8, 18: 8, 19: 8, 20: 8, 21: 4, 22: 4, 23: 4, 24: 8, 25: 2, 26: 2}
+# The typed field a data type's values are stored in without raw_data, and values per element.
+_TYPED_FIELD = {1: ("float_data", 1), 14: ("float_data", 2), 11: ("double_data", 1), 15: ("double_data", 2),
+                7: ("int64_data", 1), 12: ("uint64_data", 1), 13: ("uint64_data", 1), 8: ("string_data", 1),
+                **{t: ("int32_data", 1) for t in (2, 3, 4, 5, 6, 9, 10, 16, 17, 18, 19, 20, 24)}}
 
 # Ops whose output carries no activation data even when their input does.
 _META_OPS = frozenset({"Shape", "Size", "EyeLike", "RandomNormalLike", "RandomUniformLike"})
@@ -174,6 +187,38 @@ def _varint(buf, pos: int) -> tuple:
         shift += 7
 
 
+def _skip(buf, pos: int, wire: int, end: int) -> int:
+    """The position past the value of a field of wire type ``wire`` starting at ``pos``
+    (for a deprecated group: past its end marker). Raises ValueError for a bad wire
+    type or a value that runs past ``end``."""
+    if wire == 0:
+        _, pos = _varint(buf, pos)
+    elif wire == 1:
+        pos += 8
+    elif wire == 5:
+        pos += 4
+    elif wire == 2:
+        n, pos = _varint(buf, pos)
+        pos += n
+    elif wire == 3:
+        depth = 1
+        while depth:
+            key, pos = _varint(buf, pos)
+            if key & 7 == 3:
+                depth += 1
+            elif key & 7 == 4:
+                depth -= 1
+            else:
+                pos = _skip(buf, pos, key & 7, end)  # never a group: one level deep
+            if pos > end:
+                raise ValueError("group runs past its message")
+    else:
+        raise ValueError("bad wire type")
+    if pos > end:
+        raise ValueError("field runs past its message")
+    return pos
+
+
 def count_messages(data: bytes, cap: int = MAX_ONNX_MESSAGES) -> tuple:
     """``(nodes, messages)`` of a serialised ModelProto, read off the protobuf wire
     format without parsing it (so without its memory), stopping once past ``cap``
@@ -187,51 +232,20 @@ def count_messages(data: bytes, cap: int = MAX_ONNX_MESSAGES) -> tuple:
         while pos < end:
             key, pos = _varint(buf, pos)
             field, wire = key >> 3, key & 7
-            if wire == 0:
-                _, pos = _varint(buf, pos)
-            elif wire == 1:
-                pos += 8
-            elif wire == 5:
-                pos += 4
-            elif wire == 2:
-                n, pos = _varint(buf, pos)
-                if pos + n > end:
-                    raise ValueError("field runs past its message")
-                child = fields.get(field)
-                if child is not None:
-                    messages += 1
-                    nodes += child == "node"
-                    if messages > cap or nodes > MAX_ONNX_NODES:
-                        return nodes, messages
-                    if child != "leaf":
-                        stack.append((child, pos, pos + n))
-                pos += n
-            elif wire == 3:   # a (deprecated) group: skip to its end marker
-                depth = 1
-                while depth:
-                    k, pos = _varint(buf, pos)
-                    w = k & 7
-                    if w == 0:
-                        _, pos = _varint(buf, pos)
-                    elif w == 1:
-                        pos += 8
-                    elif w == 5:
-                        pos += 4
-                    elif w == 2:
-                        n, pos = _varint(buf, pos)
-                        pos += n
-                    elif w == 3:
-                        depth += 1
-                    elif w == 4:
-                        depth -= 1
-                    else:
-                        raise ValueError("bad wire type")
-                    if pos > end:
-                        raise ValueError("group runs past its message")
-            else:
-                raise ValueError("bad wire type")
-            if pos > end:
+            child = fields.get(field) if wire == 2 else None
+            if child is None:
+                pos = _skip(buf, pos, wire, end)
+                continue
+            n, pos = _varint(buf, pos)
+            if pos + n > end:
                 raise ValueError("field runs past its message")
+            messages += 1
+            nodes += child == "node"
+            if messages > cap or nodes > MAX_ONNX_NODES:
+                return nodes, messages
+            if child != "leaf":
+                stack.append((child, pos, pos + n))
+            pos += n
     return nodes, messages
 
 
@@ -252,32 +266,120 @@ def _graphs(model):
 
 
 def _tensors(model):
-    """Every stored tensor: initializers (sparse ones too) and Constant / attribute tensors."""
+    """Every stored tensor, as ``(what, tensor)`` (``what`` names it in a message): initializers
+    (sparse ones too) and Constant / attribute tensors."""
     from onnx import AttributeProto
 
     for g in _graphs(model):
-        yield from g.initializer
+        for t in g.initializer:
+            yield f"initializer {t.name[:60]!r}", t
         for sp in g.sparse_initializer:
-            yield sp.values
-            yield sp.indices
+            yield f"sparse initializer {sp.values.name[:60]!r} (values)", sp.values
+            yield f"sparse initializer {sp.values.name[:60]!r} (indices)", sp.indices
         for node in g.node:
             for at in node.attribute:
+                where = f"node {(node.name or node.op_type)[:60]!r}, attribute {at.name[:40]!r}"
                 if at.type == AttributeProto.TENSOR:
-                    yield at.t
+                    yield f"tensor {at.t.name[:60]!r} of {where}" if at.t.name else f"the tensor of {where}", at.t
                 elif at.type == AttributeProto.TENSORS:
-                    yield from at.tensors
+                    for i, t in enumerate(at.tensors):
+                        yield f"tensor {i} of {where}", t
+
+
+def _dims_problem(dims: list) -> Optional[str]:
+    if any(d < 0 for d in dims):
+        return f"has a negative dimension in its dims {dims[:8]}"
+    n = 1
+    for d in dims:
+        n *= d
+        if n > MAX_TENSOR_ELEMENTS:
+            return f"has dims {dims[:8]} ({_prod(dims):,} elements), more than the 2**40 modellint reads"
+    return None
+
+
+def _tensor_problem(t, external: bool) -> Optional[str]:
+    """What is wrong with a stored tensor's dims, or with the data it holds for them (None: nothing)."""
+    dims = list(t.dims)
+    problem = _dims_problem(dims)
+    if problem:
+        return problem
+    n = _prod(dims)
+    if external or t.HasField("segment"):
+        return None  # its data is elsewhere: never read, so only its dims are checked
+    dtype = _DTYPES.get(t.data_type, f"data type {t.data_type}")
+    if t.raw_data:
+        bits = _RAW_BITS.get(t.data_type)
+        want = (n * bits + 7) // 8 if bits else None
+        if want is not None and len(t.raw_data) != want:
+            return (f"has dims {dims[:8]} ({n:,} elements of {dtype}, {want:,} bytes) but {len(t.raw_data):,} "
+                    "bytes of raw data")
+        return None
+    field, per = _TYPED_FIELD.get(t.data_type, (None, 0))
+    if field is not None and len(getattr(t, field)) != n * per:
+        return f"has dims {dims[:8]} ({n:,} elements of {dtype}) but holds {len(getattr(t, field)) // per:,} values"
+    return None
+
+
+def _cycle(graph) -> Optional[str]:
+    """The name of a node on a cycle of ``graph`` (an input that depends on the node's own output), or
+    None. Kahn's algorithm: nodes left with an unfinished producer are on a cycle or after one; walking
+    producers back from one of them reaches the cycle."""
+    nodes = list(graph.node)
+    producers: dict = {}
+    for i, node in enumerate(nodes):
+        for out in node.output:
+            if out:
+                producers.setdefault(out, []).append(i)
+    deps = [{p for x in node.input if x for p in producers.get(x, ())} for node in nodes]
+    users: list = [[] for _ in nodes]
+    for i, ds in enumerate(deps):
+        for d in ds:
+            users[d].append(i)
+    waiting = [len(ds) for ds in deps]
+    ready = [i for i, w in enumerate(waiting) if not w]
+    done = 0
+    while ready:
+        i = ready.pop()
+        done += 1
+        for u in users[i]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                ready.append(u)
+    if done == len(nodes):
+        return None
+    i = next(j for j, w in enumerate(waiting) if w)
+    seen: set = set()
+    while i not in seen:  # every node left has a producer left
+        seen.add(i)
+        i = next(d for d in deps[i] if waiting[d])
+    return nodes[i].name or f"{nodes[i].op_type}_{i}"
 
 
 def _check_contents(path: Path, model) -> None:
-    """Refuse a model too large to build, or one whose external data would be read
-    from outside its folder. modellint never reads external data (weights are
-    counted from their dims), but the file is refused before anything that might
-    (``onnx.load`` with its defaults, onnxruntime) is ever pointed at it."""
+    """Refuse a model too large to build, a graph with a cycle, a stored tensor whose
+    dims are absurd (negative, more than :data:`MAX_TENSOR_ELEMENTS` elements) or
+    disagree with the data it holds, or one whose external data would be read from
+    outside its folder. modellint never reads external data (weights are counted from
+    their dims), but the file is refused before anything that might (``onnx.load``
+    with its defaults, onnxruntime) is ever pointed at it."""
     nodes = sum(len(g.node) for g in _graphs(model)) + sum(len(f.node) for f in model.functions)
     if nodes > MAX_ONNX_NODES:
         raise InputError(path, f"ONNX model has {nodes:,} nodes, more than the {MAX_ONNX_NODES:,} modellint reads")
-    for t in _tensors(model):
-        if t.data_location != 1 and not len(t.external_data):  # 1: TensorProto.EXTERNAL
+    for g in _graphs(model):
+        node = _cycle(g)
+        if node is not None:
+            raise InputError(path, f"ONNX graph {g.name[:60]!r} has a cycle through node {node[:60]!r} (a node's "
+                             "input depends on its own output; ONNX graphs are acyclic)")
+        for sp in g.sparse_initializer:
+            problem = _dims_problem(list(sp.dims))
+            if problem:
+                raise InputError(path, f"sparse initializer {sp.values.name[:60]!r} {problem}")
+    for what, t in _tensors(model):
+        external = t.data_location == 1 or bool(len(t.external_data))  # 1: TensorProto.EXTERNAL
+        problem = _tensor_problem(t, external)
+        if problem:
+            raise InputError(path, f"{what} {problem}")
+        if not external:
             continue
         info = {e.key: e.value for e in t.external_data}
         where = info.get("location", "")

@@ -23,6 +23,17 @@ whole modules that can run commands or code or reach anything by name
 (``X.__init__.__globals__``) and module aliases inside a path
 (``zipfile.os.system``).
 
+One refused global is allowed in one shape: ``builtins.getattr`` looking a
+public torch function up by a constant name in one of :data:`GETATTR_TARGETS`
+(``torch.relu`` pickles as ``getattr(torch._C._VariableFunctionsClass, "relu")``).
+The scan follows getattr, its target and the (target, name) tuple through the
+stack and memo: called so, the pair is judged as the public path it names
+(``torch.relu``; ``torch.from_file`` is refused); used any other way (called on
+something else, stored, passed, returned), ``builtins.getattr`` or the target is
+reported as imported and refused as before. The loader hands out a getattr that
+checks the same on the real objects. ``functools.partial`` is allowed: it only
+binds arguments to a callable the pickle could already call.
+
 This is a safety net for files the user chose to trust, not a sandbox: an
 allowed class may still do harm in its ``__setstate__``. :class:`GuardedUnpickler`
 applies the same judgement when a pickle is really loaded, to the name asked for
@@ -54,6 +65,7 @@ ALLOWED = frozenset({
     *(f"builtins.{n}" for n in ("set", "frozenset", "slice", "bytearray", "complex", "range", "int", "float",
                                 "bool", "str", "bytes", "dict", "list", "tuple", "object", "Ellipsis")),
     "_codecs.encode",  # bytes in protocol-2 pickles (torch's legacy files)
+    "functools.partial",  # binds arguments to a callable the pickle names (allowed on its own) or builds
     "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
     "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__generator_ctor",
     "numpy.random._pickle.__bit_generator_ctor",
@@ -101,6 +113,25 @@ REFUSED_NAMES = frozenset("""
     system popen spawn exec execfile eval compile open load loads save dump dumps tofile from_file fromfile
     load_library load_inline import_module resolve_name locate
 """.split())
+
+
+#: classes ``builtins.getattr`` may look a torch function up in -> the public path of what it finds
+#: (``torch.relu`` pickles as ``getattr(torch._C._VariableFunctionsClass, "relu")``, ``torch.Tensor.add``
+#: as ``getattr(torch._C.TensorBase, "add")``): read-only C types, harmless without getattr
+GETATTR_TARGETS = {"torch._C._VariableFunctionsClass": "torch", "torch._C.TensorBase": "torch.Tensor",
+                   "torch._C._TensorBase": "torch.Tensor", "torch.Tensor": "torch.Tensor"}
+GETATTR = "builtins.getattr"
+
+
+def getattr_path(target: str, name) -> Optional[str]:
+    """The public dotted path ``getattr(target, name)`` reaches, or None when getattr may not be called so:
+    ``target`` not in :data:`GETATTR_TARGETS`, or ``name`` not a public identifier (no leading ``_``). The
+    path still goes through :func:`refusal` (``torch.from_file`` is refused)."""
+    if target not in GETATTR_TARGETS or not isinstance(name, str):
+        return None
+    if not (name.isascii() and name.isidentifier()) or name.startswith("_"):
+        return None
+    return f"{GETATTR_TARGETS[target]}.{name}"
 
 
 def _within(path: str, prefixes) -> bool:
@@ -205,30 +236,94 @@ def _global_arg(arg: str) -> tuple:
     return module, name
 
 
-def _scan_one(stream, found: list) -> None:
+class _Global:
+    """``builtins.getattr`` or a getattr target on the scan's stack: listed as imported (``escaped``) only
+    when used otherwise than in ``getattr(target, "name")``."""
+
+    __slots__ = ("path", "escaped")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.escaped = False
+
+
+class _Pair:
+    """The tuple ``(target, "name")``: getattr's arguments, or, used otherwise, its target escapes."""
+
+    __slots__ = ("target", "name")
+
+    def __init__(self, target: _Global, name: str):
+        self.target = target
+        self.name = name
+
+
+def _use(values) -> None:
+    """Values consumed otherwise than by getattr: a getattr or target among them escapes."""
+    for v in values:
+        if isinstance(v, _Pair):
+            v = v.target
+        if isinstance(v, _Global):
+            v.escaped = True
+
+
+def _tuple(items: list):
+    if len(items) == 2 and isinstance(items[0], _Global) and items[0].path in GETATTR_TARGETS \
+            and isinstance(items[1], str):
+        return _Pair(items[0], items[1])
+    _use(items)
+    return _ANY
+
+
+def _scan_one(stream, found: list, fix_imports: bool = True) -> None:
     """Replay one pickle from ``stream`` up to its STOP, appending the dotted path of each global to ``found``."""
     m = _Machine()
+    seen: list = []  # paths, and _Global entries decided at STOP
+
+    def glob(path: str):
+        if path == GETATTR or path in GETATTR_TARGETS:
+            token = _Global(path)
+            seen.append(token)
+            return token
+        seen.append(path)
+        return _ANY
+
+    def named(module: str, name: str) -> str:
+        return _effective(module, name, m.proto) if fix_imports else f"{module}.{name}"
+
     for op, arg, _pos in pickletools.genops(stream):
         n = op.name
         if n in _STRINGS:
             m.push(arg)
         elif n in _OTHER_PUSHES:
             m.push()
+        elif n == "REDUCE":
+            func, args = m.pop(2)
+            if isinstance(func, _Global) and func.path == GETATTR and isinstance(args, _Pair) \
+                    and getattr_path(args.target.path, args.name):
+                seen.append(getattr_path(args.target.path, args.name))
+            else:
+                _use((func, args))
+            m.push()
+        elif n == "TUPLE2":
+            m.push(_tuple(m.pop(2)))
         elif n in _SHAPES:
             popped, pushed = _SHAPES[n]
-            m.pop(popped)
+            _use(m.pop(popped))
             for _ in range(pushed):
                 m.push()
+        elif n == "TUPLE":
+            m.push(_tuple(m.pop_mark()))
         elif n in _FROM_MARK:
             items = m.pop_mark()
+            _use(items)
             if n == "OBJ" and not items:
                 raise UnsafePickle("OBJ without a class")
             if n == "INST":
-                found.append(_effective(*_global_arg(arg), m.proto))
+                seen.append(named(*_global_arg(arg)))
             m.push()
         elif n in _INTO_BELOW_MARK:
-            m.pop_mark()
-            m.top()
+            _use(m.pop_mark())
+            _use([m.top()])
         elif n == "MARK":
             m.mark()
         elif n == "POP_MARK":
@@ -251,20 +346,17 @@ def _scan_one(stream, found: list) -> None:
                 raise UnsafePickle(f"memo entry {arg} not found")
             m.push(m.memo[arg])
         elif n == "GLOBAL":
-            found.append(_effective(*_global_arg(arg), m.proto))
-            m.push()
+            m.push(glob(named(*_global_arg(arg))))
         elif n == "STACK_GLOBAL":
             module, name = m.pop(2)
             if not (isinstance(module, str) and isinstance(name, str)):
                 raise UnsafePickle("STACK_GLOBAL takes its module or name from a computed value")
-            found.append(_effective(module, name, m.proto))
-            m.push()
+            m.push(glob(named(module, name)))
         elif n in ("EXT1", "EXT2", "EXT4"):
             key = copyreg._inverted_registry.get(arg)
             if key is None:
                 raise UnsafePickle(f"unregistered extension code {arg}")
-            found.append(f"{key[0]}.{key[1]}")
-            m.push()
+            m.push(glob(f"{key[0]}.{key[1]}"))
         elif n == "PROTO":
             if arg > pickle.HIGHEST_PROTOCOL:
                 raise UnsafePickle(f"unsupported pickle protocol {arg}")
@@ -272,20 +364,26 @@ def _scan_one(stream, found: list) -> None:
         elif n == "FRAME":
             pass
         elif n == "STOP":
-            m.pop()
+            _use(m.pop())
+            found.extend(g.path if isinstance(g, _Global) else g for g in seen
+                         if not isinstance(g, _Global) or g.escaped)
             return
         else:
             raise UnsafePickle(f"unsupported pickle opcode {n}")
     raise UnsafePickle("pickle ends without STOP")
 
 
-def pickle_globals(data: bytes, max_pickles: int = 1) -> list:
+def pickle_globals(data: bytes, max_pickles: int = 1, fix_imports: bool = True) -> list:
     """Dotted paths of the globals the pickle(s) at the start of ``data`` import, in order.
 
     Up to ``max_pickles`` pickles are read one after another (a legacy torch
     file holds five, then raw storage bytes, which are not read); reading stops
     early where ``data`` ends. Raises :class:`UnsafePickle` where the bytes
-    cannot be replayed exactly (see the module's docstring).
+    cannot be replayed exactly (see the module's docstring). ``getattr(target,
+    "name")`` on a :data:`GETATTR_TARGETS` class is listed as the public path it
+    reaches (``torch.relu``), not as ``builtins.getattr``. ``fix_imports=False``
+    gives names as written, without Python 2 renaming (what torch's C++
+    unpickler sees).
     """
     found: list = []
     stream = io.BytesIO(data)
@@ -294,7 +392,7 @@ def pickle_globals(data: bytes, max_pickles: int = 1) -> list:
         if start >= len(data):
             break
         try:
-            _scan_one(stream, found)
+            _scan_one(stream, found, fix_imports)
         except UnsafePickle:
             raise
         except Exception as exc:  # pickletools cannot parse it: the unpickler might read it otherwise
@@ -322,6 +420,10 @@ class GuardedUnpickler(pickle._Unpickler):  # the Python unpickler: find_class s
 
     def find_class(self, module, name):
         path = _effective(module, name, self.proto) if self.fix_imports else f"{module}.{name}"
+        if path == GETATTR:
+            return _torch_getattr
+        if path in GETATTR_TARGETS:  # read-only C types: their functions are reached through _torch_getattr
+            return super().find_class(module, name)
         why = refusal(path)
         if why:
             raise UnsafePickle(f"the pickle references {path}, which {why}")
@@ -334,6 +436,28 @@ class GuardedUnpickler(pickle._Unpickler):  # the Python unpickler: find_class s
             if why:
                 raise UnsafePickle(f"the pickle references {path}, which is {home}.{qual} and {why}")
         return obj
+
+
+def _torch_getattr(obj, name, *default):
+    """``builtins.getattr`` as the guarded unpickler hands it out: a public torch function, looked up by
+    name in one of :data:`GETATTR_TARGETS` (the real objects), and judged by :func:`refusal`."""
+    import sys
+
+    torch_c = sys.modules.get("torch._C")  # loaded already: the unpickler imported the target
+    targets = {path: getattr(torch_c, path.rsplit(".", 1)[1], None) for path in GETATTR_TARGETS
+               if path.startswith("torch._C.")}
+    if sys.modules.get("torch") is not None:
+        targets["torch.Tensor"] = sys.modules["torch"].Tensor
+    target = next((p for p, o in targets.items() if o is not None and o is obj), None)
+    path = getattr_path(target, name) if target and not default else None
+    if path is None:
+        what = getattr(obj, "__qualname__", type(obj).__qualname__)
+        raise UnsafePickle(f"the pickle calls builtins.getattr on {str(what)[:60]} with {str(name)[:60]!r}, "
+                           "which is only allowed to look up a public torch function by name")
+    why = refusal(path)
+    if why:
+        raise UnsafePickle(f"the pickle references {path}, which {why}")
+    return getattr(obj, name)
 
 
 def guarded_load(file, **kwargs):

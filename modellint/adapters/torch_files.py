@@ -30,6 +30,20 @@ AOTInductor's compiled libraries and hand shape expressions to
 ``sympy.sympify`` (which evaluates Python). :func:`_prescan_pt2` refuses such
 an archive before torch sees it, naming the member; :func:`_pt2_guard` then
 holds torch to it during the load.
+
+A TorchScript archive is read by ``torch.jit.load``, whose C++ unpickler does not
+import Python globals (tried with ``os.system`` in data.pkl: "Unknown type name
+'os.system'"), but which runs code from the file all the same: the archive's own
+TorchScript ``__setstate__`` methods (which may call ``torch.save``, writing any
+file), and the ``__setstate__`` of the TorchBind class ``aten.OpaqueObject``, which
+hands a base64 string to Python's ``pickle.loads``. :func:`_prescan_torchscript`
+refuses these before torch sees the file (see its docstring for all it checks), and
+the same guard as for ``.pt2`` holds ``pickle.loads`` to it during the load.
+
+Every archive member modellint reads is read through
+:func:`~.keras_files.read_member` under a cap of :data:`MEMBER_CAPS`, and what torch
+itself would inflate is capped by :data:`MAX_INFLATED_MEMBER` and
+:data:`MAX_INFLATED_TOTAL` (:func:`_check_archive`) before torch opens the file.
 """
 
 from __future__ import annotations
@@ -41,16 +55,19 @@ import json
 import logging
 import os
 import pickle
+import pickletools
 import re
 import tarfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
 from ..errors import InputError
 from ..graph import Graph
 from . import pickle_scan
+from .keras_files import MAX_JSON_BYTES, MemberTooLarge, read_member
 from .pickle_scan import UnsafePickle
 
 PICKLE_PROTOCOLS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -60,6 +77,37 @@ FACTORY_HINT = ("point modellint at the code that builds the model instead (modu
 
 ZIP_LOCAL_HEADER = b"PK\x03\x04"  # torch.load takes a file for a zip only when it starts so
 LEGACY_PICKLES = 5  # a legacy torch.save: magic number, protocol, sys info, the object, storage keys
+
+# -- caps on what a PyTorch zip archive may make modellint, or torch, hold in memory (issue 10) ----------
+# torch writes tensor storages uncompressed, and its reader maps a stored member's bytes as they are in the
+# file: only a compressed member can make a small file large in memory, so those are capped whatever they
+# hold. Every member modellint reads itself is capped by what it is.
+#: What modellint reads of one member, by kind (:func:`~.keras_files.read_member`: refused past it).
+MEMBER_CAPS = {
+    # data.pkl, constants.pkl, code/*.debug_pkl, a .pt2's pickled objects: the structure only (tensor
+    # bytes are members of their own; a ResNet-50's data.pkl is 40 KB), scanned opcode by opcode
+    "pickle": 256 << 20,
+    # a .pt2's models/*.json and data/*/*_config.json, as the Keras side's config.json
+    "json": MAX_JSON_BYTES,
+    # TorchScript source (code/**.py), read for __setstate__, file builtins and nesting (a large model's
+    # largest file is ~1 MB)
+    "code": 32 << 20,
+    # a torch.save payload inside a .pt2 (a weight marked use_pickle, the sample inputs), read whole to scan
+    "payload": 1 << 30,
+}
+#: A compressed member, uncompressed: torch inflates a member whole into memory (torch writes code
+#: and debug info compressed, a few KB to a few MB).
+MAX_INFLATED_MEMBER = 256 << 20
+#: All compressed members of one archive, uncompressed.
+MAX_INFLATED_TOTAL = 512 << 20
+#: Bracket nesting in TorchScript source and in a pickled type string: torch's parsers recurse once per
+#: level and overflow the C stack (a segfault) at a few thousand (5,000 ``List[`` in a restore_type_tag
+#: string, 20,000 parentheses in code/). What torch itself writes nests a handful deep.
+MAX_TS_NESTING = 100
+
+#: Errors reading a member that is damaged (bad CRC, bad deflate stream, cut short, unknown compression).
+_READ_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, KeyError,
+                UnicodeDecodeError)
 
 
 # ---------------------------------------------------------------------------
@@ -105,9 +153,13 @@ def checked_globals(data: bytes) -> list:
     file's pickles followed by raw storage bytes), read without unpickling. Raises
     :class:`~.pickle_scan.UnsafePickle` for one that names a dangerous global or cannot be read exactly."""
     if data[:4] == ZIP_LOCAL_HEADER:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            _one_archive(zf.namelist())
-            return [g for n in zf.namelist() if n.endswith(".pkl") for g in pickle_scan.check_pickle(zf.read(n))]
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = _check_archive(zf)
+                return [g for n in names if n.endswith(".pkl")
+                        for g in pickle_scan.check_pickle(read_member(zf, zf.getinfo(n), MEMBER_CAPS["pickle"]))]
+        except MemberTooLarge as exc:
+            raise UnsafePickle(str(exc)) from None
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:"):
             pass
@@ -124,6 +176,49 @@ def _one_archive(names: list) -> None:
     top = names[0].split("/", 1)[0] + "/" if names else ""
     if not top or any(not n.startswith(top) for n in names):
         raise UnsafePickle("the zip archive's members are not all in one folder")
+
+
+def _check_archive(zf: zipfile.ZipFile) -> list:
+    """The member names of a torch zip archive, after refusing what torch's reader would read differently
+    (:func:`_one_archive`: :class:`UnsafePickle`) or inflate past :data:`MAX_INFLATED_MEMBER` /
+    :data:`MAX_INFLATED_TOTAL` (:class:`~.keras_files.MemberTooLarge`). torch's reader allocates a member's
+    declared size and inflates no further, so the declared sizes bound what torch holds; modellint's own
+    reads (:func:`~.keras_files.read_member`) check the real size too."""
+    infos = zf.infolist()
+    names = [i.filename for i in infos]
+    _one_archive(names)
+    total = 0
+    for info in infos:
+        if info.compress_type == zipfile.ZIP_STORED:
+            continue
+        if info.file_size > MAX_INFLATED_MEMBER:
+            raise MemberTooLarge(f"{info.filename} is {info.file_size:,} bytes compressed to {info.compress_size:,}, "
+                                 f"more than the {MAX_INFLATED_MEMBER >> 20} MiB modellint lets torch inflate "
+                                 "(a zip bomb?)")
+        total += info.file_size
+        if total > MAX_INFLATED_TOTAL:
+            raise MemberTooLarge(f"its compressed members hold more than {MAX_INFLATED_TOTAL >> 20} MiB "
+                                 "uncompressed, more than modellint lets torch inflate (a zip bomb?)")
+    return names
+
+
+def _read(path: Path, zf: zipfile.ZipFile, name: str, kind: str) -> bytes:
+    """Archive member ``name``, read under ``MEMBER_CAPS[kind]``: past it, an InputError naming the member."""
+    try:
+        return read_member(zf, zf.getinfo(name), MEMBER_CAPS[kind])
+    except MemberTooLarge as exc:
+        raise InputError(path, f"refused: {exc}") from None
+
+
+def _read_file(f, cap: int) -> bytes:
+    """All of a file object (or a path), refused (:class:`UnsafePickle`) past ``cap`` bytes."""
+    if not hasattr(f, "read"):
+        with open(f, "rb") as fh:
+            return _read_file(fh, cap)
+    data = f.read(cap + 1)
+    if len(data) > cap:
+        raise UnsafePickle(f"a member is more than the {cap >> 20} MiB modellint reads")
+    return data
 
 
 REFUSES = "; modellint refuses to load it (nothing from the file was executed)"
@@ -158,17 +253,18 @@ def read_torch_file(path, *, trust_pickle: bool = False, input_shape: Optional[t
             globs = _scan_checkpoint(path, kind)
         except UnsafePickle as exc:
             raise _refused(path, exc) from None
-        except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        except MemberTooLarge as exc:
+            raise InputError(path, f"refused: {exc}") from None
+        except _READ_ERRORS as exc:
             raise InputError(path, f"damaged PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     elif kind == "pt2":
         _prescan_pt2(path, trust_pickle)
+    elif kind == "torchscript":
+        _prescan_torchscript(path, trust_pickle)
 
     torch = _import_torch(path)
     if kind == "torchscript":
-        try:
-            module = _quiet(torch.jit.load, str(path), map_location="cpu")
-        except Exception as exc:
-            raise InputError(path, f"cannot load TorchScript archive: {_one_line(exc)}") from None
+        module = _load_torchscript(torch, path, trust_pickle)
         graph = _live("graph_from_torchscript", path)(module, input_shape=input_shape)
         return _stamp(graph, path, "torchscript")
     if kind == "pt2":
@@ -222,11 +318,10 @@ def _scan_checkpoint(path: Path, kind: str) -> list:
     if head != ZIP_LOCAL_HEADER:
         raise UnsafePickle("the file does not start with a zip header, so torch.load would read it as a pickle")
     with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        _one_archive(names)
+        names = _check_archive(zf)
         if any(n.count("/") == 1 and n.endswith("/constants.pkl") for n in names):
             raise UnsafePickle("a constants.pkl member makes torch.load read the file as TorchScript")
-        return [g for n in names if n.endswith(".pkl") for g in pickle_scan.check_pickle(zf.read(n))]
+        return [g for n in names if n.endswith(".pkl") for g in pickle_scan.check_pickle(_read(path, zf, n, "pickle"))]
 
 
 # ---------------------------------------------------------------------------
@@ -245,18 +340,17 @@ def _prescan_pt2(path: Path, trust_pickle: bool) -> None:
             if f.read(4) != ZIP_LOCAL_HEADER:
                 raise UnsafePickle("the file does not start with a zip header, as torch's reader needs")
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            _one_archive(names)
+            names = _check_archive(zf)
             top = names[0].split("/", 1)[0] + "/"
             members = {n[len(top):]: n for n in names}  # the names torch's reader gives
             for name in members:
                 if name.startswith("data/aotinductor/"):
                     raise InputError(path, f"{name} is compiled code, which torch.export.load would load and run; "
                                      "modellint does not load it (nothing from the file was executed)")
-            for name, how in _pt2_pickled_members(zf, members).items():
+            for name, how in _pt2_pickled_members(path, zf, members).items():
                 if name not in members:
                     continue
-                data = zf.read(members[name])
+                data = _read(path, zf, members[name], "pickle" if how == "pickle" else "payload")
                 try:
                     globs = pickle_scan.check_pickle(data) if how == "pickle" else _payload_globals(data)
                 except UnsafePickle as exc:
@@ -267,7 +361,9 @@ def _prescan_pt2(path: Path, trust_pickle: bool) -> None:
                                      "from the file; " + TRUST_HINT + FACTORY_HINT)
     except UnsafePickle as exc:
         raise _refused(path, exc) from None
-    except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
+    except MemberTooLarge as exc:
+        raise InputError(path, f"refused: {exc}") from None
+    except _READ_ERRORS as exc:
         raise InputError(path, f"damaged torch.export archive (.pt2) ({type(exc).__name__}: {exc})") from None
 
 
@@ -282,7 +378,7 @@ def _payload_globals(data: bytes) -> list:
     return pickle_scan.check_pickle(data)
 
 
-def _pt2_pickled_members(zf: zipfile.ZipFile, members: dict) -> dict:
+def _pt2_pickled_members(path: Path, zf: zipfile.ZipFile, members: dict) -> dict:
     """Members torch.export.load unpickles -> how: ``torch`` (a torch.save payload: full unpickling
     when it references more than tensors), ``pickle`` (pickle.loads) or ``custom`` (TorchBind).
     Shape expressions in the programs are checked on the way."""
@@ -294,7 +390,7 @@ def _pt2_pickled_members(zf: zipfile.ZipFile, members: dict) -> dict:
         for legacy in (f"data/sample_inputs/{model}.pt", f"data/weights/{model}.pt", f"data/constants/{model}.pt"):
             out[legacy] = "torch"
         for base in ("weights", "constants"):
-            config = _json(zf, members.get(f"data/{base}/{model}_{base}_config.json")).get("config")
+            config = _json(path, zf, members.get(f"data/{base}/{model}_{base}_config.json")).get("config")
             for meta in (config.values() if isinstance(config, dict) else ()):
                 file = meta.get("path_name") if isinstance(meta, dict) else None
                 if not isinstance(file, str):
@@ -306,18 +402,22 @@ def _pt2_pickled_members(zf: zipfile.ZipFile, members: dict) -> dict:
                     out[member] = "custom"
                 elif meta.get("use_pickle"):
                     out[member] = "torch"
-        for expr in _expressions(_json(zf, members[name])):
+        for expr in _expressions(_json(path, zf, members[name])):
             if not plain_expression(expr):
                 raise UnsafePickle(f"{name}: the shape expression {expr[:60]!r} is not plain arithmetic, and "
                                    "torch would evaluate it as Python code")
     return out
 
 
-def _json(zf: zipfile.ZipFile, member: Optional[str]):
+def _json(path: Path, zf: zipfile.ZipFile, member: Optional[str]):
+    """A JSON member read under MEMBER_CAPS["json"] (past it: an InputError naming it); {} if unreadable."""
+    if not member:
+        return {}
+    data = _read(path, zf, member, "json")
     try:
-        value = json.loads(zf.read(member)) if member else {}
-    except (KeyError, ValueError):
-        return {}  # torch reports it
+        value = json.loads(data)
+    except ValueError:  # not JSON, not UTF-8: torch reports it
+        return {}
     return value if isinstance(value, dict) else {}
 
 
@@ -366,26 +466,24 @@ class _Refusal(Exception):
 
 
 @contextlib.contextmanager
-def _pt2_guard(torch, trust_pickle: bool):
-    """For the time of ``torch.export.load``: every ``torch.load`` is scanned first and restricted to
-    ``weights_only`` (or, trusted, done by the guarded unpickler); ``pickle.loads``/``pickle.load`` and
-    TorchBind's ``torch._C._pickle_load_obj`` are scanned and refused unless trusted; ``sympy.sympify``
-    takes plain expressions only; AOTInductor libraries are never loaded; torch's loggers are silent.
-    Yields the list of refusals, each a complete problem for an InputError (torch may swallow
-    the exception that carries it)."""
-    import sympy
-
+def _pt2_guard(torch, trust_pickle: bool, export: bool = True):
+    """For the time of ``torch.export.load`` (or, ``export=False``, ``torch.jit.load``): every ``torch.load``
+    is scanned first and restricted to ``weights_only`` (or, trusted, done by the guarded unpickler);
+    ``pickle.loads``/``pickle.load`` and TorchBind's ``torch._C._pickle_load_obj`` are scanned and refused
+    unless trusted; with ``export``, ``sympy.sympify`` takes plain expressions only and AOTInductor libraries
+    are never loaded; torch's loggers are silent. Yields the list of refusals, each a complete problem for
+    an InputError (torch may swallow the exception that carries it)."""
     refusals: list = []
 
     def refuse(why: str, dangerous: bool = True):
         refusals.append(" ".join(why.split()) + (REFUSES if dangerous else ""))
         raise _Refusal(refusals[-1])
 
-    real_load, real_obj, real_sympify = torch.load, torch._C._pickle_load_obj, sympy.sympify
+    real_load, real_obj = torch.load, torch._C._pickle_load_obj
 
     def load(f, map_location=None, *args, **kwargs):
-        data = f.read() if hasattr(f, "read") else Path(f).read_bytes()
         try:
+            data = _read_file(f, MEMBER_CAPS["payload"])
             checked_globals(data)
         except UnsafePickle as exc:
             refuse(str(exc))
@@ -432,14 +530,19 @@ def _pt2_guard(torch, trust_pickle: bool):
     def no_aoti(*args, **kwargs):
         refuse("the archive holds AOTInductor compiled code, which modellint does not load")
 
-    try:  # torch.export.load's own module (private): its AOTInductor loader
-        package = importlib.import_module("torch.export.pt2_archive._package")
-    except ImportError:
-        package = None
     patches = [(torch, "load", load), (torch.serialization, "load", load), (pickle, "loads", loads),
-               (pickle, "load", load_file), (torch._C, "_pickle_load_obj", load_obj), (sympy, "sympify", sympify)]
-    if package is not None and hasattr(package, "_load_aoti"):
-        patches.append((package, "_load_aoti", no_aoti))
+               (pickle, "load", load_file), (torch._C, "_pickle_load_obj", load_obj)]
+    if export:
+        import sympy
+
+        real_sympify = sympy.sympify
+        patches.append((sympy, "sympify", sympify))
+        try:  # torch.export.load's own module (private): its AOTInductor loader
+            package = importlib.import_module("torch.export.pt2_archive._package")
+        except ImportError:
+            package = None
+        if package is not None and hasattr(package, "_load_aoti"):
+            patches.append((package, "_load_aoti", no_aoti))
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     disabled = logging.root.manager.disable
     logging.disable(logging.CRITICAL)  # torch logs tracebacks of what it fails to read
@@ -463,6 +566,165 @@ def _load_pt2(torch, path: Path, trust_pickle: bool):
     if refusals:
         raise InputError(path, refusals[0])
     return ep
+
+
+# ---------------------------------------------------------------------------
+# TorchScript: what torch.jit.load runs, refused before it reads the file
+# ---------------------------------------------------------------------------
+# What torch.jit.load does with the archive (torch 2.13, torch/csrc/jit/serialization/unpickler.cpp and
+# import.cpp), as tried with marker-file payloads (tests/test_security_torch.py):
+# * data.pkl and constants.pkl go to a C++ unpickler (protocol 2 only) that imports no Python: it builds
+#   the globals below itself, and hands any other name to the archive's own TorchScript classes (compiled
+#   from code/), so os.system or builtins.eval in data.pkl fail with "Unknown type name 'os.system'".
+# * But code from the file does run while loading: an object whose class defines __getstate__ and
+#   __setstate__ is restored by calling __setstate__, which for a class from code/ is TorchScript written
+#   by whoever wrote the file, and TorchScript can call aten::save (torch.save: writes any file it names),
+#   aten::from_file and debugprims::load_tensor (read one).
+# * The TorchBind class __torch__.torch.classes.aten.OpaqueObject has a C++ __setstate__ that base64-decodes
+#   its string and hands it to Python's pickle.loads: any Python code, from a data.pkl naming no Python.
+# * The C++ unpickler sizes its memo table by the largest memo index it is given (LONG_BINPUT 2**32-1:
+#   64 GiB), allocates a string's declared length before reading it (format-04 of the fuzz corpus: a
+#   corrupt BINUNICODE length, 1.84 GB peak), and its type-string parser, like the TorchScript parser,
+#   recurses once per bracket (a segfault past a few thousand).
+
+#: Globals torch.jit.load's C++ unpickler builds itself (Unpickler::readGlobal).
+TS_GLOBALS = frozenset({
+    "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor",
+    "torch._tensor._rebuild_from_type_v2", "torch.Tensor", "collections.OrderedDict", "builtins.complex",
+    "torch.device", "__main__.TensorID", "__main__.IntList",
+    *(f"torch.jit._pickle.{n}" for n in ("build_tensor_from_id", "restore_type_tag", "build_intlist",
+                                          "build_tensorlist", "build_doublelist", "build_boollist")),
+})
+#: ``torch.FloatStorage`` and friends (a storage's dtype) and the quantization schemes, read as enums.
+_TS_ENUMS = re.compile(r"torch\.(?:[A-Z]\w*Storage|per_tensor_affine|per_channel_affine|per_tensor_symmetric"
+                       r"|per_channel_symmetric|per_channel_affine_float_qparams)")
+#: TorchBind classes whose (C++) __setstate__ unpickles a Python object with pickle.loads.
+TS_PYTHON_OBJECTS = frozenset({"__torch__.torch.classes.aten.OpaqueObject"})
+#: TorchScript builtins that touch files: torch.save (aten::save) writes one, torch.from_file and
+#: debugprims::load_tensor read one (and torchvision's image::read_file / write_file, where it is loaded).
+#: Matched as words anywhere in the code (a comment or string naming them is refused too: the safe side).
+_TS_FILE_OPS = re.compile(rb"\b(save|from_file|load_tensor|debugprims|read_file|write_file)\b")
+_TS_SETSTATE = re.compile(rb"\b__setstate__\b")
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"()[]")
+
+
+def _nesting(text: bytes) -> int:
+    """The deepest nesting of ``(`` and ``[`` in ``text``."""
+    depth = deepest = 0
+    for c in text.translate(None, _NOT_BRACKETS):
+        if c in b"([":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _ts_pickle_globals(data: bytes) -> list:
+    """The globals of a pickle torch.jit.load reads, by the names its C++ unpickler sees (no Python 2
+    renaming), after refusing (:class:`UnsafePickle`) what that unpickler would allocate without bound or
+    recurse on: bytes the exact scan cannot replay (a string longer than the pickle, format-04), a memo
+    index past the entries stored so far, a string nesting brackets more than :data:`MAX_TS_NESTING` deep."""
+    globs = pickle_scan.pickle_globals(data, fix_imports=False)
+    puts = 0
+    for op, arg, _pos in pickletools.genops(data):
+        if op.name in _MEMO_PUTS:
+            if not 0 <= arg <= puts:
+                raise UnsafePickle(f"memo index {arg} with {puts} entries stored (torch's unpickler would size "
+                                   "its memo table by it)")
+            puts += arg == puts
+        elif isinstance(arg, str) and arg.count("[") + arg.count("(") > MAX_TS_NESTING and \
+                _nesting(arg.encode("utf-8", "replace")) > MAX_TS_NESTING:
+            raise UnsafePickle(f"a string nests brackets more than {MAX_TS_NESTING} deep (torch's type parser "
+                               "would overflow its stack)")
+    return globs
+
+
+def _ts_global_refusal(glob: str, trust_pickle: bool) -> Optional[str]:
+    """Why a TorchScript pickle may not name ``glob`` (None: it may)."""
+    if glob in TS_PYTHON_OBJECTS:
+        if not trust_pickle:
+            return (f"holds {glob[len('__torch__.torch.classes.'):]}, whose state is a pickled Python object that "
+                    "torch.jit.load would unpickle (running code from the file); " + TRUST_HINT + FACTORY_HINT)
+        return None  # unpickled under _pt2_guard: scanned, then by the guarded unpickler
+    if glob in TS_GLOBALS or _TS_ENUMS.fullmatch(glob) or glob.startswith("__torch__."):
+        return None
+    why = pickle_scan.refusal(glob)
+    if why:
+        raise UnsafePickle(f"the pickle references {glob}, which {why}")
+    if not trust_pickle:
+        return (f"references {glob}, which TorchScript does not write (torch would look it up as a class in the "
+                "archive's code); " + TRUST_HINT + FACTORY_HINT)
+    return None
+
+
+def _check_ts_code(text: bytes, trust_pickle: bool) -> Optional[str]:
+    """Why a TorchScript source member is refused without ``trust_pickle`` (None: it is not). Raises
+    :class:`UnsafePickle` for code that touches files or nests too deep, whatever the flag."""
+    m = _TS_FILE_OPS.search(text)
+    if m:
+        raise UnsafePickle(f"calls {m.group(1).decode()}, a TorchScript builtin that reads or writes files")
+    if text.count(b"(") + text.count(b"[") > MAX_TS_NESTING and _nesting(text) > MAX_TS_NESTING:
+        raise UnsafePickle(f"nests brackets more than {MAX_TS_NESTING} deep (torch's parser would overflow its "
+                           "stack)")
+    if not trust_pickle and _TS_SETSTATE.search(text):
+        return ("defines __setstate__, TorchScript from the file that torch.jit.load runs while loading; "
+                + TRUST_HINT + FACTORY_HINT)
+    return None
+
+
+def _prescan_torchscript(path: Path, trust_pickle: bool) -> None:
+    """Refuse a TorchScript archive ``torch.jit.load`` would run code from or could not read in bounded
+    memory, naming the member (see the notes above :data:`TS_GLOBALS`): members are capped
+    (:func:`_check_archive`, :data:`MEMBER_CAPS`); every pickle (data.pkl, constants.pkl, code/*.debug_pkl)
+    is replayed by :func:`_ts_pickle_globals` and may name only what TorchScript writes
+    (:func:`_ts_global_refusal`); the code may not touch files or nest past :data:`MAX_TS_NESTING`, and,
+    without ``trust_pickle``, may define no ``__setstate__``."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != ZIP_LOCAL_HEADER:
+                raise UnsafePickle("the file does not start with a zip header, as torch's reader needs")
+        with zipfile.ZipFile(path) as zf:
+            names = _check_archive(zf)
+            top = names[0].split("/", 1)[0] + "/"
+            for member in names:
+                name = member[len(top):]  # the name torch's reader gives
+                if name.endswith(("/", "version", "byteorder", "serialization_id")) or name.startswith(
+                        ("data/", "extra/")):
+                    continue  # storages, extra files: bytes torch does not parse (or maps as they are)
+                try:
+                    if name.endswith((".pkl", ".debug_pkl")):
+                        why = next(filter(None, (_ts_global_refusal(g, trust_pickle) for g in
+                                                 _ts_pickle_globals(_read(path, zf, member, "pickle")))), None)
+                    elif name.startswith("code/"):
+                        why = _check_ts_code(_read(path, zf, member, "code"), trust_pickle)
+                    else:
+                        continue
+                except UnsafePickle as exc:
+                    raise _refused(path, exc, name) from None
+                if why:
+                    raise InputError(path, f"{name} {why}")
+    except UnsafePickle as exc:
+        raise _refused(path, exc) from None
+    except MemberTooLarge as exc:
+        raise InputError(path, f"refused: {exc}") from None
+    except _READ_ERRORS as exc:
+        raise InputError(path, f"damaged TorchScript archive ({type(exc).__name__}: {exc})") from None
+
+
+def _load_torchscript(torch, path: Path, trust_pickle: bool):
+    with _pt2_guard(torch, trust_pickle, export=False) as refusals:
+        try:
+            module = _quiet(torch.jit.load, str(path), map_location="cpu")
+        except Exception as exc:
+            if not refusals:
+                raise InputError(path, f"cannot load TorchScript archive: {_one_line(exc)}") from None
+    if refusals:
+        raise InputError(path, refusals[0])
+    return module
 
 
 # ---------------------------------------------------------------------------
