@@ -422,18 +422,186 @@ def test_torch_step_measures_in_one_transfer(torch_target, one_thread):
 # the range test with few steps, data_scaling's equal rows, the budget of the whole command
 # ---------------------------------------------------------------------------
 
-def test_lr_range_with_few_steps_gives_no_suggestion():
-    from modellint.probes.suite import LR_MIN_SWEEP, Slot, _Costs, probe_lr_range
+class CurveRunner(SleepRunner):
+    """A runner whose loss is hand-made: during a range test's sweep (after ``set_lr``) ``sweep(lr)`` plus
+    seeded noise of ``noise`` (standard deviation); in a run at a fixed rate (after ``reset``), ``run(lr, i)``
+    at its step ``i``. A step takes ``step`` seconds of its fake clock, nothing else takes time."""
 
-    data = _dataset()
-    r = probe_lr_range(SleepRunner(step=0.0, reset=0.0), data, NO_GRAPH, ProbeSettings(),
-                       Slot(steps=24, costs=_Costs(32)))
+    def __init__(self, sweep, run=None, noise=0.0, step=0.0):
+        super().__init__(step=step, image=0.0, reset=0.0, measure=0.0, trace=0.0)
+        self.sweep, self.run, self.noise = sweep, run or (lambda lr, i: 2.0), noise
+        self.rng = np.random.default_rng(0)
+        self.lr, self.sweeping, self.i, self.rates = None, False, 0, []
+
+    def reset(self, seed, lr):
+        self.lr, self.sweeping, self.i = lr, False, 0
+        self.rates.append(lr)
+
+    def set_lr(self, lr):
+        self.lr, self.sweeping = lr, True
+
+    def step(self, x, y, *, measure=False):
+        loss = self.sweep(self.lr) + self.noise * self.rng.standard_normal() if self.sweeping else \
+            self.run(self.lr, self.i)
+        self.i += 1
+        self.clock.advance(self.s)
+        return StepStats(loss=float(loss))
+
+
+def _falling(centre=1e-3, top=2.5, bottom=1.0, blow=0.3):
+    """A textbook sweep: flat at ``top`` for small rates, falling fastest at ``centre`` to ``bottom``, blowing
+    up above ``blow``."""
+    def loss(lr):
+        t = 1 / (1 + math.exp(-3 * math.log10(lr / centre)))
+        return top - (top - bottom) * t + (20 * (lr / blow - 1) if lr > blow else 0.0)
+    return loss
+
+
+def _lr_probe(runner, steps, lr=None, graph=NO_GRAPH):
+    from modellint.probes.suite import _Costs, probe_lr_range
+
+    return probe_lr_range(runner, _dataset(), graph, ProbeSettings(lr=lr), Slot(steps=steps, costs=_Costs(32)))
+
+
+def _ml024(result):
+    from modellint.build import example
+    from modellint.engine import run_rules
+    from modellint.rules import get_rule
+
+    graph = example("seq(inp(8, 8, 3), conv(4, act='relu'), gap(), dense(4, act='softmax'))")
+    probes = {"lr_range": {"status": "ok", "metrics": json.loads(json.dumps(result.metrics))}}
+    return [f for f in run_rules(graph, [get_rule("ML024")], probes=probes).findings]
+
+
+def test_sweep_covers_the_working_range_then_widens():
+    """Few steps sweep the optimizer's working range widened a decade each side; more steps widen it at
+    LR_PER_DECADE a decade, up to 1e-7..10."""
+    from modellint.probes.suite import LR_FULL, sweep_range
+
+    assert sweep_range(24, "adaptive") == (1e-5, 0.03)
+    assert sweep_range(24, "sgd") == (1e-4, 3.0)
+    lo, hi = sweep_range(60, "adaptive")
+    assert math.log10(hi / lo) == pytest.approx(5.9, abs=0.01) and lo < 1e-5 and hi > 0.03
+    assert sweep_range(81, "adaptive") == sweep_range(400, "sgd") == LR_FULL
+    r = _lr_probe(CurveRunner(_falling()), 24)
+    assert r.metrics["sweep"] == [1e-5, 0.03] and r.metrics["optimizer"] == "adam"
+
+
+def test_read_sweep_short_noisy_and_long_clear():
+    """Hand-made loss lists: a short, noisy sweep cannot be read; a long, clearly falling one can, and its
+    steepest descent is where the curve falls fastest."""
+    from modellint.probes.suite import LR_PER_DECADE, _ema_beta, lr_unreadable, read_sweep
+
+    def sweep(n, lo, hi):
+        return [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+
+    # 34 steps over 1e-6..1 (6 a decade), a loss of 3.0 +- 0.2 with no real fall: the issue's seed
+    lrs = sweep(34, 1e-6, 1.0)
+    raw = [3.0, 3.08, 3.22, 3.02, 3.02, 2.82, 3.09, 3.33, 3.15, 2.81, 2.86, 2.65, 2.58, 2.70, 2.69, 2.80,
+           2.91, 3.68, 3.70, 3.72, 3.50, 4.82, 3.22, 4.43, 6.54, 6.18, 6.84, 11.9, 13.3, 23.6, 30.0, 35.0,
+           40.0, 50.0]
+    m = read_sweep(lrs, raw, _ema_beta(34))
+    why = lr_unreadable(m)
+    assert m["per_decade"] < LR_PER_DECADE and any("per decade" in w for w in why), (m, why)
+    # the same number of steps, but a long range at 10 a decade is readable when the loss clearly falls
+    lrs = sweep(121, 1e-7, 10.0)
+    curve = _falling()
+    rng = np.random.default_rng(1)
+    raw = [curve(lr) + 0.05 * rng.standard_normal() for lr in lrs]
+    m = read_sweep(lrs, raw, _ema_beta(121))
+    assert lr_unreadable(m) == [], m
+    assert 1e-4 < m["steepest_lr"] < 1e-2  # within a decade of the true steepest descent (1e-3)
+    # long but flat, noise only: its smoothed minimum is 14 % below the start, but only 1.6x the noise
+    raw = [2.5 + 0.2 * rng.standard_normal() for _ in lrs]
+    m = read_sweep(lrs, raw, _ema_beta(121))
+    assert m["loss_drop"] > 0.1 and any("noise" in w for w in lr_unreadable(m)), m
+    # falling fastest at the very start: the sweep began too high, its reading is the edge
+    lrs = sweep(121, 1e-2, 10.0)
+    raw = [2.5 * math.exp(-i / 15) + 0.3 for i in range(121)]
+    m = read_sweep(lrs, raw, _ema_beta(121))
+    assert m["steepest_at_start"] and any("start of the sweep" in w for w in lr_unreadable(m))
+
+
+def test_lr_range_with_few_steps_gives_no_suggestion():
+    from modellint.probes.suite import LR_MIN_SWEEP
+
+    r = _lr_probe(CurveRunner(_falling(), noise=0.05), 24, lr=1e-3)
     assert r.metrics["steps"] == 24 < LR_MIN_SWEEP and r.metrics["suggested_lr"] is None
-    assert r.metrics["sweep"] == [1e-6, 1.0]  # narrowed for a short sweep
-    assert r.notes and "no suggestion" in r.notes[0]
-    r = probe_lr_range(SleepRunner(step=0.0, reset=0.0), data, NO_GRAPH, ProbeSettings(),
-                       Slot(steps=120, costs=_Costs(32)))
-    assert r.metrics["sweep"] == [1e-7, 10.0] and r.metrics["suggested_lr"] is not None and not r.notes
+    assert r.notes and r.notes[0].startswith("no suggestion") and "fewer than 30" in r.notes[0]
+
+
+def test_short_noisy_sweep_is_an_inconclusive_info():
+    """The issue's case: Adam at 1e-3, a 34-step sweep of a noisy loss that barely falls: no suggestion, no
+    confirmation run, and ML024 says 'inconclusive' as an info (never a warning)."""
+    runner = CurveRunner(lambda lr: 2.9 - 0.15 * (lr > 1e-4), noise=0.2)
+    r = _lr_probe(runner, 34, lr=1e-3)
+    assert r.metrics["suggested_lr"] is None and r.metrics["confirm"] is None
+    assert len(runner.rates) == 1  # the sweep only
+    found = _ml024(r)  # its steepest descent (7e-05) is 14x below 1e-3, from 9.5 steps a decade
+    assert [f.severity for f in found] == ["info"] and found[0].message.startswith("inconclusive"), found
+
+
+def test_long_clear_sweep_confirmed_by_training_warns():
+    """A 150-step range test: a 90-step sweep over 1e-7..10 that clearly falls around 1e-3, then 30 steps
+    at the configured 0.3 (the loss stays high) and 30 at the suggestion (it falls): a warning."""
+    def run(lr, i):
+        return 2.5 if lr > 0.1 else 2.5 - 1.5 * (1 - math.exp(-i / 8))
+
+    runner = CurveRunner(_falling(), run, noise=0.03)
+    r = _lr_probe(runner, 150, lr=0.3)
+    m = r.metrics
+    # 90 sweep steps planned; the loss blows up above 0.3 and the sweep stops there
+    assert m["steps"] < 90 and m["diverged_lr"] > 0.3 and m["sweep"] == [1e-7, 10.0] and m["per_decade"] >= 10, m
+    assert 1e-4 < m["suggested_lr"] < 1e-2, m
+    c = m["confirm"]
+    assert c["steps"] == 30 and c["rate"] == m["suggested_lr"] and c["improvement"] > 0.25, c
+    assert runner.rates[1:] == [0.3, m["suggested_lr"]]  # same seed, configured first
+    assert len(r.curves["confirm_configured"]) == len(r.curves["confirm_suggested"]) == 30
+    found = _ml024(r)
+    assert [f.severity for f in found] == ["warning"], [f.message for f in found]
+    assert "30 steps from the same weights" in found[0].message
+
+
+def test_sweep_not_confirmed_by_training_is_an_info():
+    """The same sweep, but the configured rate trains as well as the suggestion: not a warning."""
+    runner = CurveRunner(_falling(), lambda lr, i: 2.5 - 1.0 * (1 - math.exp(-i / 8)), noise=0.03)
+    r = _lr_probe(runner, 150, lr=0.3)
+    assert r.metrics["confirm"]["improvement"] == pytest.approx(0.0)
+    found = _ml024(r)
+    assert [f.severity for f in found] == ["info"] and found[0].message.startswith("not confirmed")
+
+
+def test_sweep_behind_the_plan_leaves_the_confirmation_its_time():
+    """On the fake clock: 150 planned steps of 0.01 s but 1.45 s left. The sweep, behind, compresses its range
+    into fewer steps so that the two confirmation runs still fit before the time limit."""
+    from modellint.probes.suite import _Costs, probe_lr_range
+
+    def run(lr, i):
+        return 2.5 if lr > 0.1 else 2.5 - 1.5 * (1 - math.exp(-i / 8))
+
+    runner = CurveRunner(_falling(blow=100.0), run, noise=0.03, step=0.01)
+    costs = _Costs(32)
+    costs.step_s[(32, False)], costs.reset_s = 0.01, 0.0
+    end = runner.clock() + 1.45
+    slot = Slot(steps=150, end=end, costs=costs, clock=runner.clock)
+    r = probe_lr_range(runner, _dataset(), NO_GRAPH, ProbeSettings(lr=0.3), slot)
+    m = r.metrics
+    assert 80 <= m["steps"] < 90 and "behind the time plan" in slot.stopped, (m, slot.stopped)
+    assert m["suggested_lr"] and m["confirm"]["steps"] >= 25, m
+    assert runner.clock() <= end + 0.01
+
+
+def test_too_few_steps_for_a_confirmation():
+    """Under LR_CONFIRM_MIN / LR_CONFIRM_SHARE steps the sweep gets them all and nothing confirms it."""
+    from modellint.probes.suite import LR_CONFIRM_MIN, LR_CONFIRM_SHARE
+
+    steps = int(LR_CONFIRM_MIN / LR_CONFIRM_SHARE) - 1
+    runner = CurveRunner(_falling(blow=100.0), noise=0.03)
+    r = _lr_probe(runner, steps, lr=0.3)
+    assert r.metrics["steps"] == steps and r.metrics["confirm"] is None and len(runner.rates) == 1
+    assert r.metrics["suggested_lr"] and any(n.startswith("not confirmed") for n in r.notes), r.metrics
+    found = _ml024(r)
+    assert [f.severity for f in found] == ["info"] and "did not check it" in found[0].message
 
 
 def test_data_scaling_rows_train_equally_or_skip():

@@ -6,7 +6,7 @@ import pytest
 from modellint.build import example, example_facts
 from modellint.dataset import facts_from_values
 from modellint.engine import run_rules
-from modellint.rules import all_rules
+from modellint.rules import all_rules, get_rule
 from modellint.rules.base import CATEGORIES, SEVERITIES
 
 RULES = all_rules()
@@ -86,3 +86,143 @@ def test_zero_input_comparison_needs_an_epoch(epochs, severity):
     graph = example("seq(inp(32, 32, 3), conv(8, act='relu'), gap(), dense(4, act='softmax'))")
     found = run_rules(graph, [get_rule("ML022")], probes={"zero_input": {"status": "ok", "metrics": zi}}).findings
     assert [f.severity for f in found] == [severity]
+
+
+# ---------------------------------------------------------------------------
+# ML024: a range test warns only from a readable sweep that training confirms
+# ---------------------------------------------------------------------------
+
+_CNN = "seq(inp(32, 32, 3), conv(8, act='relu'), gap(), dense(4, act='softmax'))"
+
+
+def _lr_metrics(**kw):
+    """lr_range metrics of a readable sweep suggesting 3e-4 for a configured 0.01 (Adam), confirmed: the
+    suggested rate's training loss ends 40 % lower."""
+    m = {"configured_lr": 0.01, "suggested_lr": 3e-4, "steepest_lr": 3e-4, "steps": 90, "per_decade": 11.0,
+         "loss_drop": 0.4, "fall_noise": 9.0, "steepest_at_start": False, "diverged_lr": None,
+         "optimizer": "adam", "working_range": [1e-4, 3e-3],
+         "confirm": {"rate": 3e-4, "steps": 30, "configured_loss": 2.0, "suggested_loss": 1.2,
+                     "configured_nonfinite": False, "suggested_nonfinite": False, "improvement": 0.4}}
+    m.update(kw)
+    return m
+
+
+def _ml024(metrics):
+    from modellint.rules import get_rule
+
+    probes = {"lr_range": {"status": "ok", "metrics": metrics}}
+    return run_rules(example(_CNN), [get_rule("ML024")], probes=probes).findings
+
+
+def _unread(**kw):
+    """A sweep with one readability threshold crossed: no suggestion, the raw reading kept."""
+    return _lr_metrics(suggested_lr=None, confirm=None, **kw)
+
+
+@pytest.mark.parametrize("metrics, severity, says", [
+    (_lr_metrics(), "warning", "same weights"),
+    # each threshold of a readable sweep, just below and at it
+    (_unread(steps=29), "info", "fewer than 30"),
+    (_unread(per_decade=9.9), "info", "per decade"),
+    (_lr_metrics(per_decade=10.0), "warning", ""),
+    (_unread(loss_drop=0.09), "info", "fell 9%"),
+    (_unread(fall_noise=2.9), "info", "noise"),
+    (_unread(steepest_at_start=True), "info", "start of the sweep"),
+    # readable, but not confirmed by training at both rates
+    (_lr_metrics(confirm=None), "info", "did not check"),
+    (_lr_metrics(confirm={**_lr_metrics()["confirm"], "steps": 9}), "info", "cut to 9"),
+    (_lr_metrics(confirm={**_lr_metrics()["confirm"], "improvement": 0.09}), "info", "not confirmed"),
+    (_lr_metrics(confirm={**_lr_metrics()["confirm"], "improvement": 0.10}), "warning", ""),
+    # a suggestion outside Adam's working range (1e-4..3e-3) must win by 25 %
+    (_lr_metrics(suggested_lr=3e-6, steepest_lr=3e-6, configured_lr=1e-3,
+                 confirm={**_lr_metrics()["confirm"], "rate": 3e-6, "improvement": 0.2}), "info", "25% needed"),
+    (_lr_metrics(suggested_lr=3e-6, steepest_lr=3e-6, configured_lr=1e-3,
+                 confirm={**_lr_metrics()["confirm"], "rate": 3e-6, "improvement": 0.25}), "warning", ""),
+    # a configured run that blew up confirms whatever the margin
+    (_lr_metrics(confirm={**_lr_metrics()["confirm"], "configured_loss": None, "configured_nonfinite": True,
+                          "improvement": 1.0}), "warning", "blew up"),
+    # within 10x: nothing to say, readable or not
+    (_lr_metrics(configured_lr=1e-3), None, ""),
+    (_unread(per_decade=5.0, configured_lr=1e-3), None, ""),
+    # no suggestion, but the sweep's loss blew up below the configured rate: that rate was tried
+    (_unread(per_decade=5.0, diverged_lr=0.005), "warning", "blew up"),
+])
+def test_lr_range_thresholds(metrics, severity, says):
+    found = _ml024(metrics)
+    assert [f.severity for f in found] == ([severity] if severity else []), [f.message for f in found]
+    if found:
+        text = found[0].message + " " + found[0].explanation
+        assert says in text, text
+        assert (severity == "info") == any(found[0].message.startswith(w) for w in ("inconclusive", "not confirmed"))
+
+
+def test_lr_range_from_an_older_report_is_inconclusive():
+    """A cached result from before the confirmation: a suggestion with nothing to check it is an info."""
+    found = _ml024({"suggested_lr": 3e-6, "configured_lr": 1e-3, "steps": 34, "min_loss_lr": 1e-4,
+                    "diverged_lr": 0.19, "sweep": [1e-6, 1.0], "loss_drop": 0.1})
+    assert [f.severity for f in found] == ["info"]
+
+
+# ---------------------------------------------------------------------------
+# ML029: under-fitting needs a run long enough to fit
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("steps, epochs, severity, start", [
+    (99, 3.0, "info", "inconclusive"), (100, 3.0, "info", "under-fitting"), (150, 0.9, "info", "inconclusive"),
+    (13, 0.4, "info", "inconclusive"), (None, None, "info", "under-fitting")])
+def test_underfitting_needs_a_long_enough_run(steps, epochs, severity, start):
+    from modellint.rules import get_rule
+
+    def row(frac, n):
+        r = {"fraction": frac, "samples": n, "train_accuracy": 0.3, "val_accuracy": 0.28}
+        r.update({k: v for k, v in (("steps", steps), ("epochs", epochs)) if v is not None})
+        return r
+
+    probes = {"data_scaling": {"status": "ok", "metrics": {"rows": [row(0.5, 200), row(1.0, 400)]}}}
+    found = run_rules(example(_CNN), [get_rule("ML029")], probes=probes).findings
+    assert [f.severity for f in found] == [severity] and found[0].message.startswith(start), found
+
+
+# ---------------------------------------------------------------------------
+# cascades: a static head/loss error explains the probe findings about training
+# ---------------------------------------------------------------------------
+
+_FAILING = {"overfit_batch": {"status": "ok", "metrics": {"initial_loss": 0.693, "final_loss": 0.693,
+                                                          "eval_loss": 7.971, "accuracy": 0.5, "steps": 40,
+                                                          "batch": 16}},
+            "train_dynamics": {"status": "ok", "metrics": {"dead_fraction": {"conv2d_1": 0.9}, "nonfinite": True,
+                                                           "lr": 1e-3}}}
+
+
+_CAUSE_CASES = [(code, src) for code in ("ML205", "ML301", "ML302", "ML303", "ML304", "ML305")
+                for src in get_rule(code).INVALID] + [(None, _CNN)]
+
+
+@pytest.mark.parametrize("code, src", _CAUSE_CASES, ids=[f"{c}-{i}" for i, (c, _) in enumerate(_CAUSE_CASES)])
+def test_probe_findings_caused_by_a_static_error_are_info(code, src):
+    """On every bad example of the head/loss rules: where that rule reports an error, the probe findings
+    about training (ML023, ML026) are info findings that name it; NaN (ML028) stays an error of its own."""
+    facts = _facts(get_rule(code), src) if code else None
+    graph = example(src)
+    errors = {f.code for f in run_rules(graph, [get_rule(code)], facts).findings if f.severity == "error"} \
+        if code else set()
+    rules = [get_rule(c) for c in ("ML023", "ML026", "ML028")]
+    found = {f.code: f for f in run_rules(graph, rules, facts, probes=_FAILING).findings}
+    assert set(found) == {"ML023", "ML026", "ML028"}
+    assert found["ML028"].severity == "error" and "likely caused" not in found["ML028"].message  # NaN: its own
+    for f in (found["ML023"], found["ML026"]):
+        if errors:
+            assert f.severity == "info" and f.message.endswith(f"likely caused by {code}"), f.message
+            assert f.evidence["likely_caused_by"][0].startswith(code) and code in f.explanation
+        else:  # a warning-level head finding (or none) is not a cause
+            assert f.severity == "warning" and "likely_caused_by" not in f.evidence, f.message
+
+
+def test_overfit_headline_and_evidence_name_the_same_losses():
+    """ML023's message and evidence report the same measured quantities, each named."""
+    from modellint.rules import get_rule
+
+    f = run_rules(example(_CNN), [get_rule("ML023")], probes=_FAILING).findings[0]
+    assert "training loss 0.693 → 0.693" in f.message and "inference-mode loss 7.97, accuracy 50%" in f.message
+    assert f.evidence["train_loss_start"] == f.evidence["train_loss_end"] == 0.693
+    assert f.evidence["eval_loss"] == 7.971 and f.evidence["eval_accuracy"] == 0.5

@@ -52,8 +52,17 @@ train_dynamics records the validation confusion matrix (``metrics["confusion"]``
 and a validation curve (``curves["val_step"]``, ``val_loss``, ``val_accuracy``: VAL_POINTS points on at
 most VAL_SUBSET images, then the full evaluation). data_scaling decides one step count for its three rows
 from the time left before the first (skipped with a note when the minimum does not fit), so the rows are
-comparable. The learning-rate sweep narrows to 1e-6..1 below LR_FEW_STEPS steps and suggests nothing
-from fewer than LR_MIN_SWEEP steps or a loss that never fell LR_MIN_DROP below its start.
+comparable.
+
+The learning-rate range test (lr_range) spends its steps on a sweep and, when its steps allow and its
+reading is far from the configured rate, on a confirmation: two short runs from the same fresh weights
+on the same batches, one at the configured rate and one at the suggested rate (LR_CONFIRM_SHARE of the
+steps each, at least LR_CONFIRM_MIN). The sweep covers the optimizer's known working range
+(:data:`WORKING_LR`) widened by a decade each side, and more of 1e-7..10 as its steps allow at
+LR_PER_DECADE steps a decade. It suggests a rate only from a readable sweep (:func:`lr_unreadable`: at
+least LR_MIN_SWEEP steps, LR_PER_DECADE a decade, a smoothed loss that fell LR_MIN_DROP below its
+start and LR_MIN_FALL times the raw loss's step-to-step noise, the steepest descent past the smoothing
+window); the raw reading is kept as ``steepest_lr`` either way. ML024 documents the thresholds.
 
 Reproducibility: every experiment is seeded (same seed and same step counts ->
 same numbers), but the step counts and ``eval_images`` come from timings on
@@ -112,13 +121,28 @@ NORM_BATCHES = 4
 #: VAL_SUBSET images), then on the full evaluation set at its end.
 VAL_POINTS = 4
 VAL_SUBSET = 128
-#: The learning-rate range test gives no suggestion from fewer steps than this, or when its best smoothed
-#: loss is not at least LR_MIN_DROP below the first.
+#: The learning-rate range test (the reasons are in ML024's docstring, modellint.rules.probes) suggests a
+#: rate only from a sweep of at least LR_MIN_SWEEP steps and LR_PER_DECADE steps per decade of rate, whose
+#: best smoothed loss is at least LR_MIN_DROP below the first and LR_MIN_FALL times the raw loss's
+#: step-to-step noise below it.
 LR_MIN_SWEEP = 30
-LR_MIN_DROP = 0.05
-#: With fewer planned steps than this, the sweep covers LR_NARROW instead of 1e-7..10.
-LR_FEW_STEPS = 60
-LR_NARROW = (1e-6, 1.0)
+LR_PER_DECADE = 10
+LR_MIN_DROP = 0.10
+LR_MIN_FALL = 3.0
+#: The widest sweep (fastai's lr_find); a sweep with fewer than LR_PER_DECADE steps per decade of it covers
+#: the optimizer's working range widened by a decade each side, and more as its steps allow.
+LR_FULL = (1e-7, 10.0)
+#: Known working learning rates by optimizer family: Adam & co 1e-4..3e-3 (Kingma & Ba's default 1e-3;
+#: 3e-4 is the usual "safe" Adam rate), SGD with momentum 1e-3..0.3 (0.1 at batch 256, scaled linearly to
+#: 0.0125 at batch 32: Goyal et al. 2017). An optimizer not listed: the union.
+WORKING_LR = {"adaptive": (1e-4, 3e-3), "sgd": (1e-3, 0.3), "other": (1e-4, 0.3)}
+ADAPTIVE = ("adam", "adamw", "nadam", "adamax", "rmsprop", "lion", "adafactor", "lamb", "adagrad", "adadelta")
+#: A suggestion this far (either way) from the configured rate is checked by training at both rates.
+LR_FACTOR = 10.0
+#: Each confirmation run takes this share of lr_range's steps, and is not run below LR_CONFIRM_MIN steps
+#: (the sweep then gets every step).
+LR_CONFIRM_SHARE = 0.2
+LR_CONFIRM_MIN = 20
 
 
 #: A replayed plan may ask for at most this many steps per probe (a recorded plan has at most
@@ -541,15 +565,111 @@ def _ema_beta(steps: int) -> float:
     return 1.0 - 1.0 / window
 
 
+def optimizer_family(graph) -> tuple:
+    """(name, family) of the optimizer the runners train with: the compiled one, Adam when none is named;
+    family is a key of :data:`WORKING_LR`."""
+    t = getattr(graph, "training", None)
+    name = str((t.optimizer if t is not None else None) or "adam").lower().split(">")[-1]
+    norm = "".join(ch for ch in name if ch.isalnum())
+    return name, "sgd" if norm == "sgd" else "adaptive" if norm in ADAPTIVE else "other"
+
+
+def sweep_range(steps: int, family: str = "adaptive") -> tuple:
+    """The rates a sweep of ``steps`` steps covers: the family's working range widened by a decade each side,
+    then widened (within LR_FULL) to the decades its steps cover at LR_PER_DECADE steps a decade."""
+    lo, hi = WORKING_LR.get(family, WORKING_LR["other"])
+    lo, hi = lo / 10, hi * 10
+    have = math.log10(hi / lo)
+    want = max((steps - 1) / LR_PER_DECADE, have)  # steps - 1 intervals between the rates
+    if want >= math.log10(LR_FULL[1] / LR_FULL[0]):
+        return LR_FULL
+    extra = (want - have) / 2
+    lo, hi = lo / 10 ** extra, hi * 10 ** extra
+    if lo < LR_FULL[0]:
+        lo, hi = LR_FULL[0], LR_FULL[0] * 10 ** want
+    elif hi > LR_FULL[1]:
+        lo, hi = LR_FULL[1] / 10 ** want, LR_FULL[1]
+    return float(f"{lo:.3g}"), float(f"{hi:.3g}")
+
+
+def read_sweep(lrs, raw, beta: float) -> dict:
+    """What a range test's sweep (rates, raw losses, EMA ``beta``) says, as metrics: the smoothed curve, the
+    steepest descent of the smoothed loss (``steepest_lr``, the raw reading) and what decides whether it can
+    be trusted (:func:`lr_unreadable`): steps, steps per decade, the loss's drop and its fall against the
+    noise, whether the steepest descent sits at the start of the sweep."""
+    smooth, avg = [], 0.0
+    for i, loss in enumerate(raw):
+        avg = beta * avg + (1 - beta) * loss
+        smooth.append(avg / (1 - beta ** (i + 1)))
+    n = len(smooth)
+    out = {"steps": n, "smoothed": smooth, "steepest_lr": None, "steepest_at_start": False, "min_loss_lr": None,
+           "per_decade": 0.0, "loss_drop": 0.0, "fall_noise": 0.0}
+    if n < 2:
+        return out
+    decades = math.log10(lrs[-1] / lrs[0]) if lrs[0] > 0 and lrs[-1] > lrs[0] else 0.0
+    out["per_decade"] = round((n - 1) / decades, 2) if decades > 0 else 0.0
+    window = int(math.ceil(1 / (1 - beta)))
+    k_min = int(np.argmin(smooth))
+    out["min_loss_lr"] = float(lrs[k_min])
+    # the start: the smoothed loss once its first window is averaged (its first value is one raw loss)
+    start = smooth[min(window - 1, n - 1)]
+    fall = start - smooth[k_min]
+    out["loss_drop"] = round(float(fall / start), 4) if start > 0 else 0.0
+    d = np.diff(np.asarray(raw[:max(k_min + 1, 2 * window + 1)], dtype=float))  # at least two windows
+    noise = float(np.std(d) / math.sqrt(2)) if len(d) >= 2 else 0.0
+    out["fall_noise"] = round(min(fall / noise, 1e3), 2) if noise > 0 else (1e3 if fall > 0 else 0.0)
+    lo_i = max(n // 10, window)  # past the noisy start and the smoothing's first window
+    hi_i = k_min + 1
+    if hi_i - lo_i >= 2:
+        slope = np.gradient(np.asarray(smooth), np.log10(lrs))
+        k = lo_i + int(np.argmin(slope[lo_i:hi_i]))
+        if slope[k] < 0:
+            out["steepest_lr"] = float(lrs[k])
+            out["steepest_at_start"] = k == lo_i
+    return out
+
+
+def lr_unreadable(m: dict) -> list:
+    """Why a range test's reading (lr_range's metrics) cannot be trusted, in words; [] when it can. A key
+    that a report from an older modellint lacks is not held against it."""
+    why = []
+    n = m.get("steps") or 0
+    if n < LR_MIN_SWEEP:
+        why.append(f"the sweep had {n} steps, fewer than {LR_MIN_SWEEP}")
+    pd = m.get("per_decade")
+    if pd is not None and pd < LR_PER_DECADE:
+        why.append(f"it took {pd:.2g} steps per decade of learning rate, fewer than {LR_PER_DECADE}")
+    drop = m.get("loss_drop")
+    if drop is not None and drop < LR_MIN_DROP:
+        why.append(f"its smoothed loss fell {max(drop, 0):.0%} below its start, less than {LR_MIN_DROP:.0%}")
+    fall = m.get("fall_noise")
+    if fall is not None and fall < LR_MIN_FALL and not (drop is not None and drop < LR_MIN_DROP):
+        why.append(f"that fall was {max(fall, 0):.3g}× the raw loss's step-to-step noise, less than {LR_MIN_FALL:g}×")
+    if m.get("steepest_at_start"):
+        why.append("its steepest descent was at the start of the sweep (the edge of what it saw, or noise)")
+    elif "steepest_lr" in m and m.get("steepest_lr") is None and not why:
+        why.append("its smoothed loss did not fall past its first smoothing window")
+    return why
+
+
+def _confirm_steps(steps: int) -> int:
+    """Steps of each of lr_range's two confirmation runs within its ``steps`` (0: none, the sweep gets all)."""
+    k = int(steps * LR_CONFIRM_SHARE)
+    return k if k >= LR_CONFIRM_MIN else 0
+
+
 def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) -> ProbeResult:
-    steps = max(slot.steps, MIN_STEPS["lr_range"])
-    few = steps < LR_FEW_STEPS
-    lo = lo if lo is not None else (LR_NARROW[0] if few else 1e-7)
-    hi = hi if hi is not None else (LR_NARROW[1] if few else 10.0)
+    total = max(slot.steps, MIN_STEPS["lr_range"])
+    k_confirm = _confirm_steps(total)
+    steps = total - 2 * k_confirm
+    optimizer, family = optimizer_family(graph)
+    auto_lo, auto_hi = sweep_range(steps, family)
+    lo = lo if lo is not None else auto_lo
+    hi = hi if hi is not None else auto_hi
     beta = _ema_beta(steps)
     runner.reset(settings.seed, lo)
     batches = _Batches(data.x_train, data.y_train, settings.batch_size, settings.seed)
-    lrs, raw, smooth = [], [], []
+    lrs, raw = [], []
     diverged = None  # the rate at which the loss blew up (non-finite, or the 4x stop)
     avg, best = 0.0, math.inf
     factor = (hi / lo) ** (1 / max(steps - 1, 1))
@@ -558,7 +678,9 @@ def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) 
 
     def behind():
         per = float(np.median(took[-9:])) if took else 0.0
-        fit = int((slot.end - slot.clock()) / per) if per > 0 and math.isfinite(slot.end) else steps
+        # the confirmation runs (if the sweep calls for them) come after the sweep: leave them their time
+        reserve = 2 * k_confirm * per + 2 * slot.c().reset()
+        fit = int((slot.end - slot.clock() - reserve) / per) if per > 0 and math.isfinite(slot.end) else steps
         return i + max(fit, 1) if len(took) >= 3 and fit < steps - i else None  # a first step can be slow
 
     while i < steps:
@@ -581,37 +703,68 @@ def probe_lr_range(runner, data, graph, settings, slot: Slot, lo=None, hi=None) 
         s = avg / (1 - beta ** (i + 1))
         lrs.append(lr)
         raw.append(loss)
-        smooth.append(s)
         best = min(best, s)
         if s > 4 * best and i > 5:  # fastai's stop: the loss has blown up
             diverged = lr
             break
         lr *= factor
         i += 1
-    suggestion, notes = None, []
-    drop = 1 - min(smooth) / smooth[0] if smooth and smooth[0] > 0 else 0.0
-    if len(smooth) < LR_MIN_SWEEP:
-        notes.append(f"no suggestion: the sweep had {len(smooth)} steps, fewer than the {LR_MIN_SWEEP} a "
-                     "range test needs to tell the steepest descent from noise")
-    elif drop < LR_MIN_DROP:
-        notes.append(f"no suggestion: the smoothed loss never fell {LR_MIN_DROP:.0%} below its start "
-                     f"(best {drop:.0%} lower)")
-    elif len(smooth) >= 5:
-        logs = np.log10(lrs)
-        slope = np.gradient(np.asarray(smooth), logs)
-        lo_i = max(1, len(smooth) // 10)  # ignore the noisy start
-        hi_i = int(np.argmin(smooth)) + 1
-        if hi_i > lo_i:
-            suggestion = float(lrs[lo_i + int(np.argmin(slope[lo_i:hi_i]))])
+    reading = read_sweep(lrs, raw, beta)
+    smooth = reading.pop("smoothed")
     # the rate the other probes train with: --lr when given, else the model's compiled one
     training = getattr(graph, "training", None)
     configured = settings.lr or (training.learning_rate if training else None)
-    return ProbeResult("lr_range", metrics={"suggested_lr": suggestion, "configured_lr": configured,
-                                            "min_loss_lr": float(lrs[int(np.argmin(smooth))]) if smooth else None,
-                                            "steps": len(lrs), "diverged_lr": diverged, "sweep": [lo, hi],
-                                            "ema_beta": round(beta, 4),
-                                            "loss_drop": round(float(drop), 4)},
-                       curves={"lr": lrs, "loss": raw, "smoothed": smooth}, notes=notes)
+    metrics = {"suggested_lr": None, "configured_lr": configured, **reading, "diverged_lr": diverged,
+               "sweep": [lo, hi], "ema_beta": round(beta, 4), "optimizer": optimizer,
+               "working_range": list(WORKING_LR[family]), "confirm": None}
+    curves = {"lr": lrs, "loss": raw, "smoothed": smooth}
+    notes = []
+    why = lr_unreadable(metrics)
+    if why:
+        notes.append("no suggestion: " + "; ".join(why))
+    else:
+        metrics["suggested_lr"] = suggestion = reading["steepest_lr"]
+        far = configured and (configured / suggestion > LR_FACTOR or suggestion / configured > LR_FACTOR)
+        if far and not k_confirm:
+            notes.append(f"not confirmed: {total} steps leave no room for two runs of {LR_CONFIRM_MIN} steps "
+                         "at the configured and the suggested rate")
+        elif far:
+            metrics["confirm"], runs = _confirm(runner, data, settings, slot, configured, suggestion, k_confirm)
+            curves.update(runs)
+    return ProbeResult("lr_range", metrics=metrics, curves=curves, notes=notes)
+
+
+def _confirm(runner, data, settings, slot: Slot, configured: float, suggested: float, steps: int):
+    """Two runs of ``steps`` steps from the same fresh weights on the same batches, at the configured and at
+    the suggested rate: (metrics, curves). Each run's loss is the mean of the last third of its steps (at
+    least 3), over the steps both ran; ``improvement`` is how much lower the suggested rate's is (1.0 when
+    only the configured run blew up, -1.0 when only the suggested one did)."""
+    runs = {}
+    for key, rate in (("configured", configured), ("suggested", suggested)):
+        runner.reset(settings.seed, rate)
+        first = runs.get("configured")
+        n = steps if first is None or not first or not math.isfinite(first[-1]) else len(first)
+        runs[key] = _train(runner, data.x_train, data.y_train, n, settings, slot,
+                           reserve=slot.c().reset() if first is None else 0.0, loops=2 if first is None else 1)[0]
+    a, b = runs["configured"], runs["suggested"]
+    a_bad = not a or not math.isfinite(a[-1])
+    b_bad = not b or not math.isfinite(b[-1])
+    n = min(len(a), len(b))
+    tail = max(min(3, n), n // 3)
+
+    def final(v, bad):
+        return None if bad or not n else float(np.mean(v[n - tail:n]))
+
+    fa, fb = final(a, a_bad), final(b, b_bad)
+    if b_bad:
+        improvement = -1.0
+    elif a_bad:
+        improvement = 1.0
+    else:
+        improvement = 1 - fb / fa if fa and fa > 0 else 0.0
+    return ({"rate": suggested, "steps": n if not a_bad else len(b), "configured_loss": fa, "suggested_loss": fb,
+             "configured_nonfinite": a_bad, "suggested_nonfinite": b_bad, "improvement": round(improvement, 4)},
+            {"confirm_configured": a, "confirm_suggested": b})
 
 
 def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResult:
