@@ -75,9 +75,36 @@ def dense(units, act="linear", bias=True, init="glorot_uniform", name=None, **ex
                            **extra}, name, "Dense")
 
 
+def rnn(units, cell="lstm", return_sequences=True, bidirectional=False, batch_first=None, name=None) -> Layer:
+    """A recurrent layer on ``(time, features)`` inputs: ``cell`` "lstm", "gru" or "simple".
+    ``batch_first`` as PyTorch's RNNs say it (``False``: their default, time-major input);
+    None for a Keras layer, which has no such argument."""
+    attrs = {"cell": cell, "units": units, "return_sequences": return_sequences, "return_state": False,
+             "bidirectional": bidirectional, "use_bias": True, "activation": "tanh"}
+    if batch_first is not None:
+        attrs["batch_first"] = bool(batch_first)
+    kind = {"lstm": "LSTM", "gru": "GRU", "simple": "SimpleRNN"}[cell]
+    return Layer("rnn", attrs, name, kind if batch_first is None else f"torch.nn.{kind.replace('SimpleRNN', 'RNN')}")
+
+
 def bn(name=None, trainable=True) -> Layer:
     return Layer("batchnorm", {"axis": -1, "center": True, "scale": True}, name, "BatchNormalization",
                  trainable=trainable)
+
+
+def embed(vocab, dim, name=None) -> Layer:
+    """Token ids -> vectors (``Embedding``)."""
+    return Layer("embedding", {"input_dim": vocab, "output_dim": dim}, name, "Embedding")
+
+
+def mha(heads=2, key_dim=16, name=None) -> Layer:
+    """Self-attention over the positions (``MultiHeadAttention(heads, key_dim)(x, x)``)."""
+    return Layer("attention", {"num_heads": heads, "key_dim": key_dim}, name, "MultiHeadAttention")
+
+
+def posadd(name=None) -> Layer:
+    """A learned positional encoding added to every position (``x + self.pos``: one graph input)."""
+    return Layer("add", {"constant_operand": True}, name, "PositionAdd")
 
 
 def ln(name=None) -> Layer:
@@ -214,9 +241,9 @@ def seq(*layers, name: str = "model", loss: Optional[str] = None, optimizer: Opt
 
 
 #: Everything a rule example may use (rule docs show examples in this vocabulary).
-NAMESPACE = {f.__name__: f for f in (inp, conv, dwconv, sepconv, dense, bn, ln, act, relu, softmax, pool, upsample, gap,
-                                     gmp, flatten, dropout, spatial_dropout, rescale, normalize, augment,
-                                     residual, seq)}
+NAMESPACE = {f.__name__: f for f in (inp, embed, mha, posadd, conv, dwconv, sepconv, dense, rnn, bn, ln, act, relu, softmax, pool,
+                                     upsample, gap, gmp, flatten, dropout, spatial_dropout, rescale, normalize,
+                                     augment, residual, seq)}
 
 
 def example_facts(source: str) -> dict:

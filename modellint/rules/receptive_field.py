@@ -502,3 +502,102 @@ def _in_block(ctx, node, depth: int = 8):
                     nxt.append(c)
         frontier = nxt
     return None
+
+
+# Ops that carry no information about where a token sits: the walk from an attention layer
+# back to its tokens passes through them.
+_POSITION_BLIND = ("dropout", "layernorm", "identity", "reshape", "permute", "batchnorm", "activation", "scale",
+                   "rescaling", "normalization", "dense")
+
+
+@register
+class MissingPositionalEncoding(Rule):
+    """
+    ## What it does
+    Flags self-attention over token embeddings or image patches when nothing on
+    the way from the tokens to the first attention layer tells it where each token
+    sits: no positional encoding added (a learned `nn.Parameter`, a sinusoidal
+    table, a position `Embedding`), no recurrent or convolutional layer that mixes
+    neighbours. A path through a layer modellint cannot read (a custom
+    `TokenAndPositionEmbedding`) is not flagged.
+
+    ## Why is this bad
+    Attention is permutation-equivariant: shuffling the tokens shuffles the
+    outputs the same way, and after pooling the model sees a bag of tokens. "dog
+    bites man" and "man bites dog" become the same input, and a ViT cannot tell
+    the top of an image from the bottom.
+
+    ## Fix
+    Add a positional encoding to the embeddings before the encoder:
+    `x = self.embed(tokens) + self.pos[:, :seq_len]` with
+    `self.pos = nn.Parameter(torch.zeros(1, max_len, dim))` (Keras: add an
+    `Embedding(max_len, dim)` of `ops.arange(seq_len)`, or keras_hub's
+    `TokenAndPositionEmbedding`).
+    """
+
+    code = "ML406"
+    name = "missing-positional-encoding"
+    category = "architecture"
+    severity = "warning"
+    references = ("Vaswani et al. 2017, Attention Is All You Need (NeurIPS), section 3.5",
+                  "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (ICLR), appendix D.4")
+    INVALID = ["seq(inp(100,), embed(1000, 32), mha(2, 16), gap(), dense(4, act='softmax'))",
+               "seq(inp(100,), embed(1000, 32), ln(), dropout(0.1), mha(2, 16), gap(), dense(4, act='softmax'))"]
+    VALID = ["seq(inp(100,), embed(1000, 32), posadd(), mha(2, 16), gap(), dense(4, act='softmax'))",
+             "seq(inp(100,), embed(1000, 32), rnn(32), mha(2, 16), gap(), dense(4, act='softmax'))"]
+
+    def check(self, ctx):
+        attention = [n for n in ctx.graph if n.op == "attention"]
+        if not attention:
+            return
+        first = attention[0]
+        source = _token_source(ctx, first)
+        if source is None:
+            return
+        yield self.finding(
+            f"{first.name}: self-attention over the tokens of {source.name} with no positional encoding",
+            layers=[first.name], evidence={"tokens_from": source.name, "token_op": source.op,
+                                           "attention_layers": len(attention)},
+            explanation="Attention treats its inputs as a set: without positions the model cannot use word order "
+                        "or where a patch lies in the image.",
+            fix="Add a learned or sinusoidal positional encoding to the embeddings before the first attention "
+                "layer.",
+            snippets={"torch": "self.pos = nn.Parameter(torch.zeros(1, max_len, dim))\n"
+                               "x = self.embed(tokens) + self.pos[:, : tokens.shape[1]]",
+                      "keras": "positions = keras.layers.Embedding(max_len, dim)(keras.ops.arange(seq_len))\n"
+                               "x = keras.layers.Embedding(vocab, dim)(tokens) + positions"})
+
+
+def _token_source(ctx, node):
+    """The embedding (or patchifying conv) the attention reads with nothing positional in
+    between, or None when something on the way adds or mixes positions (or is unknown)."""
+    memo: dict = {}
+
+    def sources(n):
+        """Names of the token sources behind ``n``; None: positions are known (or unknowable)."""
+        if n.name in memo:
+            return memo[n.name]
+        memo[n.name] = frozenset()  # a cycle guard; graphs are acyclic
+        if n.op == "embedding" or (n.op == "conv" and max(tuple(n.attrs.get("kernel", (1,)))) > 1 and
+                                   tuple(n.attrs.get("kernel", ())) == tuple(n.attrs.get("strides", ()))):
+            out = frozenset({n.name})  # token ids, or non-overlapping patches (no neighbour mixing)
+        elif n.op == "add" and (len(n.inputs) < 2 or n.attrs.get("constant_operand")):
+            out = None  # x + a parameter / constant table: a positional encoding
+        elif n.op == "add" or n.op in _POSITION_BLIND:
+            parts = [sources(p) for p in ctx.producers(n)]
+            if any(p is None for p in parts) or not parts:
+                out = None
+            elif n.op == "add" and len({p for p in parts if p}) > 1:
+                out = None  # two different embeddings summed: tokens + positions (or segments)
+            else:
+                out = frozenset().union(*parts)
+        else:
+            out = None  # an input, a recurrent or convolutional layer, an unknown layer
+        memo[n.name] = out
+        return out
+
+    found = [sources(p) for p in ctx.producers(node)]
+    if not found or any(f is None for f in found):
+        return None
+    names = sorted(frozenset().union(*found))
+    return ctx.graph[names[0]] if names else None
