@@ -136,7 +136,10 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
     ctx = Context(graph, dataset, probes)
     report = Report(graph=graph, dataset=dataset)
     order = {n.name: i for i, n in enumerate(graph)}
-    for rule_cls in rules:
+    ctx.findings = report.findings  # what the rules before this one found (probe rules name static causes)
+    # Static rules first, then the probe rules, which read the static findings (a head error explains a
+    # failed training probe: "likely caused by ML302").
+    for rule_cls in sorted(rules, key=lambda r: "probes" in r.needs):
         if "probes" in rule_cls.needs and probes is None:
             report.rules_skipped[rule_cls.code] = "needs probe results: modellint probe MODEL --data DIR"
             continue

@@ -39,6 +39,7 @@ class Context:
         self.graph = graph
         self.dataset = dataset or DatasetFacts()
         self.probes = probes  # ProbeReport.to_dict()["results"], when probes ran
+        self.findings: Optional[list] = None  # the findings of the rules run so far (set by the engine)
 
     def probe(self, name: str) -> Optional[dict]:
         """The metrics of a probe that ran to completion, or None."""

@@ -55,9 +55,11 @@ STATIC_CAUSES = ("ML205", "ML301", "ML302", "ML303", "ML304", "ML305")
 
 
 def static_causes(ctx) -> list:
-    """The error findings of the STATIC_CAUSES rules on this model. The probe rules run them themselves:
-    the engine runs rules in code order (ML02x before ML2xx/ML3xx) and gives a rule no other rule's findings.
-    They read only the graph and its compiled loss, so this costs nothing."""
+    """The error findings of the STATIC_CAUSES rules on this model: those the engine already
+    reported (it runs the static rules before the probe rules, so an ``--ignore``d rule is
+    never named), else, for a rule run on its own, those rules' own findings."""
+    if ctx.findings is not None:
+        return [f for f in ctx.findings if f.code in STATIC_CAUSES and f.severity == "error"]
     found = []
     for code in STATIC_CAUSES:
         rule = REGISTRY.get(code)
