@@ -11,6 +11,11 @@ Conventions
   (``(None, H, W, C)``). ``Graph.layout`` remembers the source layout
   (``"channels_last"`` or ``"channels_first"``) so reports can print the user's
   own; :meth:`Graph.display_shape` does the conversion.
+* A tensor whose features are already last in a ``channels_first`` source (a
+  PyTorch sequence ``(N, T, F)`` out of ``nn.Linear``, ``nn.LSTM``, attention, or
+  a ConvNeXt block's NHWC tensor) is stored as the source has it, as a
+  :class:`FeaturesLast` tuple, and its node says ``attrs["layout"] ==
+  "features_last"``; :meth:`Graph.display_shape` leaves it as it is.
 * A fused activation (``Conv2D(activation="relu")``) becomes its own
   ``activation`` node named ``"<layer>.activation"`` whose ``fused_into`` is the
   layer. A layer without one carries ``attrs["activation"] == "linear"``.
@@ -25,6 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 Shape = tuple  # a tuple of ints, None for unknown dims (batch is always None)
+
+
+class FeaturesLast(tuple):
+    """A canonical shape that is also the source's own: its features were already
+    last in a ``channels_first`` model (``(N, T, F)`` sequences, NHWC tensors), so it
+    was stored unchanged. Compares and hashes as the plain tuple."""
+
+    __slots__ = ()
 
 
 class DuplicateNodeError(ValueError):
@@ -194,10 +207,26 @@ class Graph:
         return [self.nodes[n].output_shape for n in self.inputs]
 
     def display_shape(self, shape: Optional[Shape]) -> Optional[Shape]:
-        """A canonical (channels-last) shape in the source's own layout."""
-        if shape is None or self.layout != "channels_first" or len(shape) < 3:
+        """A canonical (channels-last) shape in the source's own layout. A features-last
+        shape (:class:`FeaturesLast`, or a plain tuple equal to a node's features-last
+        shape and to no channels-first one) is the source's already."""
+        if shape is None or self.layout != "channels_first" or len(shape) < 3 or isinstance(shape, FeaturesLast):
             return shape
+        if tuple(shape) in self._features_last_only():
+            return tuple(shape)
         return (shape[0], shape[-1], *shape[1:-1])
+
+    def _features_last_only(self) -> frozenset:
+        cache = self.__dict__.get("_fl_shapes")
+        if cache is None or cache[0] != len(self.nodes):
+            fl, cf = set(), set()
+            for n in self.nodes.values():
+                for s in n.output_shapes:
+                    if s is not None and len(s) >= 3:
+                        (fl if isinstance(s, FeaturesLast) else cf).add(tuple(s))
+            cache = (len(self.nodes), frozenset(fl - cf))
+            self.__dict__["_fl_shapes"] = cache
+        return cache[1]
 
     def to_dict(self) -> dict:
         return {

@@ -42,6 +42,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .graph import FeaturesLast
+
 Shape = tuple
 
 
@@ -126,15 +128,15 @@ def _one(in_shapes) -> Shape:
 
 
 def to_source(shape: Optional[Shape], layout: str) -> Optional[Shape]:
-    """A canonical (channels-last) shape in the source layout."""
-    if shape is None or layout != "channels_first" or len(shape) < 3:
+    """A canonical (channels-last) shape in the source layout (a :class:`FeaturesLast` one is already)."""
+    if shape is None or layout != "channels_first" or len(shape) < 3 or isinstance(shape, FeaturesLast):
         return shape
     return (shape[0], shape[-1], *shape[1:-1])
 
 
 def to_canonical(shape: Optional[Shape], layout: str) -> Optional[Shape]:
-    """A source-layout shape in the canonical (channels-last) layout."""
-    if shape is None or layout != "channels_first" or len(shape) < 3:
+    """A source-layout shape in the canonical (channels-last) layout (a :class:`FeaturesLast` one is already)."""
+    if shape is None or layout != "channels_first" or len(shape) < 3 or isinstance(shape, FeaturesLast):
         return shape
     return (shape[0], *shape[2:], shape[1])
 
@@ -668,7 +670,9 @@ class _Frame:
     says ``channels_last`` reads the source layout as it is, and a
     ``TimeDistributed`` op reads one time step: the time axis is source axis 1,
     so it is stripped in the source layout, and the step is made canonical
-    again for ops that read channels.
+    again for ops that read channels. A :class:`FeaturesLast` input is its source
+    shape already; a node with ``attrs["layout"] == "features_last"`` gives its
+    outputs as the op computes them, features last, as :class:`FeaturesLast`.
     """
 
     def __init__(self, op: str, attrs: dict, layout: str):
@@ -678,6 +682,7 @@ class _Frame:
         self.td = bool(attrs.get("time_distributed"))
         self.source = cf and (self.td or own)
         self.recanon = cf and self.td and not own
+        self.features_last = cf and attrs.get("layout") == "features_last"
         self.steps = None
 
     def into(self, shapes: list) -> list:
@@ -697,7 +702,9 @@ class _Frame:
     def back(self, shapes: list) -> list:
         out = []
         for sh in shapes:
-            if sh is not None:
+            if sh is not None and self.features_last:
+                sh = FeaturesLast(sh) if len(sh) >= 3 else tuple(sh)
+            elif sh is not None:
                 if self.recanon:
                     sh = to_source(sh, self.layout)
                 if self.td:

@@ -66,7 +66,7 @@ from typing import Optional
 
 from .. import ops
 from ..errors import InputError
-from ..graph import Graph, Node
+from ..graph import FeaturesLast, Graph, Node
 from . import torch_ops as T
 from .common import infer_node
 from .torch_ops import Call, TArg, _flat
@@ -87,6 +87,17 @@ class _Builder:
 
     ``infer=False``: output shapes come with each call (traced). ``infer=True``
     (TorchScript): they are inferred from the op table.
+
+    Layouts are decided per tensor (:class:`~.torch_ops.Layout`): a tensor is
+    channels first (a conv feature map ``(N, C, ...)``: made by or fed to a conv,
+    pool, BatchNorm, upsampling...) or features last (``(N, T, F)``: made by or fed
+    to ``nn.Linear``, ``nn.Embedding``, an RNN, attention, a ``LayerNorm`` over the
+    last dim; or an NHWC tensor permuted from a feature map). Element-wise and
+    shape-only ops pass their input's along; a tensor nothing decides (an input
+    only reshaped) is channels first. Nodes hold source shapes until
+    :meth:`finish`, which makes them canonical: a channels-first shape moves dim 1
+    last, a features-last one stays as it is (:class:`~modellint.graph.FeaturesLast`,
+    ``attrs["layout"] == "features_last"``).
     """
 
     def __init__(self, graph: Graph, batch: Optional[int], *, infer: bool = False, reserved=()):
@@ -97,19 +108,25 @@ class _Builder:
         self.claimed: set = set()
         self.calls: dict = {}  # module path -> calls so far
         self.first: dict = {}  # module path -> node name of its first call
+        self.lays: dict = {}  # node name -> [Layout per output]
+        self.reads: dict = {}  # node name -> (reader, input activations, the layouts the reader saw)
 
     # -- shapes -----------------------------------------------------------
-    def canon(self, shape):
+    def batched(self, shape):
+        """A traced shape with the example batch size as None (still in the source layout)."""
         if shape is None:
             return None
         shape = tuple(None if d is None else int(d) for d in shape)
         if shape and self.batch is not None and shape[0] == self.batch:
             shape = (None, *shape[1:])
-        return ops.to_canonical(shape, LAYOUT)
+        return shape
 
-    @staticmethod
-    def source(shape):
-        return ops.to_source(shape, LAYOUT)
+    def canon(self, shape, lay=None):
+        """A source shape as stored: features-last ones as they are, others channels-last."""
+        shape = self.batched(shape)
+        if shape is not None and len(shape) >= 3 and lay is not None and lay.value == T.FL:
+            return FeaturesLast(shape)
+        return ops.to_canonical(shape, LAYOUT)
 
     def unique(self, base: str) -> str:
         name, i = base, 0
@@ -122,10 +139,12 @@ class _Builder:
     def add_input(self, name: str, shape, dtype: str) -> TArg:
         name = name if name not in self.reserved else f"input_{name}"
         node = Node(name=self.unique(name), op="input", source_type="torch.Tensor", attrs={"dtype": dtype},
-                    output_shapes=[self.canon(shape)])
+                    output_shapes=[self.batched(shape)])
         self.g.add(node)
         self.g.inputs.append(node.name)
-        return TArg("act", shape, ref=node.name)
+        lay = T.Layout(T.FL if shape is not None and len(shape) < 3 else None)  # decided by what reads it
+        self.lays[node.name] = [lay]
+        return TArg("act", shape, ref=node.name, lay=lay)
 
     def module_call(self, path: str, module, qualname: str, args, kwargs, out_shapes, params, inner=None) -> list:
         key = T.module_key(module) if module is not None and not _is_script(module) else T.key_from_qualname(qualname)
@@ -138,44 +157,56 @@ class _Builder:
         base = path or T.source_type(qualname).rsplit(".", 1)[-1]
         name = self.unique(base if k == 0 else f"{base}@{k}")
         call = Call(key or qualname, dialect="module", args=args, kwargs=kwargs, module=module, out_shapes=out_shapes)
-        notes = []
-        op, attrs = "unknown", {}
-        if key is not None and module is not None:
-            try:
-                op, attrs = T.read_module(key, module, call)
-            except Exception as exc:  # a traced TorchScript module keeps no attributes, ...
-                notes.append(f"module attributes unreadable ({_one_line(exc)})")
-        if op == "unknown" and inner:
-            op, attrs = _principal(inner)
-        if op == "unknown":
-            attrs.setdefault("kind", "custom" if key is None else "unread")
-            known = "modellint does not know this module" if key is None else "no canonical op for this call"
-            shape = "shape unknown past it" if self.infer else "shape from the trace"
-            notes.append(f"{T.source_type(qualname)}: {known}; {shape}, parameters from the module")
+        T.constrain_inputs(call, key=key, module=module, inner=inner)
+
+        def read():
+            notes = []
+            op, attrs = "unknown", {}
+            if key is not None and module is not None:
+                try:
+                    op, attrs = T.read_module(key, module, call)
+                except Exception as exc:  # a traced TorchScript module keeps no attributes, ...
+                    notes.append(f"module attributes unreadable ({_one_line(exc)})")
+            if op == "unknown" and inner:
+                op, attrs = _principal(inner)
+            if op == "unknown":
+                attrs.setdefault("kind", "custom" if key is None else "unread")
+                known = "modellint does not know this module" if key is None else "no canonical op for this call"
+                shape = "shape unknown past it" if self.infer else "shape from the trace"
+                notes.append(f"{T.source_type(qualname)}: {known}; {shape}, parameters from the module")
+            return op, attrs, notes
+
+        op, attrs, notes = read()
         node = Node(name=name, op=op, source_type=T.source_type(qualname), attrs=attrs, notes=notes)
         if k:
             node.shares_params_with = self.first.get(path)
         else:
             self.first[path] = name
-        return self._finish(node, call, params if not k else [], dedupe=True)
+        return self._finish(node, call, params if not k else [], dedupe=True, read=read)
 
     def function_call(self, fname: str, raw: str, dialect: str, args, kwargs, out_shapes, scope: str,
                       source_type: str) -> list:
         call = Call(fname, dialect=dialect, args=args, kwargs=kwargs, out_shapes=out_shapes)
-        notes = []
-        try:
-            op, attrs = T.read_function(call)
-        except Exception as exc:
-            op, attrs = "unknown", {"function": fname}
-            notes.append(f"{raw}: not mapped ({_one_line(exc)})")
-        if op == "unknown" and not notes:
-            notes.append(f"{raw}: a function modellint does not know")
+        T.constrain_inputs(call)
+
+        def read():
+            notes = []
+            try:
+                op, attrs = T.read_function(call)
+            except Exception as exc:
+                op, attrs = "unknown", {"function": fname}
+                notes.append(f"{raw}: not mapped ({_one_line(exc)})")
+            if op == "unknown" and not notes:
+                notes.append(f"{raw}: a function modellint does not know")
+            return op, attrs, notes
+
+        op, attrs, notes = read()
         shown = T.DISPLAY.get(fname, fname)
         base = f"{scope}.{shown}" if scope else shown
         node = Node(name=self.unique(base), op=op, source_type=source_type, attrs=attrs, notes=notes)
-        return self._finish(node, call, call.tensors("param"))
+        return self._finish(node, call, call.tensors("param"), read=read)
 
-    def _finish(self, node: Node, call: Call, params, dedupe: bool = False) -> list:
+    def _finish(self, node: Node, call: Call, params, dedupe: bool = False, read=None) -> list:
         acts = call.tensors("act")
         if dedupe:  # a module called as m(x, x, x) reads one tensor (self-attention)
             seen: set = set()
@@ -185,11 +216,12 @@ class _Builder:
             refs = [refs[0], refs[2], refs[1]]
             acts = [acts[0], acts[2], acts[1]]
         node.inputs = refs
-        in_shapes = [self.canon(t.shape) for t in acts]
+        self._seen_attrs(node, acts)
         if self.infer:
-            infer_node(node, in_shapes, LAYOUT)
+            sources = self._infer_sources(node, acts)
         else:
-            node.output_shapes = [self.canon(s) for s in (call.out_shapes or [])]
+            sources = [self.batched(s) for s in (call.out_shapes or [])]
+        node.output_shapes = sources  # source layout until finish()
         total = trainable = 0
         for p in (q for t in params for q in t.params()):
             if not p.counted or p.key in self.claimed:
@@ -199,18 +231,93 @@ class _Builder:
             trainable += p.numel if p.trainable else 0
         node.params, node.trainable_params = total, trainable
         self.g.add(node)
-        n = max(len(node.output_shapes), 1)
+        lays = _out_layouts(node, call, acts, sources)
+        self.lays[node.name] = lays
+        if read is not None:
+            self.reads[node.name] = (read, acts, _seen(acts))
+        n = max(len(sources), 1)
         out = []
         for i in range(n):
-            shape = node.output_shapes[i] if i < len(node.output_shapes) else None
-            src = call.out_shapes[i] if (not self.infer and call.out_shapes and i < len(call.out_shapes)) \
-                else self.source(shape)
-            out.append(TArg("act", src, ref=node.name if i == 0 else f"{node.name}:{i}"))
+            shape = sources[i] if i < len(sources) else None
+            src = call.out_shapes[i] if (not self.infer and call.out_shapes and i < len(call.out_shapes)) else shape
+            out.append(TArg("act", src, ref=node.name if i == 0 else f"{node.name}:{i}",
+                            lay=lays[i] if i < len(lays) else T.Layout()))
         return out
+
+    def _seen_attrs(self, node: Node, acts: list) -> None:
+        """What the capture saw that the module does not say: which input axis holds the example batch."""
+        if node.op == "rnn" and acts and acts[0].shape is not None and len(acts[0].shape) == 3:
+            shape = acts[0].shape
+            at = [i for i in (0, 1) if self.batch is not None and shape[i] == self.batch]
+            node.attrs["input_batch_axis"] = at[0] if len(at) == 1 else None
+
+    def _infer_sources(self, node: Node, acts: list) -> list:
+        """Output shapes (source layout) from the op table, each input as it is stored."""
+        in_shapes = [self.canon(t.shape, t.lay) for t in acts]
+        fl = bool(acts) and acts[0].lay is not None and acts[0].lay.value == T.FL
+        if fl:
+            node.attrs["layout"] = T.FL  # the op's outputs as it computes them, features last
+        try:
+            infer_node(node, in_shapes, LAYOUT)
+        finally:
+            if fl:
+                node.attrs.pop("layout", None)
+        return [None if s is None else tuple(ops.to_source(s, LAYOUT)) for s in node.output_shapes]
 
     def finish(self, outputs) -> Graph:
         self.g.outputs = [t.ref for t in _flat(outputs) if isinstance(t, TArg) and t.kind == "act" and t.ref]
+        for lays in self.lays.values():  # what nothing decided is channels first
+            for lay in lays:
+                lay.resolve(T.CF)
+        for name, (read, acts, seen) in self.reads.items():  # a reader that guessed an input's layout wrong
+            node = self.g.nodes.get(name)
+            if node is not None and _seen(acts) != seen:
+                node.op, node.attrs, node.notes = read()
+                self._seen_attrs(node, acts)
+        for name, node in self.g.nodes.items():
+            lays = self.lays.get(name, [])
+            shapes = []
+            for i, s in enumerate(node.output_shapes):
+                lay = lays[i] if i < len(lays) else None
+                shapes.append(self.canon(s, lay))
+            node.output_shapes = shapes
+            if any(isinstance(s, FeaturesLast) for s in shapes):
+                node.attrs["layout"] = T.FL
         return self.g
+
+
+def _seen(acts) -> list:
+    return [T.FL if t.lay is not None and t.lay.value == T.FL else T.CF for t in acts]
+
+
+def _out_layouts(node: Node, call: Call, acts: list, sources: list) -> list:
+    """The :class:`~.torch_ops.Layout` of each output of a node, linked to its inputs'."""
+    first = acts[0] if acts else None
+    out = []
+    for shape in sources:
+        if shape is None or len(shape) < 3:
+            out.append(T.Layout(T.FL))  # (N, F): one layout either way
+            continue
+        lay = T.Layout()
+        decided = T.output_layout(node.op, call)
+        same = [t for t in acts if t.lay is not None and t.shape is not None and len(t.shape) == len(shape)]
+        if decided is not None:
+            lay.resolve(decided)
+        elif call.name in T.PERMUTES and first is not None and first.lay is not None:
+            try:
+                T.link(first.lay, lay, T.permuted(T.permutation(call), len(shape)))
+            except Exception:
+                pass
+        elif same and (node.op in T.KEEPS_LAYOUT or any(tuple(t.shape) == tuple(shape) for t in same)):
+            for t in same:
+                T.link(t.lay, lay, T.SAME)
+        elif first is not None and first.lay is not None and first.lay.value is not None and first.shape \
+                and len(first.shape) >= 3:
+            lay.resolve(T.reshaped(first.shape, first.lay.value, shape))
+        elif same:
+            T.link(same[0].lay, lay, T.SAME)
+        out.append(lay)
+    return out
 
 
 def _principal(inner: list) -> tuple:

@@ -19,9 +19,12 @@ Readers see a :class:`Call`: positional and keyword arguments with tensors
 replaced by :class:`TArg` (an activation, a parameter/buffer or a constant, each
 with its shape in the source layout, NCHW), and the activation shapes in and
 out. Attributes follow :mod:`modellint.ops`: canonical axes are channels-last,
-paddings are per-dim ``((lo, hi), ...)``. A reader that cannot make sense of a
-call raises; the graph builder then keeps an ``unknown`` node. Shapes are the
-graph builder's business (a traced call knows them).
+paddings are per-dim ``((lo, hi), ...)``. An activation also carries its layout
+(:class:`Layout`): channels first (``(N, C, ...)``, a conv feature map) or
+features last (``(N, T, F)`` sequences, NHWC tensors), and a reader turns source
+axes into canonical ones by the layout of the call's input (:meth:`Call.canon_axis`).
+A reader that cannot make sense of a call raises; the graph builder then keeps an
+``unknown`` node. Shapes are the graph builder's business (a traced call knows them).
 """
 
 from __future__ import annotations
@@ -36,14 +39,69 @@ from .. import ops
 # ---------------------------------------------------------------------------
 
 
+CF, FL = "channels_first", "features_last"
+
+
+class Layout:
+    """Where a captured tensor keeps its features: ``CF`` (dim 1: conv feature maps,
+    ``(N, C, L)``), ``FL`` (the last dim: ``(N, T, F)`` sequences out of ``nn.Linear``,
+    ``nn.LSTM``, attention; NHWC tensors) or ``None``, not known yet (a graph input, or
+    what shape-only ops made of it, until a layer that reads it says).
+
+    Layouts are linked by the ops between tensors (an element-wise op keeps its
+    input's; ``transpose(1, 2)`` swaps it); when one is learnt, :meth:`resolve`
+    passes it along every link. A link maps a layout to the other tensor's
+    (``OTHER``: features neither at dim 1 nor last, kept as the source has them).
+    """
+
+    __slots__ = ("value", "links")
+
+    def __init__(self, value: Optional[str] = None):
+        self.value = value
+        self.links: list = []
+
+    def resolve(self, value: Optional[str]) -> None:
+        stack = [(self, value)]
+        while stack:
+            lay, v = stack.pop()
+            if lay.value is not None or v is None:
+                continue
+            lay.value = FL if v == OTHER else v
+            stack.extend((other, fmap.get(v)) for other, fmap in lay.links)
+
+    def __repr__(self):
+        return f"Layout({self.value})"
+
+
+OTHER = "other"
+SAME = {CF: CF, FL: FL}
+
+
+def link(src: "Layout", dst: "Layout", fmap: dict) -> None:
+    """``dst``'s layout is ``fmap[src's]``; learning either tells the other where ``fmap`` is one to one."""
+    inverse: dict = {}
+    for u, v in fmap.items():
+        if v in (CF, FL):
+            inverse.setdefault(v, []).append(u)
+    back = {v: us[0] for v, us in inverse.items() if len(us) == 1}
+    src.links.append((dst, dict(fmap)))
+    dst.links.append((src, back))
+    if src.value is not None:
+        dst.resolve(fmap.get(src.value))
+    elif dst.value is not None:
+        src.resolve(back.get(dst.value))
+
+
 class TArg:
     """A tensor argument: ``kind`` is ``"act"`` (an activation in the graph),
-    ``"param"`` (a parameter or buffer) or ``"const"`` (anything else)."""
+    ``"param"`` (a parameter or buffer) or ``"const"`` (anything else). An
+    activation's ``lay`` is its :class:`Layout` (None: channels first)."""
 
-    __slots__ = ("kind", "shape", "ref", "name", "key", "numel", "trainable", "counted", "extra")
+    __slots__ = ("kind", "shape", "ref", "name", "key", "numel", "trainable", "counted", "extra", "lay")
 
     def __init__(self, kind, shape=None, *, ref=None, name=None, key=None, numel=0, trainable=False,
-                 counted=False, extra=()):
+                 counted=False, extra=(), lay=None):
+        self.lay = lay
         self.kind = kind
         self.shape = tuple(shape) if shape is not None else None
         self.ref = ref  # graph ref of an activation
@@ -107,8 +165,17 @@ class Call:
     def out_shape(self):
         return self.out_shapes[0] if self.out_shapes else None
 
+    @property
+    def layout(self) -> str:
+        """The layout of the (first) input activation: ``FL`` or ``CF`` (also where not known yet)."""
+        acts = self.tensors()
+        lay = acts[0].lay if acts else None
+        return FL if lay is not None and lay.value == FL else CF
+
     def canon_axis(self, axis, rank: Optional[int] = None):
-        return canon_axis(axis, self.rank if rank is None else rank)
+        """A source axis of the input as a negative canonical one (its features last)."""
+        rank = self.rank if rank is None else rank
+        return ops.canon_axis(axis, rank, "channels_last" if self.layout == FL else "channels_first")
 
 
 def _flat(obj):
@@ -209,20 +276,21 @@ def _instancenorm(m, call):
                          "scale": bool(m.affine), "epsilon": float(m.eps), "kind": "instance"}
 
 
-def _norm_axes(normalized_shape, rank):
+def _norm_axes(normalized_shape, call):
+    rank = call.rank
     n = len(tuple(normalized_shape)) if isinstance(normalized_shape, (list, tuple)) else 1
-    axes = canon_axis(list(range(rank - n, rank)), rank)
+    axes = call.canon_axis(list(range(rank - n, rank)), rank)
     return axes[0] if len(axes) == 1 else axes
 
 
 def _layernorm(m, call):
     affine = bool(m.elementwise_affine)
-    return "layernorm", {"axis": _norm_axes(m.normalized_shape, call.rank), "center": affine and m.bias is not None,
+    return "layernorm", {"axis": _norm_axes(m.normalized_shape, call), "center": affine and m.bias is not None,
                          "scale": affine, "epsilon": float(m.eps)}
 
 
 def _rmsnorm(m, call):
-    return "layernorm", {"axis": _norm_axes(m.normalized_shape, call.rank), "center": False,
+    return "layernorm", {"axis": _norm_axes(m.normalized_shape, call), "center": False,
                          "scale": bool(m.elementwise_affine), "epsilon": m.eps, "rms": True}
 
 
@@ -250,7 +318,7 @@ def _softmax_module(fn):
         rank = len(call.in_shape) if call.in_shape is not None else None
         if dim is None:  # legacy implicit dim: 0 for rank 0, 1, 3, else 1
             dim = 0 if rank in (0, 1, 3) else 1
-        return "activation", {"function": fn, "axis": canon_axis(dim, rank) if rank else dim}
+        return "activation", {"function": fn, "axis": call.canon_axis(dim, rank) if rank else dim}
 
     return read
 
@@ -730,13 +798,13 @@ def _batch_norm_fn(call):
 
 def _layer_norm_fn(call):
     shape = call.arg(1, "normalized_shape")
-    return "layernorm", {"axis": _norm_axes(shape, call.rank), "center": isinstance(call.arg(3, "bias"), TArg),
+    return "layernorm", {"axis": _norm_axes(shape, call), "center": isinstance(call.arg(3, "bias"), TArg),
                          "scale": isinstance(call.arg(2, "weight"), TArg), "epsilon": _num(call.arg(4, "eps"))}
 
 
 def _rms_norm_fn(call):
     shape = call.arg(1, "normalized_shape")
-    return "layernorm", {"axis": _norm_axes(shape, call.rank), "center": False,
+    return "layernorm", {"axis": _norm_axes(shape, call), "center": False,
                          "scale": isinstance(call.arg(2, "weight"), TArg), "rms": True}
 
 
@@ -772,7 +840,7 @@ def _softmax_fn(fn):
         rank = len(call.in_shape) if call.in_shape is not None else None
         if dim is None:
             dim = 0 if rank in (0, 1, 3) else 1
-        return "activation", {"function": fn, "axis": canon_axis(dim, rank) if rank else dim}
+        return "activation", {"function": fn, "axis": call.canon_axis(dim, rank) if rank else dim}
 
     return read
 
@@ -856,7 +924,8 @@ def _reduce_fn(mode):
             raise ValueError("reduction over all axes")
         rank = len(src)
         dims = sorted({int(d) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])})
-        if rank >= 3 and dims == list(range(2, rank)):
+        over = list(range(1, rank - 1)) if call.layout == FL else list(range(2, rank))
+        if rank >= 3 and dims == over:  # every position of a feature map or a sequence
             return "global_pool", {"mode": mode, "keepdims": keep, "rank": rank - 2}
         raise ValueError(f"{call.name} over axes {dims}")
 
@@ -877,7 +946,8 @@ def _view_fn(call):
     return reshape_op(call, list(sizes) if sizes is not None else None)
 
 
-def _permute_fn(call):
+def permutation(call) -> list:
+    """The source dims a permute / transpose / movedim / ``t`` call puts at each output position."""
     src = call.in_shape
     rank = len(src) if src is not None else None
     name = call.name
@@ -896,6 +966,11 @@ def _permute_fn(call):
             dims.insert(b, d)
         else:
             dims[a], dims[b] = dims[b], dims[a]
+    return dims
+
+
+def _permute_fn(call):
+    dims = permutation(call)
     if dims[0] != 0:
         raise ValueError("permutation moves the batch axis")
     return "permute", {"dims": tuple(dims[1:])}
@@ -906,7 +981,7 @@ def _cat_fn(call):
     rank = len(call.in_shape) if call.in_shape is not None else None
     if int(dim) % (rank or 1) == 0 and rank:
         raise ValueError("concatenation along the batch axis")
-    return "concat", {"axis": canon_axis(dim, rank) if rank else dim}
+    return "concat", {"axis": call.canon_axis(dim, rank) if rank else dim}
 
 
 def _binary(kind):
@@ -1070,6 +1145,131 @@ PRINCIPAL = ("conv", "conv_transpose", "convolution", "linear", "addmm", "lstm",
              "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
              "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
              "adaptive_max_pool2d", "adaptive_max_pool3d")
+
+
+# ---------------------------------------------------------------------------
+# layouts: where each captured tensor keeps its features
+# ---------------------------------------------------------------------------
+
+# Modules and functions that read dim 1 as channels: what they read is channels first.
+_CF_MODULE_PREFIXES = ("Conv", "BatchNorm", "SyncBatchNorm", "InstanceNorm", "GroupNorm", "MaxPool", "AvgPool",
+                       "AdaptiveAvgPool", "AdaptiveMaxPool", "Upsample", "UpsamplingNearest2d",
+                       "UpsamplingBilinear2d", "ZeroPad", "ConstantPad", "ReflectionPad", "ReplicationPad",
+                       "CircularPad", "Dropout1d", "Dropout2d", "Dropout3d", "Softmax2d")
+_CF_FUNCTIONS = frozenset(
+    "conv conv_transpose convolution batch_norm instance_norm group_norm max_pool1d max_pool2d max_pool3d "
+    "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d "
+    "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d interpolate upsample upsample_nearest "
+    "upsample_bilinear upsample_bicubic upsample_linear upsample_trilinear reflection_pad replication_pad "
+    "dropout1d dropout2d dropout3d pixel_shuffle pixel_unshuffle".split())
+# ... and those that read the last dim as features: what they read is features last.
+_FL_MODULES = frozenset({"Linear", "NonDynamicallyQuantizableLinear", "LSTM", "GRU", "RNN", "MultiheadAttention",
+                         "Embedding"})
+_FL_FUNCTIONS = frozenset({"linear", "addmm", "lstm", "gru", "rnn_tanh", "rnn_relu", "sdpa", "embedding"})
+# Ops whose output keeps the features where the input has them (element-wise, norms, merges, pads).
+KEEPS_LAYOUT = frozenset({"activation", "dropout", "identity", "add", "subtract", "multiply", "average", "maximum",
+                          "minimum", "concat", "rescaling", "scale", "batchnorm", "layernorm", "groupnorm",
+                          "unitnorm", "normalization", "global_pool", "pad", "crop"})
+_FL_OUT_OPS = frozenset({"dense", "embedding", "rnn", "attention", "dot"})
+_CF_OUT_OPS = frozenset({"conv", "conv_transpose", "depthwise_conv", "separable_conv", "pool_max", "pool_avg",
+                         "upsample", "resize"})
+PERMUTES = frozenset({"permute", "transpose", "t", "movedim"})
+
+
+def _normalized_len(shape) -> Optional[int]:
+    if isinstance(shape, int):
+        return 1
+    return len(shape) if isinstance(shape, (list, tuple)) else None
+
+
+def _reduced_layout(call) -> Optional[str]:
+    """mean / max over every position: of a feature map (dims 2..) or of a sequence (dims 1..-2)."""
+    src = call.in_shape
+    dims = call.arg(1, "dim")
+    if src is None or len(src) < 3 or dims is None or isinstance(dims, TArg):
+        return None
+    rank = len(src)
+    try:
+        dims = sorted({int(d) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])})
+    except (TypeError, ValueError):
+        return None
+    if dims == list(range(2, rank)):
+        return CF
+    if dims == list(range(1, rank - 1)):
+        return FL
+    return None
+
+
+def input_layout(call: Call, key: Optional[str] = None, module=None, inner=None) -> Optional[str]:
+    """The layout a module (``key``) or function call reads its input in (None: it does not say)."""
+    if key is not None:
+        if key.startswith(_CF_MODULE_PREFIXES):
+            return CF
+        if key in _FL_MODULES:
+            return FL
+        if key in ("LayerNorm", "RMSNorm"):
+            n = _normalized_len(getattr(module, "normalized_shape", None)) if module is not None else None
+            for c in inner or ():
+                if n is None and c.name in ("layer_norm", "rms_norm"):
+                    n = _normalized_len(c.arg(1, "normalized_shape"))
+            return FL if n == 1 else None
+        return None
+    name = call.name
+    if name in _CF_FUNCTIONS:
+        return CF
+    if name in _FL_FUNCTIONS:
+        return FL
+    if name in ("layer_norm", "rms_norm"):
+        return FL if _normalized_len(call.arg(1, "normalized_shape")) == 1 else None
+    if name in ("matmul", "mm", "bmm"):
+        b = call.arg(1, "other", call.arg(1, "mat2"))
+        return FL if isinstance(b, TArg) and b.kind == "param" else None
+    if name in ("mean", "max"):
+        return _reduced_layout(call)
+    return None
+
+
+def constrain_inputs(call: Call, key: Optional[str] = None, module=None, inner=None) -> None:
+    """Tell the input activations whose layout is not known yet the layout this call reads them in."""
+    want = input_layout(call, key, module, inner)
+    if want is None:
+        return
+    acts = call.tensors("act")
+    for t in acts if want == FL else acts[:1]:
+        if t.lay is not None and t.shape is not None and len(t.shape) >= 3:
+            t.lay.resolve(want)
+
+
+def output_layout(op: str, call: Call) -> Optional[str]:
+    """The layout an op makes whatever its input's (None: it follows its input)."""
+    if op in _FL_OUT_OPS or call.name == "sdpa":
+        return FL
+    if op in _CF_OUT_OPS:
+        return CF
+    return None
+
+
+def permuted(dims: list, rank: int) -> dict:
+    """Input layout -> output layout of a permutation (``dims[i]``: the input dim at output position i)."""
+    out = {}
+    for layout, axis in ((CF, 1), (FL, rank - 1)):
+        p = dims.index(axis)
+        out[layout] = FL if p == rank - 1 else CF if p == 1 else OTHER
+    return out
+
+
+def reshaped(src: tuple, layout: str, out: tuple) -> str:
+    """The layout of a reshape of a tensor: where the input's feature size turns up, else the input's."""
+    feat = src[1] if layout == CF else src[-1]
+    if layout == FL and out[-1] == feat:
+        return FL
+    if layout == CF and out[1] == feat:
+        return CF
+    if out[-1] == feat:
+        return FL
+    if out[1] == feat:
+        return CF
+    return layout
 
 
 def read_module(key: str, module, call: Call) -> tuple:
