@@ -175,6 +175,15 @@ class Context:
             node = self.producers(node)[0]
         return self.layer_of(node) if self.is_learnable(self.layer_of(node)) else self.layer_of(out)
 
+    def label(self, node: Node) -> str:
+        """A layer as its user knows it: the Keras layer name; for PyTorch the module type
+        and path (``Dropout `features.15```), since paths alone are numbers."""
+        if self.graph.framework == "torch" or (self.graph.framework == "onnx" and "torch" in
+                                                (self.graph.framework_version or "").lower()):
+            kind = (node.source_type or node.op).rsplit(".", 1)[-1]
+            return f"{kind} `{node.name}`"
+        return node.name
+
     def layer_of(self, node: Node) -> Node:
         """The source layer a (fused activation) node belongs to."""
         return self.graph[node.fused_into] if node.fused_into else node

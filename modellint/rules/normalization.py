@@ -143,7 +143,8 @@ class DropoutBeforeBatchNorm(Rule):
             bns = [n for n in ctx.consumers(node) if n.op == "batchnorm"]
             for bn in bns:
                 yield self.finding(
-                    f"{node.name} (rate {node.attrs['rate']}) feeds {bn.name} directly",
+                    f"{ctx.label(node)} ({'p' if ctx.graph.framework == 'torch' else 'rate'}="
+                    f"{node.attrs['rate']}) feeds {ctx.label(bn)} directly",
                     layers=[node.name, bn.name], evidence={"dropout_rate": node.attrs["rate"]},
                     explanation="BatchNormalization learns its moving variance under dropout and applies it "
                                 "without dropout at inference: a variance shift.",

@@ -229,10 +229,7 @@ def _want_loss(torch: bool, task: str) -> str:
 
 def _head_text(ctx, head: T.Head) -> str:
     """``Linear `fc` (512→10)`` for PyTorch, the layer name for Keras."""
-    layer = ctx.graph[head.layer]
-    if speaks_torch(ctx.graph):
-        return f"{layer.source_type or layer.op} `{layer.name}`"
-    return layer.name
+    return ctx.label(ctx.graph[head.layer])
 
 
 def _head_snippets(ctx, head: T.Head, units, activation: Optional[str], loss_keras: Optional[str] = None,
