@@ -26,6 +26,7 @@ from .. import ops
 from ..graph import DuplicateNodeError, Graph, Node, TrainingConfig, split_ref
 from .common import MAX_DIM, add_with_activation, count_node, infer_node
 from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, BadValue, activation_name, read_layer
+from .keras_ops import is_operation, read_operation
 
 AXIS_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "normalization", "concat", "unitnorm"})
 
@@ -427,6 +428,12 @@ class _Builder:
                 else:
                     attrs["time_distributed"] = True
                     attrs_extra["inner"] = inner.get("class_name")
+            elif is_operation(class_name, entry.get("module")):  # x / 127.5, keras.ops.mean, TFOpLambda
+                nodes = entry.get("inbound_nodes") if isinstance(entry.get("inbound_nodes"), list) else []
+                first = self.g.shape_of(in_refs[0]) if in_refs else None
+                op, attrs = read_operation(class_name, entry.get("module"), cfg,
+                                           nodes[call_idx] if call_idx < len(nodes) else None, len(in_refs),
+                                           len(first) if first else None)
             else:
                 try:
                     op, attrs = read_layer(class_name, cfg)
@@ -442,7 +449,10 @@ class _Builder:
         node = Node(name=node_name, op=op, source_type=class_name, attrs=attrs,
                     inputs=list(in_refs), shares_params_with=shared,
                     scope=prefix)
-        if op == "unknown":
+        if op == "unknown" and attrs.get("operation"):
+            node.attrs["kind"] = "operation"
+            node.notes.append(f"operation {attrs['operation']}: not in modellint's op table; read, never run")
+        elif op == "unknown":
             kind = "code" if class_name in CODE_LAYERS else "custom"
             node.attrs.setdefault("kind", kind)
             node.notes.append(
