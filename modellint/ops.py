@@ -459,8 +459,8 @@ def _params_rnn(a, s, o):
     u = a["units"]
     cell = a.get("cell", "simple")
     bias = a.get("use_bias", True)
-    if cell == "lstm":
-        n = 4 * (u * f + u * u) + (4 * u if bias else 0)
+    if cell == "lstm":  # cuDNN's LSTM keeps an input and a recurrent bias: 8×units
+        n = 4 * (u * f + u * u) + ((8 if a.get("double_bias") else 4) * u if bias else 0)
     elif cell == "gru":
         b = (6 * u if a.get("reset_after", True) else 3 * u) if bias else 0
         n = 3 * (u * f + u * u) + b

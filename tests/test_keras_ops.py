@@ -57,3 +57,22 @@ def test_preprocess_input_and_ops_mean_keep_every_number(tmp_path):
         assert "ML902" not in codes  # the input is scaled by the operation layers
         rf = report.to_dict()["receptive_field"]
         assert rf is not None and rf["size"] == [7, 7]  # 3x3 s2 then 3x3: 3 + 2*2 = 7
+
+
+@pytest.mark.parametrize("cls, units, features, params", [
+    # cuDNN keeps an input and a recurrent bias: 4*(u*f + u*u) + 8*u (tf.keras' CuDNNLSTM weights: kernel
+    # (f, 4u), recurrent_kernel (u, 4u), bias (8u,))
+    ("CuDNNLSTM", 64, 32, 4 * (64 * 32 + 64 * 64) + 8 * 64),
+    ("CuDNNLSTM", 144, 10, 4 * (144 * 10 + 144 * 144) + 8 * 144),
+    # CuDNNGRU: kernel (f, 3u), recurrent (u, 3u), bias (6u,)
+    ("CuDNNGRU", 32, 16, 3 * (32 * 16 + 32 * 32) + 6 * 32),
+    ("LSTM", 64, 32, 4 * (64 * 32 + 64 * 64) + 4 * 64),
+])
+def test_cudnn_recurrent_layers_count_both_biases(tmp_path, cls, units, features, params):
+    config = {"class_name": "Sequential", "keras_version": "2.2.4", "backend": "tensorflow", "config": {
+        "name": "s", "layers": [{"class_name": cls, "config": {
+            "name": "rnn", "units": units, "return_sequences": False, "batch_input_shape": [None, 20, features]}}]}}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(config))
+    g = load_graph(path)
+    assert g.total_params == params

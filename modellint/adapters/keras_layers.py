@@ -348,8 +348,15 @@ def _embedding(cfg):
                          "output_dim": integer(cfg["output_dim"], "output_dim")}
 
 
-def _rnn(cell):
+def _rnn(cell, cudnn=False):
+    """``cudnn``: Keras 2's CuDNNLSTM/CuDNNGRU keep cuDNN's two bias vectors (input and
+    recurrent): 8×units for an LSTM, 6×units for a GRU (always reset-after)."""
     def read(cfg):
+        if cudnn:
+            return "rnn", {"cell": cell, "units": integer(cfg.get("units"), "units"),
+                           "return_sequences": bool(cfg.get("return_sequences", False)),
+                           "return_state": bool(cfg.get("return_state", False)), "use_bias": True,
+                           "reset_after": True, "double_bias": True, "activation": "tanh"}
         return "rnn", {
             "cell": cell,
             "units": integer(get(cfg, "units", "output_dim"), "units"),
@@ -505,8 +512,10 @@ _register("Dot", _merge("dot"))
 _register("Merge", _keras1_merge)
 _register("Embedding", _embedding)
 _register("SimpleRNN", _rnn("simple"))
-_register("LSTM CuDNNLSTM", _rnn("lstm"))
-_register("GRU CuDNNGRU", _rnn("gru"))
+_register("LSTM", _rnn("lstm"))
+_register("GRU", _rnn("gru"))
+_register("CuDNNLSTM", _rnn("lstm", cudnn=True))
+_register("CuDNNGRU", _rnn("gru", cudnn=True))
 _register("MultiHeadAttention", _attention)
 _register("Masking", _identity("masking"))
 _register("ActivityRegularization", _identity("activity_regularization"))
