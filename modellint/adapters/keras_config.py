@@ -428,7 +428,7 @@ class _Builder:
                 else:
                     attrs["time_distributed"] = True
                     attrs_extra["inner"] = inner.get("class_name")
-            elif is_operation(class_name, entry.get("module")):  # x / 127.5, keras.ops.mean, TFOpLambda
+            elif is_operation(class_name, entry.get("module"), len(in_refs)):  # x / 127.5, keras.ops.mean, TFOpLambda
                 nodes = entry.get("inbound_nodes") if isinstance(entry.get("inbound_nodes"), list) else []
                 first = self.g.shape_of(in_refs[0]) if in_refs else None
                 op, attrs = read_operation(class_name, entry.get("module"), cfg,

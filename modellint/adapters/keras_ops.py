@@ -150,9 +150,15 @@ TF2 = {
 }
 
 
-def is_operation(class_name: str, module: Optional[str]) -> bool:
-    """A Keras 3 operation layer (``module`` under ``keras.src.ops``) or a tf.keras 2 ``TFOpLambda``."""
-    return class_name == "TFOpLambda" or (isinstance(module, str) and module.startswith("keras.src.ops"))
+def is_operation(class_name: str, module: Optional[str], n_tensors: int = 1) -> bool:
+    """A Keras 3 operation layer (``module`` under ``keras.src.ops``) or a tf.keras 2 ``TFOpLambda``.
+    Legacy ``.h5`` files drop the module: there an op name that is no layer name (``TrueDivide``,
+    ``Mean``) is an operation, and so is a merge-named one (``Subtract``) called on one tensor."""
+    from .keras_layers import LAYERS
+
+    if class_name == "TFOpLambda" or (isinstance(module, str) and module.startswith("keras.src.ops")):
+        return True
+    return module is None and class_name in KERAS3 and (class_name not in LAYERS or n_tensors < 2)
 
 
 def read_operation(class_name: str, module: Optional[str], cfg: dict, call, n_tensors: int,
