@@ -147,9 +147,8 @@ class DoubleActivation(Rule):
 
     ## Why is this bad
     Usually a mistake: `Dense(..., activation="relu")` followed by
-    `Activation("relu")` does nothing twice; ReLU before the output softmax
-    clips every negative logit to zero, so the classifier cannot express
-    "unlikely" for most classes.
+    `Activation("relu")` does nothing twice. (An activation right before the
+    output's softmax/sigmoid is reported once, at the head, by ML305.)
 
     ## Fix
     Keep one activation; the output layer should produce raw logits for its softmax.
@@ -159,13 +158,19 @@ class DoubleActivation(Rule):
     name = "double-activation"
     category = "activation"
     severity = "warning"
-    INVALID = ["seq(inp(64,), dense(32, act='relu'), relu(), dense(10, act='softmax'))",
-               "seq(inp(64,), dense(10, act='relu'), softmax())"]
-    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), softmax())"]
+    INVALID = ["seq(inp(64,), dense(32, act='relu'), relu(), dense(10, act='softmax'))"]
+    VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), softmax())",
+             "seq(inp(64,), dense(10, act='relu'), softmax())  # reported once, by ML305, at the head"]
 
     def check(self, ctx):
+        from .output_head import activation_before_head
+
+        # an activation right before the output's softmax/sigmoid is the head's problem (ML305): one finding
+        at_head = {a.name for h in ctx.task.heads for a in [activation_before_head(ctx, h)] if a is not None}
         for node in ctx.graph:
             if node.op != "activation" or node.attrs.get("function") in ops.LINEAR_ACTIVATIONS:
+                continue
+            if any(p.name in at_head for p in ctx.producers(node)):
                 continue
             for p in ctx.producers(node):
                 if p.op == "activation" and p.attrs.get("function") not in ops.LINEAR_ACTIVATIONS:

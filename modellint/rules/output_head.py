@@ -255,8 +255,8 @@ def head_problems(ctx) -> dict:
     if cached is None:
         cached = ctx.__dict__["_head_problems"] = {}
         for head in ctx.task.heads:
-            problem = (_per_position(ctx, head) or _softmax_one_unit(ctx, head) or _matrix(ctx, head)
-                       or _units(ctx, head))
+            problem = (_per_position(ctx, head) or _softmax_one_unit(ctx, head) or _activation_before(ctx, head)
+                       or _matrix(ctx, head) or _units(ctx, head))
             if problem:
                 cached[head.output] = problem
     return cached
@@ -306,6 +306,40 @@ def _per_position(ctx, head: T.Head) -> Optional[Problem]:
         f"--task {'sequence-labelling' if sequence else 'segmentation'}.",
         fix, {"output_shape": list(shape), "positions": list(head.positions), "task": head.task,
               "task_source": head.source}, {k: v for k, v in snip.items() if k == ("torch" if torch else "keras")})
+
+
+def activation_before_head(ctx, head: T.Head):
+    """The non-linear activation applied right before the head's final softmax/sigmoid
+    (``Dense(46, activation="relu")`` then ``Activation("softmax")``), or None."""
+    if head.act_class not in ("softmax", "sigmoid", "log_softmax"):
+        return None
+    node = ctx.graph[head.output]
+    while node.op != "activation" and node.inputs:  # back through shape-only ops to the head's activation
+        node = ctx.producers(node)[0]
+    before = ctx.producers(node) if node.op == "activation" else []
+    if len(before) == 1 and before[0].op == "activation" and \
+            before[0].attrs.get("function") not in (None, "linear", "identity"):
+        return before[0]
+    return None
+
+
+def _activation_before(ctx, head: T.Head) -> Optional[Problem]:
+    first = activation_before_head(ctx, head)
+    if first is None:
+        return None
+    fn = first.attrs.get("function")
+    final = head.activation
+    clipped = T.activation_class(fn) == "nonnegative"
+    return Problem(
+        "ML305", "error" if clipped else "warning", head,
+        f"{_head_text(ctx, head)}: {fn} before the output {final}: "
+        + ("every negative score is clipped to 0, so no class can be made unlikely" if clipped else
+           f"the scores are squashed by {fn} before the {final}"),
+        f"The {final} needs raw scores (logits) of any sign; a {fn} in front of it limits them, so the "
+        "output can never become confident (with ReLU, dead units make classes impossible to predict).",
+        f"remove the {fn}: the last layer outputs raw scores for the {final}",
+        {"activations": [fn, final], "task": head.task},
+        _head_snippets(ctx, head, head.units, None if speaks_torch(ctx.graph) else final))
 
 
 def _softmax_one_unit(ctx, head: T.Head) -> Optional[Problem]:
@@ -595,7 +629,8 @@ class HeadActivationMismatch(_HeadRule):
     """
     ## What it does
     Flags an output activation that does not fit the task and the loss, where the
-    fix is at the head: a softmax or sigmoid before a loss that applies it itself
+    fix is at the head: a ReLU (or other activation) right before the output
+    softmax/sigmoid, a softmax or sigmoid before a loss that applies it itself
     (`nn.CrossEntropyLoss`, `nn.BCEWithLogitsLoss`), raw scores or a softmax into
     `nn.NLLLoss` (which wants `log_softmax`), a ReLU or tanh into a cross-entropy,
     sigmoids under categorical cross-entropy, a softmax or ReLU at a regression
@@ -622,6 +657,8 @@ class HeadActivationMismatch(_HeadRule):
     severity = "error"
     INVALID = ["seq(inp(64,), dense(32, act='relu'), dense(10, act='softmax'), loss='CrossEntropyLoss', "
                "framework='torch')",
+               "seq(inp(64,), dense(32, act='relu'), dense(46, act='relu'), softmax(), "
+               "loss='categorical_crossentropy')",
                "seq(inp(64,), dense(32, act='relu'), dense(10), loss='NLLLoss', framework='torch')",
                "seq(inp(64,), dense(32, act='relu'), dense(10, act='relu'), loss='categorical_crossentropy')",
                "seq(inp(64,), dense(32, act='relu'), dense(2, act='softmax'), loss='mean_squared_error')",
