@@ -208,3 +208,15 @@ def test_analyze_states_task_and_pytorch_loss():
     assert report.graph.training.loss == "sparse_categorical_crossentropy" and report.graph.training.from_logits
     assert report.graph.training.optimizer == "adam"  # the file's optimizer is kept
     assert "ML303" in {f.code for f in report.findings}  # from_logits=True after the seed's softmax
+
+
+def test_pytorch_models_get_pytorch_prose_and_their_own_sizes():
+    """Issue 11: a PyTorch model got Keras advice ("Add Rescaling(1/255)") and a RandomResizedCrop(128) snippet for
+    a 64-px model. Fixes speak the model's framework and use its sizes."""
+    src = ("seq(inp(64, 64, 3), conv(16, act='relu'), dropout(0.3), bn(), conv(32, act='relu'), gap(), dense(10), "
+           "loss='CrossEntropyLoss', framework='torch')")
+    report = _run(src, classes=10, samples=3000)
+    by_code = {f.code: f for f in report.findings}
+    assert "RandomResizedCrop(64" in by_code["ML504"].snippets["torch"] and "RandomFlip" not in by_code["ML504"].fix
+    assert "(p=0.3)" in by_code["ML103"].message and "nn.Dropout" in by_code["ML103"].fix
+    assert all("Rescaling" not in f.fix and "Dense(" not in f.fix for f in report.findings)

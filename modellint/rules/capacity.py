@@ -322,11 +322,19 @@ class NoAugmentation(Rule):
                                          "decisive_below_per_class": SMALL_PER_CLASS,
                                          **({"advice_only": note} if note else {})},
                                explanation="Augmentation multiplies the effective data and teaches invariances.",
-                               fix="Add RandomFlip/RandomRotation/RandomZoom (or augment in the input pipeline; "
-                                   "then ignore this rule).",
+                               fix=ctx.say("Add RandomFlip/RandomRotation/RandomZoom (or augment in the input "
+                                           "pipeline; then ignore this rule).",
+                                           "Augment in the training transforms (RandomHorizontalFlip, "
+                                           "RandomResizedCrop at the model's input size)."),
                                snippets={"keras": 'keras.Sequential([layers.RandomFlip("horizontal"), '
                                                   'layers.RandomRotation(0.1), layers.RandomZoom(0.1)])',
                                          "torch": "transforms.Compose([transforms.RandomHorizontalFlip(), "
-                                                  "transforms.RandomResizedCrop(128)])"})
+                                                  f"transforms.RandomResizedCrop({_side(ctx)}, scale=(0.6, 1.0))])"})
 
 
+def _side(ctx) -> str:
+    """The model's input size for a crop snippet: ``64`` or ``(64, 96)`` (``size`` when unknown)."""
+    img = ctx.input_image()
+    if img is None or not all(isinstance(d, int) for d in img[:2]):
+        return "size"
+    return str(img[0]) if img[0] == img[1] else f"({img[0]}, {img[1]})"

@@ -175,11 +175,20 @@ class Context:
             node = self.producers(node)[0]
         return self.layer_of(node) if self.is_learnable(self.layer_of(node)) else self.layer_of(out)
 
+    @property
+    def torch(self) -> bool:
+        """Speak PyTorch: a PyTorch model, or an ONNX file exported by PyTorch."""
+        g = self.graph
+        return g.framework == "torch" or (g.framework == "onnx" and "torch" in (g.framework_version or "").lower())
+
+    def say(self, keras: str, torch: str) -> str:
+        """Prose in the model's framework (fixes name that framework's layers)."""
+        return torch if self.torch else keras
+
     def label(self, node: Node) -> str:
         """A layer as its user knows it: the Keras layer name; for PyTorch the module type
         and path (``Dropout `features.15```), since paths alone are numbers."""
-        if self.graph.framework == "torch" or (self.graph.framework == "onnx" and "torch" in
-                                                (self.graph.framework_version or "").lower()):
+        if self.torch:
             kind = (node.source_type or node.op).rsplit(".", 1)[-1]
             return f"{kind} `{node.name}`"
         return node.name

@@ -52,7 +52,9 @@ class SymmetricInit(Rule):
                 yield self.finding(f"{node.name}: kernel initialised to {init}", layers=[node.name],
                                    evidence={"kernel_initializer": init},
                                    explanation="All units start identical and get identical gradients.",
-                                   fix="Use he_normal (ReLU) or glorot_uniform (tanh/sigmoid).",
+                                   fix=ctx.say("Use he_normal (ReLU) or glorot_uniform (tanh/sigmoid).",
+                                               "Keep PyTorch's default init, or nn.init.kaiming_normal_ (ReLU) / "
+                                               "nn.init.xavier_uniform_ (tanh/sigmoid)."),
                                    snippets={"keras": 'Dense(units, kernel_initializer="he_normal")',
                                              "torch": "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')"})
 

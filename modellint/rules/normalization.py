@@ -53,8 +53,10 @@ class BatchNormOnRawInput(Rule):
                         evidence={"input": name, "input_shape": list(shape) if shape else None},
                         explanation="Input scaling then depends on each batch during training and on moving "
                                     "averages at inference; a fixed scaling does the job deterministically.",
-                        fix="Use Rescaling(1/255) or a Normalization layer adapted to the training data "
-                            "instead of BatchNormalization on the input.",
+                        fix=ctx.say("Use Rescaling(1/255) or a Normalization layer adapted to the training "
+                                    "data instead of BatchNormalization on the input.",
+                                    "Scale the images in the transforms (transforms.ToTensor(), "
+                                    "transforms.Normalize(mean, std)) instead of a BatchNorm on the input."),
                         snippets={"keras": "norm = keras.layers.Normalization()\nnorm.adapt(train_images)",
                                   "torch": "transforms.Normalize(mean=train_mean, std=train_std)"})
 
@@ -148,7 +150,8 @@ class DropoutBeforeBatchNorm(Rule):
                     layers=[node.name, bn.name], evidence={"dropout_rate": node.attrs["rate"]},
                     explanation="BatchNormalization learns its moving variance under dropout and applies it "
                                 "without dropout at inference: a variance shift.",
-                    fix="Move Dropout after the last BatchNormalization, before the classifier.")
+                    fix=ctx.say("Move Dropout after the last BatchNormalization, before the classifier.",
+                                "Move nn.Dropout after the last BatchNorm, before the classifier."))
 
 
 @register

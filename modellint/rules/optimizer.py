@@ -95,7 +95,8 @@ class SgdWithoutMomentum(Rule):
         if name == "sgd" and not cfg.get("momentum"):
             yield self.finding("SGD without momentum", evidence={"momentum": cfg.get("momentum", 0.0)},
                                explanation="Momentum speeds up SGD on deep networks' loss surfaces.",
-                               fix="SGD(momentum=0.9, nesterov=True)",
+                               fix=ctx.say("SGD(momentum=0.9, nesterov=True)",
+                                           "torch.optim.SGD(params, lr, momentum=0.9, nesterov=True)"),
                                snippets={"keras": "keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, "
                                                   "nesterov=True)",
                                          "torch": "torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)"})
@@ -169,4 +170,5 @@ class ExtremeEpsilon(Rule):
         eps = cfg.get("epsilon")
         if name in _ADAPTIVE and isinstance(eps, (int, float)) and eps >= 0.01:
             yield self.finding(f"{name} epsilon {eps:g} overrides the adaptive step size",
-                               evidence={"epsilon": eps}, fix="Use the default epsilon (1e-7).")
+                               evidence={"epsilon": eps},
+                               fix=ctx.say("Use the default epsilon (1e-7).", "Use the default eps (1e-8)."))

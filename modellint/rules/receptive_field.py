@@ -351,7 +351,9 @@ class FlattenDenseDominates(Rule):
                           "first_dense_params": head[0].params},
                 explanation="A weight per position per channel: parameters grow with image area and "
                             "translation invariance is lost.",
-                fix="Replace Flatten with GlobalAveragePooling2D.",
+                fix=ctx.say("Replace Flatten with GlobalAveragePooling2D.",
+                            "Replace the flatten with global average pooling: nn.AdaptiveAvgPool2d(1), then "
+                            "nn.Flatten()."),
                 snippets={"keras": "x = GlobalAveragePooling2D()(x)",
                           "torch": "x = torch.flatten(nn.AdaptiveAvgPool2d(1)(x), 1)"})
 

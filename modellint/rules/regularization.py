@@ -68,7 +68,8 @@ class DropoutOnOutput(Rule):
                 if node.op == "dropout" and node.attrs.get("rate"):
                     yield self.finding(f"{node.name}: dropout on the model output", layers=[node.name],
                                        evidence={"rate": node.attrs["rate"]},
-                                       fix="Move it before the last Dense layer.")
+                                       fix=ctx.say("Move it before the last Dense layer.",
+                                                   "Move it before the last nn.Linear."))
                     break
                 node = ctx.producers(node)[0]
 
