@@ -11,7 +11,9 @@ node-building steps as the Keras adapter) in three families:
   one linear path from the first block to the head (ML201's worst case before issue 10);
 * ``mixed``: a rotation of post-activation basic blocks (ReLU after the add), 1x1-3x3-1x1 bottlenecks,
   dilated pre-activation blocks and blocks with plain Dropout on the feature map;
-* ``mlp``: residual Dense blocks on vectors, ``x + dense(relu(dense(x)))``.
+* ``mlp``: residual Dense blocks on vectors, ``x + dense(relu(dense(x)))``;
+* ``plain``: no skips, ``conv, bn, conv, bn, relu`` blocks: a linear pair in every block (ML201
+  reports them all).
 
 For each family and N it times the shared analyses (receptive fields, costs) once, then each rule in
 the registry alone on a context whose analyses are already computed (probe rules get no probe
@@ -39,7 +41,7 @@ from modellint.dataset import facts_from_values  # noqa: E402
 from modellint.rules import all_rules  # noqa: E402
 from modellint.rules.context import Context  # noqa: E402
 
-FAMILIES = ("preact", "mixed", "mlp")
+FAMILIES = ("preact", "mixed", "mlp", "plain")
 WIDTH = 16
 
 
@@ -69,6 +71,9 @@ def build(family: str, n: int):
     if family == "mlp":
         blocks = [residual(dense(64), relu(), dense(64)) for _ in range(n)]
         return seq(inp(64), dense(64, act="relu"), *blocks, dense(10, act="softmax"), **kw)
+    if family == "plain":
+        blocks = [layer for _ in range(n) for layer in (conv(WIDTH), bn(), conv(WIDTH), bn(), relu())]
+        return seq(inp(32, 32, 3), *blocks, gap(), dense(10, act="softmax"), **kw)
     blocks = _blocks_preact(n) if family == "preact" else _blocks_mixed(n)
     return seq(inp(32, 32, 3), conv(WIDTH, act="relu"), *blocks, gap(), dense(10, act="softmax"), **kw)
 

@@ -112,25 +112,6 @@ class Context:
         path (the adds of N residual blocks) cost O(N) plus the size of the sets themselves."""
         return _fold(self.graph, self.producers, through, keep, _union_sets)
 
-    def forward_any(self, through: Callable[[Node], bool], keep: Callable[[Node], bool]
-                    ) -> Callable[[Node], bool]:
-        """``f(node)``: does ``forward(node, through)`` yield a node for which ``keep`` holds?
-        One O(nodes + edges) pass answers it for every node."""
-        return _fold(self.graph, self.consumers, through, keep, _any)
-
-    def forward_many(self, nodes: Iterable[Node], through: Callable[[Node], bool]) -> Iterable[Node]:
-        """The union of :meth:`forward` from each of ``nodes``, in one walk (each node visited once)."""
-        seen, stack = set(), [c for node in nodes for c in self.consumers(node)]
-        while stack:
-            n = stack.pop()
-            if n.name in seen:
-                continue
-            seen.add(n.name)
-            if through(n):
-                stack.extend(self.consumers(n))
-            else:
-                yield n
-
     @staticmethod
     def _walk(node, step, through) -> Iterable[Node]:
         seen, stack = set(), list(step(node))
@@ -223,10 +204,6 @@ def _union_sets(parts: list, stops: set):
     for p in distinct.values():
         out |= p
     return frozenset(out)
-
-
-def _any(parts: list, stops: set) -> bool:
-    return bool(stops) or any(parts)
 
 
 _EMPTY: frozenset = frozenset()
