@@ -164,6 +164,8 @@ def call_kwargs(entry: dict, call_idx: int) -> dict:
     """Keyword arguments of one call of a layer (Keras 3 ``kwargs``; Keras 2 the
     dict after the first tensor reference). Empty in Sequential configs."""
     nodes = entry.get("inbound_nodes") or []
+    if not isinstance(nodes, list):  # a Sequential entry's are never read; a Functional's are checked
+        return {}
     node = nodes[call_idx] if call_idx < len(nodes) else None
     if isinstance(node, dict):
         kwargs = node.get("kwargs")
@@ -230,7 +232,7 @@ class _Builder:
         return self.functional(cfg, in_refs, prefix, trainable, share_prefix)
 
     def sequential(self, cfg, in_refs, prefix, trainable, share_prefix):
-        layers = cfg if isinstance(cfg, list) else cfg.get("layers", []) if isinstance(cfg, dict) else None
+        layers = cfg if isinstance(cfg, list) else cfg.get("layers") if isinstance(cfg, dict) else None
         if not isinstance(layers, list):
             raise KerasConfigError("Sequential config has no layer list")
         if len(layers) + len(self.g.nodes) > MAX_LAYERS:
@@ -255,6 +257,8 @@ class _Builder:
                 shape = [None, *first["input_shape"]]
             if shape is None:
                 raise KerasConfigError("Sequential model has no input shape (not built)")
+            if not layers:
+                raise KerasConfigError("Sequential model has an input shape but no layers")
             name = f"{_layer_name(layers[0])}_input"
             refs = [self.add_input(prefix + name, shape, first.get("dtype"))]
         for entry in layers[start:]:
@@ -395,18 +399,28 @@ class _Builder:
 
     # -- one layer call -----------------------------------------------------
     def call(self, entry, in_refs, prefix, trainable, share_prefix, call_idx):
-        class_name = entry.get("class_name", "")
-        cfg = entry.get("config") or {}
         lname = _layer_name(entry)
+        class_name = entry.get("class_name", "")
+        if not isinstance(class_name, str):
+            raise KerasConfigError(f"layer {lname!r}: class_name {_short(class_name)} is not a string")
+        cfg = entry.get("config") or {}
+        if not isinstance(cfg, dict) and not (class_name == "Sequential" and isinstance(cfg, list)):
+            raise KerasConfigError(f"layer {lname!r} ({class_name}): config {_short(cfg)} is not an object")
+        build_config = entry.get("build_config") or {}
+        if not isinstance(build_config, dict):
+            raise KerasConfigError(f"layer {lname!r} ({class_name}): build_config {_short(build_config)} "
+                                   "is not an object")
         node_name = prefix + lname + (f"@{call_idx}" if call_idx else "")
         shared = None
         if call_idx:
             shared = prefix + lname
         elif share_prefix is not None:
             shared = share_prefix + lname
-        layer_trainable = trainable and cfg.get("trainable", True) is not False
+        layer_trainable = trainable and (cfg.get("trainable", True) if isinstance(cfg, dict) else True) is not False
 
         if class_name in MODEL_CLASSES:
+            if class_name == "Sequential" and not isinstance(cfg, list) and not isinstance(cfg.get("layers"), list):
+                raise KerasConfigError(f"layer {lname!r} (Sequential): its config has no layer list")
             scope = node_name + "/"
             first = (prefix + lname + "/") if call_idx else None
             if share_prefix is not None and not call_idx:
@@ -462,7 +476,7 @@ class _Builder:
                 node.attrs["declared_output_shape"] = cfg.get("output_shape")
 
         in_shapes = [self.g.shape_of(r) for r in in_refs]
-        build = (entry.get("build_config") or {}).get("input_shape")
+        build = build_config.get("input_shape")
         if build is not None and any(s is None for s in in_shapes):
             self._fill_from_build_config(in_refs, in_shapes, build)
 

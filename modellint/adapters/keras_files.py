@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -96,6 +97,10 @@ def _json(path, text: Optional[str], what: str):
     except ValueError as exc:
         if isinstance(exc, json.JSONDecodeError):
             raise InputError(path, f"{what} is not valid JSON ({exc.msg} at char {exc.pos})") from None
+        digits = re.search(r"value has (\d+) digits", str(exc))
+        if digits:  # Python's cap on converting long digit strings to int
+            raise InputError(path, f"{what} holds a number of {int(digits.group(1)):,} digits, more than "
+                             f"the {sys.get_int_max_str_digits():,} a JSON number may have here") from None
         raise InputError(path, f"{what} is not valid JSON ({exc})") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise InputError(path, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
@@ -338,9 +343,18 @@ def _child_main() -> None:
     sys.stdout.flush()
 
 
+def _hdf5_reason(exc: BaseException) -> str:
+    """libhdf5's own words from an h5py exception (``Unable to synchronously open object
+    (unable to determine object type)`` -> ``unable to determine object type``)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    inner = text[text.rfind("(") + 1:].rstrip(") \n") if text.rstrip().endswith(")") and "(" in text else text
+    return " ".join((inner or type(exc).__name__).split())[:160]
+
+
 def _run_task(task: dict) -> dict:
     import h5py
 
+    doing = "opening it"
     try:
         fileobj = _member_file(task["path"], task.get("member"))
         try:
@@ -352,19 +366,33 @@ def _run_task(task: dict) -> dict:
             if task["op"] == "root":
                 attrs = {}
                 for key in ("model_config", "training_config", "keras_version"):
+                    doing = f"reading the {key} attribute"
                     if key in f.attrs:
-                        attrs[key] = _text(f.attrs.get(key))
+                        raw = f.attrs.get(key)
+                        try:
+                            attrs[key] = _text(raw)
+                        except UnicodeDecodeError as exc:
+                            return {"error": "corrupt", "message": f"the {key} attribute is not UTF-8 text: "
+                                    f"byte 0x{exc.object[exc.start]:02x} at {exc.start:,}"}
                         if attrs[key] is not None and len(attrs[key]) > MAX_JSON_BYTES:
                             return {"error": "corrupt", "message": f"{key} attribute larger than "
                                     f"{MAX_JSON_BYTES >> 20} MiB"}
+                doing = "reading the layer_names attribute"
                 names = h5_layer_names(f.attrs)
+                doing = "looking for the weights groups"
                 weights_only = bool(names or "model_weights" in f or "layers" in f or "vars" in f)
                 return {"attrs": attrs, "weight_layers": (len(names) or -1) if weights_only else 0}
+            doing = f"reading the {task['group']} group"
             group = f[task["group"]] if task["group"] in f else None
             sizes = weight_sizes(group, task["names"]) if isinstance(group, h5py.Group) else {}
             return {"sizes": sizes}
-    except Exception as exc:  # damaged structures inside a readable file; a MemoryError past the cap
-        return {"error": "corrupt", "message": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    except MemoryError:
+        return {"error": "corrupt", "message": f"out of memory {doing} (the child's cap is "
+                f"{H5PY_CHILD_MEMORY >> 20} MiB)"}
+    except UnicodeDecodeError:
+        return {"error": "corrupt", "message": f"text that is not UTF-8 {doing}"}
+    except Exception as exc:  # damaged structures inside a readable file, in libhdf5's words
+        return {"error": "corrupt", "message": f"{doing}: {_hdf5_reason(exc)}"}
 
 
 class _Window(io.RawIOBase):
@@ -460,6 +488,23 @@ def _stored_span(path: Path, info: zipfile.ZipInfo) -> Optional[dict]:
 
 
 def read_keras_zip(path: Path) -> Graph:
+    config_text, meta_text, members = _keras_zip_texts(path)
+    model = _json(path, config_text, "config.json")
+    meta = _json(path, meta_text, "metadata.json") if meta_text else {}
+    if not is_model_config(model):
+        raise InputError(path, "config.json is not a Keras model config")
+    training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
+    graph = _build(path, model, training=training, source_format="keras", source_path=str(path),
+                   framework_version=_version(meta.get("keras_version") if isinstance(meta, dict) else None))
+    weights = members.get("model.weights.h5")
+    if weights is not None and _needs_weights(graph):
+        _params_from_keras_weights(path, graph, weights)
+    return graph
+
+
+def _keras_zip_texts(path: Path) -> tuple:
+    """(config.json text, metadata.json text or None, {name: ZipInfo}) of a .keras archive, read
+    within the caps; a damaged or hostile archive is an InputError."""
     from . import check_zip
 
     try:
@@ -475,6 +520,9 @@ def read_keras_zip(path: Path) -> Graph:
                 raise InputError(path, "zip archive looks like a PyTorch checkpoint, not a Keras "
                                  ".keras archive (no config.json)")
             raise InputError(path, "zip archive has no config.json: not a Keras .keras archive")
+        for name in ("config.json", "metadata.json"):
+            if name in members:
+                _check_member(path, members[name])
         try:
             config_text = read_member(zf, members["config.json"], MAX_JSON_BYTES).decode("utf-8")
             meta_text = (read_member(zf, members["metadata.json"], MAX_METADATA_BYTES).decode("utf-8")
@@ -483,19 +531,73 @@ def read_keras_zip(path: Path) -> Graph:
             raise InputError(path, f"refused: {exc}") from None
         except UnicodeDecodeError:
             raise InputError(path, "corrupt .keras archive (config.json or metadata.json is not UTF-8)") from None
-        except Exception as exc:  # BadZipFile (bad CRC), zlib.error, EOFError, an encrypted member...
+        except OSError as exc:  # a member whose data lies past the end, or a read error
+            raise InputError(path, f"corrupt .keras archive (config.json or metadata.json cannot be read: "
+                             f"{exc.strerror or exc})") from None
+        except zipfile.BadZipFile as exc:  # a bad CRC, a bad local header
+            raise InputError(path, f"corrupt .keras archive ({exc})") from None
+        except Exception as exc:  # zlib.error, EOFError...
             raise InputError(path, f"corrupt .keras archive ({type(exc).__name__}: {exc})") from None
-    model = _json(path, config_text, "config.json")
-    meta = _json(path, meta_text, "metadata.json") if meta_text else {}
-    if not is_model_config(model):
-        raise InputError(path, "config.json is not a Keras model config")
-    training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
-    graph = _build(path, model, training=training, source_format="keras", source_path=str(path),
-                   framework_version=_version(meta.get("keras_version") if isinstance(meta, dict) else None))
-    weights = members.get("model.weights.h5")
-    if weights is not None and _needs_weights(graph):
-        _params_from_keras_weights(path, graph, weights)
-    return graph
+    return config_text, meta_text, members
+
+
+#: zip compression methods Python's zipfile (and so Keras) can read
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                zipfile.ZIP_LZMA: "LZMA"}
+_OTHER_METHODS = {1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE DCL Implode", 18: "IBM TERSE",
+                  19: "IBM LZ77", 93: "Zstandard", 95: "xz", 96: "JPEG", 97: "WavPack", 98: "PPMd",
+                  99: "AES encryption"}
+
+
+def _check_member(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse, naming why, an archive member zipfile cannot read: encrypted, compressed with a
+    method it lacks, or placed by the archive's directory outside the file (bytes cut or inserted)."""
+    name = info.filename
+    if info.flag_bits & 0x1 or info.compress_type == 99:
+        raise InputError(path, f"corrupt .keras archive ({name} is encrypted; Keras archives never are)")
+    if info.compress_type not in _ZIP_METHODS:
+        method = _OTHER_METHODS.get(info.compress_type, "unknown")
+        raise InputError(path, f"corrupt .keras archive ({name} is compressed with method {info.compress_type} "
+                         f"({method}), which Python's zipfile and Keras cannot read)")
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return
+    if not 0 <= info.header_offset <= size - 30:
+        raise InputError(path, f"corrupt .keras archive (its directory places {name} at byte "
+                         f"{info.header_offset:,}, outside the {size:,}-byte file: bytes cut or inserted?)")
+
+
+def model_architecture(path) -> tuple:
+    """``("keras" | "h5", model config JSON text)`` of a ``.keras`` archive or a legacy ``.h5``,
+    read as :func:`read_keras_zip` / :func:`read_h5` read it (within the same caps, a damaged file
+    refused with the same InputError) and checked to parse as a Keras model config. Nothing else
+    in the file is read: not one byte of the weights.
+
+    The probes' Keras runner builds its model from this text instead of calling
+    ``keras.saving.load_model`` on the file: the probes re-initialise every weight anyway, and
+    Keras reading a damaged weights file in process (libhdf5) can loop forever or exhaust memory,
+    where the adapter's reads are bounded."""
+    path = Path(path)
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise InputError(path, f"cannot read ({exc.strerror or exc})") from None
+    if is_zip:
+        text = _keras_zip_texts(path)[0]
+        kind = "keras"
+    else:
+        attrs = _root_attrs_fast(path)
+        if not attrs or "model_config" not in attrs:
+            attrs, weight_layers = _root_attrs_h5py(path)
+            if "model_config" not in attrs:
+                raise InputError(path, "holds weights only (no model_config attribute): the probes need the "
+                                 "architecture in the file" if weight_layers else
+                                 "HDF5 file is not a Keras model (no model_config attribute)")
+        text, kind = attrs["model_config"], "h5"
+    if not is_model_config(_json(path, text, "config.json" if kind == "keras" else "model_config")):
+        raise InputError(path, f"{'config.json' if kind == 'keras' else 'model_config'} is not a Keras model config")
+    return kind, text
 
 
 def _needs_weights(graph: Graph) -> bool:
