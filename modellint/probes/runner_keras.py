@@ -1,8 +1,14 @@
 """The probe :class:`~.runner.Runner` for Keras 3 models.
 
-The architecture is read with Keras' own loader (``keras.saving.load_model(...,
-compile=False, safe_mode=True)``); a model with a ``Lambda`` layer is refused,
-because probes run the model and modellint never executes Lambda bytecode.
+The architecture is built by Keras' own deserialisers (those ``keras.saving.load_model(...,
+compile=False, safe_mode=True)`` calls) from the model config the adapter reads
+(:func:`modellint.adapters.keras_files.model_architecture`: within its caps, a damaged
+file refused with one line); the stored weights are never read, as the probes
+re-initialise every weight. So Keras never opens the file itself: libhdf5 in process
+on damaged weight data can loop forever or exhaust memory, where the adapter's HDF5
+reads are pure Python or in a child bounded by ``MODELLINT_H5PY_TIMEOUT`` and a
+memory cap. A model with a ``Lambda`` layer is refused, because probes run the model
+and modellint never executes Lambda bytecode.
 
 :meth:`KerasRunner.reset` builds a fresh model with ``keras.models.clone_model``
 right after ``keras.utils.set_random_seed(seed)``: new layers, new initialisation,
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import os
 import re
 from pathlib import Path
@@ -85,6 +92,33 @@ def output_activation(graph) -> Optional[str]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _model_from_config(kind: str, config: str):
+    """The model ``keras.saving.load_model(path, compile=False, safe_mode=True)`` would build, from
+    the architecture config alone (:func:`modellint.adapters.keras_files.model_architecture`): the
+    same Keras deserialisers load_model calls for a ``.keras`` archive and for a legacy ``.h5``, with
+    Lambda code refused (safe mode), and no weights read. Keras' public deserialiser where its
+    internals differ from Keras 3.x's."""
+    import keras
+
+    if kind == "keras":
+        try:
+            from keras.src.saving.saving_lib import _model_from_config as from_config
+        except ImportError:
+            return keras.saving.deserialize_keras_object(dict(json.loads(config), compile_config=None),
+                                                         safe_mode=True)
+        return from_config(config, None, False, True)  # custom_objects, compile, safe_mode
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.legacy.saving import json_utils, saving_options, saving_utils
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:
+        return keras.models.model_from_json(config)
+    custom_objects = {**keras.saving.get_custom_objects(),
+                      **global_state.get_global_attribute("custom_objects_scope_dict", {})}
+    with saving_options.keras_option_scope(use_legacy_config=True), SafeModeScope(True):
+        return saving_utils.model_from_config(json_utils.decode(config), custom_objects=custom_objects)
 
 
 class KerasRunner(Runner):
@@ -130,9 +164,12 @@ class KerasRunner(Runner):
         path = Path(source)
         if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
             raise InputError(path, "probes load Keras models from .keras or .h5 files")
+        from ..adapters.keras_files import model_architecture
+
+        kind, config = model_architecture(path)  # bounded; a damaged file is refused here
         try:
-            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
-        except Exception as exc:  # unknown custom layers, Lambda in safe mode, a broken file...
+            model = _model_from_config(kind, config)
+        except Exception as exc:  # unknown custom layers, Lambda in safe mode, a config Keras refuses...
             if "lambda" in str(exc).lower():
                 self._refuse_lambda()
             raise InputError(path, f"Keras cannot rebuild this model to run the probes ({_one_line(exc)})") from None
