@@ -277,3 +277,143 @@ def test_cli_bad_torch_inputs_one_line_exit_2(tmp_path, case):
     assert sorted(os.listdir(tmp_path)) == listing
     if before:
         assert sha256(path) == before
+
+
+# ---------------------------------------------------------------------------
+# a wrong --input-shape, checked against the weights the file stores (issue 11)
+# ---------------------------------------------------------------------------
+
+if HAVE_TORCH:
+    class Small(nn.Module):
+        """3 channels in; its Linear was sized for a 16×16 input (16 channels × 4×4 = 256 features)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+            self.pool = nn.MaxPool2d(4)
+            self.flat = nn.Flatten()
+            self.fc = nn.Linear(256, 10)
+
+        def forward(self, x):
+            return self.fc(self.flat(self.pool(torch.relu(self.conv1(x)))))
+
+    class LeNet(nn.Module):
+        """The classic flatten: ``x.view(-1, 16 * 5 * 5)``, sized for 32×32."""
+
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+            self.f1 = nn.Linear(16 * 5 * 5, 10)
+
+        def forward(self, x):
+            x = nn.functional.max_pool2d(torch.relu(self.c1(x)), 2)
+            x = nn.functional.max_pool2d(torch.relu(self.c2(x)), 2)
+            return self.f1(x.view(-1, 16 * 5 * 5))
+
+
+def _scripted(model, path, how, example):
+    model = model.eval()
+    torch.jit.save(torch.jit.trace(model, example) if how == "trace" else torch.jit.script(model), path)
+    return path
+
+
+@needs_live
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_torchscript_input_shape_checked_against_the_weights(tmp_path, how):
+    path = _scripted(Small(), tmp_path / "small.pt", how, torch.randn(1, 3, 16, 16))
+    with pytest.raises(InputError) as info:
+        read_torch_file(path, input_shape=(1, 1, 32, 32))
+    assert str(path) in str(info.value)
+    assert info.value.problem == ("--input-shape 1,1,32,32: Conv2d `conv1` expects 3 input channels "
+                                  "(its weight is 16×3×3×3), the input has 1")
+    with pytest.raises(InputError) as info:
+        read_torch_file(path, input_shape=(1, 3, 32, 32))
+    assert info.value.problem == ("--input-shape 1,3,32,32: Linear `fc` expects 256 input features "
+                                  "(its weight is 10×256), the input shape gives it 1024 (`flat` outputs 1×1024)")
+    for shape in ((1, 3, 16, 16), (8, 3, 16, 16)):  # the right shape, any batch, still loads
+        g = read_torch_file(path, input_shape=shape)
+        assert g["fc"].output_shape == (None, 10) and g.trainable_params == _params(Small())
+
+
+@needs_live
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_torchscript_reshape_torch_would_refuse(tmp_path, how):
+    """``x.view(-1, 400)`` after a 28×28 input: 256 values a sample, which torch cannot view as rows of 400."""
+    path = _scripted(LeNet(), tmp_path / "lenet.pt", how, torch.randn(1, 1, 32, 32))
+    with pytest.raises(InputError) as info:
+        read_torch_file(path, input_shape=(1, 1, 28, 28))
+    assert info.value.problem == ("--input-shape 1,1,28,28: `view` reshapes 16×4×4 (256 values a sample) into "
+                                  "blocks of 400, which torch refuses: 256 values are no multiple of 400")
+    with pytest.raises(InputError, match="Conv2d `c1` expects 1 input channel "):
+        read_torch_file(path, input_shape=(1, 3, 32, 32))
+    g = read_torch_file(path, input_shape=(2, 1, 32, 32))
+    assert g["f1"].output_shape == (None, 10)
+    assert not [n for n in g.notes if "rows" in n]
+    # 25 samples of 256 values are 16 rows of 400: torch runs it, the graph says so
+    g = read_torch_file(path, input_shape=(25, 1, 28, 28))
+    assert any("a batch of 25 becomes 16 rows" in n for n in g.notes), g.notes
+
+
+@needs_live
+@pytest.mark.parametrize("model, good, bad, problem", [
+    ("depthwise", (1, 8, 16, 16), (1, 4, 16, 16),
+     "Conv2d `0` expects 8 input channels (its weight is 8×1×3×3, groups=8), the input has 4"),
+    ("transposed", (1, 4, 8, 8), (1, 3, 8, 8),
+     "ConvTranspose2d `0` expects 4 input channels (its weight is 4×8×2×2), the input has 3"),
+    ("tabular", (4, 20), (4, 21), "BatchNorm1d `0` expects 20 channels (its weight has 20), the input has 21"),
+    ("lstm", (2, 5, 12), (2, 5, 10),
+     "LSTM `0` expects 12 input features (its weight_ih_l0 is 64×12), the input has 10"),
+])
+def test_torchscript_shape_check_layer_kinds(tmp_path, model, good, bad, problem):
+    net = {"depthwise": lambda: nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 16, 1)),
+           "transposed": lambda: nn.Sequential(nn.ConvTranspose2d(4, 8, 2, stride=2), nn.GroupNorm(2, 8)),
+           "tabular": lambda: nn.Sequential(nn.BatchNorm1d(20), nn.Linear(20, 5)),
+           "lstm": lambda: nn.Sequential(nn.LSTM(12, 16, batch_first=True))}[model]()
+    path = _scripted(net, tmp_path / "m.pt", "script", torch.randn(good))
+    read_torch_file(path, input_shape=good)
+    with pytest.raises(InputError) as info:
+        read_torch_file(path, input_shape=bad)
+    assert info.value.problem == f"--input-shape {','.join(map(str, bad))}: {problem}"
+
+
+@needs_live
+def test_shape_check_trusts_no_misread_layer(tmp_path):
+    """A traced nn.MultiheadAttention keeps no attributes and is read as its 48-wide input projection:
+    the LayerNorm after it seems fed 48 features. That is the reader's guess, not the input's fault: a
+    right shape loads; a wrong one is still refused where it enters."""
+    path = tmp_path / "enc.pt"
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True).eval()
+    torch.jit.save(torch.jit.trace(layer, torch.randn(1, 5, 16), check_trace=False), path)
+    for shape in ((1, 5, 16), (2, 7, 16)):
+        read_torch_file(path, input_shape=shape)
+    with pytest.raises(InputError) as info:
+        read_torch_file(path, input_shape=(1, 5, 12))
+    assert info.value.problem == ("--input-shape 1,5,12: MultiheadAttention `self_attn` expects 16 query features "
+                                  "(its in_proj_weight is 48×16), the input has 12")
+
+
+@needs_live
+def test_pt2_input_shape_must_agree_with_the_export(tmp_path):
+    path = tmp_path / "ep.pt2"
+    torch.export.save(torch.export.export(Small().eval(), (torch.randn(1, 3, 16, 16),)), path)
+    assert read_torch_file(path, input_shape=(1, 3, 16, 16))["fc"].output_shape == (None, 10)
+    with pytest.raises(InputError) as info:
+        read_torch_file(path, input_shape=(1, 1, 32, 32))
+    assert info.value.problem == ("--input-shape 1,1,32,32: this .pt2 was exported for input `x` of N×3×16×16 "
+                                  "and holds no other shapes; leave out --input-shape, or export again with "
+                                  "this shape")
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(_torch_live_reason() is not None, reason=_torch_live_reason() or "")
+def test_cli_wrong_input_shape_one_line_exit_2(tmp_path):
+    from conftest import run_cli
+
+    path = _scripted(Small(), tmp_path / "small.pt", "script", None)
+    r = run_cli("check", path, "--input-shape", "1,1,32,32", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert str(path) in lines[0] and "Conv2d `conv1` expects 3 input channels" in lines[0]
+    r = run_cli("check", path, "--input-shape", "1,3,16,16", "--quiet", cwd=tmp_path)
+    assert r.returncode in (0, 1), (r.stdout, r.stderr)

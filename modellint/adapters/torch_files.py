@@ -40,6 +40,14 @@ hands a base64 string to Python's ``pickle.loads``. :func:`_prescan_torchscript`
 refuses these before torch sees the file (see its docstring for all it checks), and
 the same guard as for ``.pt2`` holds ``pickle.loads`` to it during the load.
 
+A TorchScript archive records no input shape: the one given (``--input-shape``) is
+held against the weights the archive stores once the graph is built
+(:func:`~.shape_check.check_input_shape`): 1 channel into a 3-channel conv, or a
+32×32 image into a flatten whose ``nn.Linear`` takes 256 features, is refused
+naming the layer, what its weights expect and what the given shape gives it. A
+``.pt2`` records the shapes it was exported for: an ``--input-shape`` that
+disagrees with them past the batch is refused (:func:`_check_recorded_shape`).
+
 Every archive member modellint reads is read through
 :func:`~.keras_files.read_member` under a cap of :data:`MEMBER_CAPS`, and what torch
 itself would inflate is capped by :data:`MAX_INFLATED_MEMBER` and
@@ -69,6 +77,7 @@ from ..graph import Graph
 from . import pickle_scan
 from .keras_files import MAX_JSON_BYTES, MemberTooLarge, read_member
 from .pickle_scan import UnsafePickle
+from .shape_check import check_input_shape
 
 PICKLE_PROTOCOLS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
@@ -266,12 +275,34 @@ def read_torch_file(path, *, trust_pickle: bool = False, input_shape: Optional[t
     if kind == "torchscript":
         module = _load_torchscript(torch, path, trust_pickle)
         graph = _live("graph_from_torchscript", path)(module, input_shape=input_shape)
+        check_input_shape(graph, module, input_shape, path)  # a wrong --input-shape, against the weights
         return _stamp(graph, path, "torchscript")
     if kind == "pt2":
         ep = _load_pt2(torch, path, trust_pickle)
         graph = _live("graph_from_exported_program", path)(ep)
+        _check_recorded_shape(graph, input_shape, path)
         return _stamp(graph, path, "pt2")
     return _read_pickle(torch, path, globs, trust_pickle, input_shape)
+
+
+def _check_recorded_shape(graph: Graph, input_shape, path: Path) -> None:
+    """A ``.pt2`` records the shapes it was exported for: refuse an ``--input-shape`` that
+    disagrees with them past the batch (a dim exported as dynamic takes any size), rather
+    than read the recorded one in its place without a word."""
+    if not input_shape:
+        return
+    given = [input_shape] if all(isinstance(d, int) for d in input_shape) else list(input_shape)
+    for want, name in zip(given, graph.inputs):
+        have = graph.display_shape(graph[name].output_shape)
+        if have is None:
+            continue
+        want = tuple(int(d) for d in want)
+        if len(want) != len(have) or any(h is not None and h != w for h, w in zip(have[1:], want[1:])):
+            text = "×".join("N" if i == 0 and d is None else "?" if d is None else str(d) for i, d in
+                            enumerate(have))
+            raise InputError(path, f"--input-shape {','.join(map(str, want))}: this .pt2 was exported for "
+                             f"input `{name}` of {text} and holds no other shapes; leave out --input-shape, "
+                             "or export again with this shape")
 
 
 def _read_pickle(torch, path: Path, globs: list, trust_pickle: bool, input_shape) -> Graph:
