@@ -22,6 +22,10 @@ Conventions
 * A layer called several times (shared weights) gives one node per call; the
   first call holds the parameters, later calls name it in ``shares_params_with``
   and hold zero, so sums over nodes count every weight once.
+* Weights the model holds that no node reads (a PyTorch auxiliary head that
+  runs only in training mode) are listed on :attr:`Graph.ledger`, a node-less
+  account of :class:`LedgerEntry`; the graph's totals include them, so they
+  always equal what the framework holds.
 """
 
 from __future__ import annotations
@@ -112,6 +116,21 @@ class Node:
         return d
 
 
+@dataclass
+class LedgerEntry:
+    """Weights the model holds that no node of the graph reads: ``name`` is a
+    module or parameter path (``AuxLogits``), ``why`` says why no node has them."""
+
+    name: str
+    params: int = 0
+    trainable_params: int = 0
+    why: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "params": self.params, "trainable_params": self.trainable_params,
+                "non_trainable_params": self.params - self.trainable_params, "why": self.why}
+
+
 def split_ref(ref: str) -> tuple[str, int]:
     """``"name:2"`` -> ``("name", 2)``; ``"name"`` -> ``("name", 0)``."""
     name, sep, idx = ref.rpartition(":")
@@ -136,6 +155,7 @@ class Graph:
     submodels: dict = field(default_factory=dict)
     framework_version: Optional[str] = None
     notes: list = field(default_factory=list)
+    ledger: list = field(default_factory=list)  # LedgerEntry: weights held that no node reads
 
     # -- building ---------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -186,11 +206,12 @@ class Graph:
 
     @property
     def total_params(self) -> int:
-        return sum(n.params for n in self.nodes.values())
+        """Every weight the model holds: the nodes' and the :attr:`ledger`'s."""
+        return sum(n.params for n in self.nodes.values()) + sum(e.params for e in self.ledger)
 
     @property
     def trainable_params(self) -> int:
-        return sum(n.trainable_params for n in self.nodes.values())
+        return sum(n.trainable_params for n in self.nodes.values()) + sum(e.trainable_params for e in self.ledger)
 
     @property
     def non_trainable_params(self) -> int:
@@ -246,6 +267,7 @@ class Graph:
             },
             "training": self.training.to_dict() if self.training else None,
             "notes": list(self.notes),
+            **({"ledger": [e.to_dict() for e in self.ledger]} if self.ledger else {}),
             "submodels": _jsonable(self.submodels),
             "nodes": [n.to_dict() for n in self.nodes.values()],
         }

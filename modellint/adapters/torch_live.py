@@ -383,6 +383,15 @@ def _module_params(module, path: str, by_fqn: bool = False) -> list:
     return out
 
 
+def _passed(args, acts):
+    """What a pass-through (``contiguous``, ``float``, ``type_as(other)``) returns: the tensor
+    it is called on (a parameter stays one: ``self.scale.type_as(x)`` is the parameter)."""
+    first = args[0] if args else None
+    if isinstance(first, TArg) and first.kind in ("act", "param"):
+        return first
+    return acts[0] if acts else None
+
+
 def _derived(args, shape, fname: str) -> TArg:
     """The value of a call that reads no activation: a constant, or a parameter
     in another form (``self.cls_token.expand(...)``), whose weights the consumer counts."""
@@ -392,7 +401,7 @@ def _derived(args, shape, fname: str) -> TArg:
         return TArg("const", shape)
     first = params[0]
     return TArg("param", shape, name=first.name, key=first.key, numel=first.numel, trainable=first.trainable,
-                counted=first.counted, extra=params[1:])
+                counted=first.counted, extra=[*first.extra, *params[1:]])
 
 
 def _shapes(value) -> list:
@@ -423,6 +432,95 @@ def _prune(graph: Graph) -> int:
     for n in dead:
         del graph.nodes[n]
     return len(dead)
+
+
+# ---------------------------------------------------------------------------
+# the ledger: weights the model holds that no node reads
+# ---------------------------------------------------------------------------
+
+def _held_by_module(module) -> list:
+    """``[(name, key, numel, trainable)]``: every weight a live module holds, each tensor once
+    (parameters, then BatchNorm's running statistics), keyed as the captures key them (``id``)."""
+    out, seen = [], set()
+    for name, p in module.named_parameters():
+        seen.add(id(p))
+        out.append((name, id(p), int(p.numel()), bool(p.requires_grad)))
+    for name, b in module.named_buffers():
+        if b is not None and name.rsplit(".", 1)[-1] in STAT_BUFFERS and id(b) not in seen:
+            seen.add(id(b))
+            out.append((name, id(b), int(b.numel()), False))
+    return out
+
+
+def _held_by_fqn(module) -> list:
+    """:func:`_held_by_module` keyed by qualified name (TorchScript modules)."""
+    return [(name, name, numel, trainable) for name, _, numel, trainable in _held_by_module(module)]
+
+
+def _held_by_program(ep) -> list:
+    """The weights of an ExportedProgram: its parameters and running statistics, keyed by name."""
+    sig = ep.graph_signature
+    state = ep.state_dict
+    out = []
+    for name in sig.parameters:
+        t = state.get(name)
+        if t is not None:
+            out.append((name, name, int(t.numel()), bool(getattr(t, "requires_grad", True))))
+    for name in sig.buffers:
+        t = state.get(name)
+        if t is not None and name.rsplit(".", 1)[-1] in STAT_BUFFERS:
+            out.append((name, name, int(t.numel()), False))
+    return out
+
+
+def _human(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f} M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f} k"
+    return f"{n:,}"
+
+
+def _account(graph: Graph, claimed: set, held: list, mode: str = "eval mode") -> None:
+    """Put the weights in ``held`` that no node claimed on ``graph.ledger`` (so the graph's
+    totals are the framework's) and say so in ``graph.notes``.
+
+    A module none of whose weights any node claimed is one entry (``AuxLogits``: the
+    forward did not call it in ``mode``; torchvision's Inception-v3 runs its auxiliary
+    classifier only in training mode); other weights are listed by name.
+    """
+    from ..graph import LedgerEntry
+
+    left = [h for h in held if h[1] not in claimed]
+    if not left:
+        return
+    total: dict = {}
+    free: dict = {}
+    for name, key, _, _ in held:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            total[prefix] = total.get(prefix, 0) + 1
+            if key not in claimed:
+                free[prefix] = free.get(prefix, 0) + 1
+    groups: dict = {}
+    for name, key, numel, trainable in left:
+        parts = name.split(".")
+        owner = next((".".join(parts[:i]) for i in range(1, len(parts))
+                      if free.get(".".join(parts[:i])) == total[".".join(parts[:i])]), None)
+        entry = groups.setdefault(owner or name, [0, 0, owner is not None])
+        entry[0] += numel
+        entry[1] += numel if trainable else 0
+    module_why = f"not reached in {mode}: the forward pass did not call it"
+    param_why = f"not used by the forward pass in {mode}"
+    for name, (numel, trainable, whole) in groups.items():
+        graph.ledger.append(LedgerEntry(name, numel, trainable, module_why if whole else param_why))
+    for whole, label in ((True, f"not reached in {mode}"), (False, f"held but not used in {mode}")):
+        items = [f"{e.name} ({_human(e.params)} params)" for e in graph.ledger
+                 if (e.why == module_why) == whole and e.why in (module_why, param_why)]
+        if items:
+            shown = ", ".join(items[:8]) + (f" and {len(items) - 8} more" if len(items) > 8 else "")
+            graph.notes.append(f"{label}: {shown}; counted in the totals, on no node")
 
 
 # ---------------------------------------------------------------------------
@@ -553,8 +651,8 @@ def _export_function(n, builder: _Builder, env: dict, arg, scope: str) -> None:
     raw = _target_name(target)
     fname, inplace = T.function_key(raw)
     acts = [t for t in _flat((args, kwargs)) if isinstance(t, TArg) and t.kind == "act"]
-    if fname in T.ELIDE and acts:
-        env[n] = acts[0]
+    if fname in T.ELIDE and _passed(args, acts) is not None:
+        env[n] = _passed(args, acts)
         return
     if not acts or fname in T.CONSTANT_MAKERS:
         env[n] = _derived((args, kwargs), shapes[0], fname)
@@ -1068,8 +1166,8 @@ def _python_call(target, is_method: bool, args, kwargs, val, builder: _Builder, 
         return
     fname, inplace = T.function_key(raw)
     acts = [t for t in _flat((args, kwargs)) if isinstance(t, TArg) and t.kind == "act"]
-    if fname in T.ELIDE and acts:
-        bind(acts[0])
+    if fname in T.ELIDE and _passed(args, acts) is not None:
+        bind(_passed(args, acts))
         return
     if not acts or fname in T.CONSTANT_MAKERS:
         bind(_derived((args, kwargs), shapes[0], fname))
@@ -1312,6 +1410,7 @@ def graph_from_module(module, *, input_shape=None, example_inputs=None, name: Op
                                 f"{_one_line(exc)}")
                 continue
             graph.notes.insert(0, f"captured with {how}" + (f": {'; '.join(failures)}" if failures else ""))
+            _account(graph, builder.claimed, _held_by_module(module))
             return graph
         raise InputError(gname, "could not capture the module: " + "; ".join(failures))
     finally:
@@ -1353,6 +1452,7 @@ def graph_from_exported_program(ep, name: Optional[str] = None) -> Graph:
     with _quiet():
         _build_exported(ep, builder, None)
     graph.notes.append("read from a torch.export program: shapes as recorded at export, layers from their ATen ops")
+    _account(graph, builder.claimed, _held_by_program(ep), mode="the exported program")
     return graph
 
 
@@ -1512,8 +1612,8 @@ class _ScriptWalker:
             for o in outs:
                 env[o] = None
             return
-        if fname in T.ELIDE and acts:
-            env[outs[0]] = acts[0]
+        if fname in T.ELIDE and _passed(ins, acts) is not None:
+            env[outs[0]] = _passed(ins, acts)
             return
         if not acts or fname in T.CONSTANT_MAKERS:
             shape = None
@@ -1634,6 +1734,8 @@ def graph_from_torchscript(script_module, input_shape=None, name: Optional[str] 
     builder.finish(outs)
     graph.notes.append("read from TorchScript without running it: shapes inferred from the input shape")
     graph.notes.extend(walker.notes)
+    _account(graph, builder.claimed, _held_by_fqn(script_module),
+             mode="training mode" if script_module.training else "eval mode")
     return graph
 
 
