@@ -242,10 +242,30 @@ def test_external_data_not_needed(small, tmp_path):
     ext = tmp_path / "ext.onnx"
     onnx.save_model(proto, str(ext), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="ext.onnx.data", size_threshold=0)
+    assert not [n for n in read_onnx(ext).notes if "external data" in n]  # next to it: nothing to say
+    data = (tmp_path / "ext.onnx.data").read_bytes()
+    (tmp_path / "ext.onnx.data").write_bytes(data[:100])
+    assert f"external data 'ext.onnx.data' cut short (100 of {len(data):,} bytes)" in read_onnx(ext).notes[0]
     (tmp_path / "ext.onnx.data").unlink()
     g = read_onnx(ext)
     assert g.total_params == sum(p.numel() for p in model.parameters()) + bn_running_stats(model)
     assert g["conv2"].output_shape == (None, 32, 32, 32)
+    (note,) = [n for n in g.notes if "external data" in n]  # issue 11: said, not silent
+    assert note.startswith("external data 'ext.onnx.data' not found next to ext.onnx: weights not read "
+                           "(the architecture, shapes and parameter counts are, from the .onnx alone)")
+
+
+def test_missing_external_data_files_each_named(small, tmp_path):
+    proto = onnx.load(str(small[2]))
+    ext = tmp_path / "split.onnx"
+    onnx.save_model(proto, str(ext), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    files = sorted(p.name for p in tmp_path.iterdir() if p != ext)
+    assert len(files) > 4
+    for name in files[:2]:
+        (tmp_path / name).unlink()
+    (note,) = [n for n in read_onnx(ext).notes if "external data" in n]
+    assert f"{files[0]!r}" in note and f"{files[1]!r}" in note and f"{files[2]!r}" not in note
+    assert "not found next to split.onnx: weights not read" in note
 
 
 def test_reading_imports_no_torch(small):
@@ -427,3 +447,82 @@ def test_wire_count_skips_groups_and_refuses_broken_ones(small):
     for broken in (group[:-2], key(99, 3) + key(1, 7), key(99, 4), fields[:-1]):
         with pytest.raises(ValueError):
             count_messages(data + broken)
+
+
+# ---------------------------------------------------------------------------
+# the batch dimension (issue 11): symbolic or an export example's 1 read as any batch, a larger fixed one kept
+# ---------------------------------------------------------------------------
+
+def test_fixed_batch_is_kept_and_an_export_examples_1_is_any_batch(small, tmp_path):
+    model, _, one = small
+    ten = export(SmallCNN(), torch.randn(10, 3, 64, 64), tmp_path / "b10.onnx")
+    dyn = tmp_path / "dyn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(SmallCNN().eval(), (torch.randn(2, 3, 64, 64),), str(dyn), dynamo=True, optimize=False,
+                          external_data=False, verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},))
+    g1, g10, gd = read_onnx(one), read_onnx(ten), read_onnx(dyn)
+    assert onnx.load(str(ten)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 10
+    assert onnx.load(str(dyn)).graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic
+    assert g10.input_shapes() == [(10, 64, 64, 3)]
+    assert g1.input_shapes() == gd.input_shapes() == [(None, 64, 64, 3)]
+    for name, shape in conv_shapes(model, torch.randn(1, 3, 64, 64)).items():  # every shape downstream
+        assert g10[name].output_shape == (10, *shape[1:]), name
+        assert g1[name].output_shape == gd[name].output_shape == shape, name
+    assert g10["head"].output_shape == (10, 10) and gd["head"].output_shape == (None, 10)
+    assert any("fixed batch of 10" in n for n in g10.notes) and not any("fixed batch" in n for n in g1.notes)
+    # costs are per sample, whatever the batch
+    per_node = lambda g: {k: (c.macs, c.activation_bytes) for k, c in node_costs(g).items()}  # noqa: E731
+    assert per_node(g10) == per_node(g1) == per_node(gd)
+    assert last_spatial(g10)[1].size == last_spatial(g1)[1].size == (SMALL_RF, SMALL_RF)
+
+
+# ---------------------------------------------------------------------------
+# a PyTorch export gets PyTorch's assumed loss (issue 11)
+# ---------------------------------------------------------------------------
+
+class SoftmaxHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+        self.softmax = nn.Softmax(dim=1)
+
+    def forward(self, x):
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1), 1)
+        return self.softmax(self.fc(x))
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_pytorch_export_ending_in_softmax_gets_the_assumed_loss(tmp_path, exporter):
+    """As the live module: nn.CrossEntropyLoss assumed (the producer says pytorch), ML305 at the head."""
+    from modellint import analyze
+    from modellint.adapters import exported_by_pytorch
+
+    module = SoftmaxHead().eval()
+    path = export(module, torch.randn(1, 3, 32, 32), tmp_path / "head.onnx", exporter)
+    report = analyze(path)
+    g = report.graph
+    assert onnx.load(str(path)).producer_name == "pytorch" and exported_by_pytorch(g)
+    assert g.framework_version.startswith("pytorch ")
+    assert g.output_activation() == "softmax"
+    assert g.training is not None and g.training.assumed and g.training.loss == "CrossEntropyLoss"
+    (f,) = [f for f in report.findings if f.code == "ML305"]
+    live = analyze(module, input_shape=(1, 3, 32, 32))
+    assert live.graph.training.assumed
+    (want,) = [f for f in live.findings if f.code == "ML305"]
+    assert f.layers == want.layers == ["fc"] and f.severity == want.severity == "warning"
+    assert "nn.CrossEntropyLoss" in f.message and "assuming" in f.message
+    # the same words past the layer's label (ONNX names the Gemm, the live graph the Linear)
+    assert f.message.split(":", 1)[1] == want.message.split(":", 1)[1]
+
+
+def test_onnx_without_a_pytorch_producer_assumes_no_loss(small, tmp_path):
+    from modellint.adapters import load_graph
+
+    proto = onnx.load(str(export(SoftmaxHead(), torch.randn(1, 3, 32, 32), tmp_path / "head.onnx")))
+    proto.producer_name, proto.producer_version = "tf2onnx", "1.16.1"
+    other = tmp_path / "other.onnx"
+    onnx.save(proto, str(other))
+    g = load_graph(other)
+    assert g.output_activation() == "softmax" and g.training is None

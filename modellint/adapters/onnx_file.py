@@ -9,7 +9,16 @@ How an ONNX graph becomes a layer graph
   whose weights live in an external data file reads without that file. Parameter
   counts come from the initializers' ``dims``; small constants (a Reshape target,
   Resize scales, Pad widths, Clip bounds) are read only where they are stored in
-  the file itself.
+  the file itself. External data files the tensors name that are not next to the
+  model, or shorter than their data, are named in ``graph.notes`` (the architecture
+  and counts read the same; the model cannot run without them).
+* The batch dimension: a symbolic one (``dim_param``, a dynamic axis) is ``None``.
+  A fixed 1 is ``None`` too: it is what ``torch.onnx.export`` writes for a
+  ``(1, ...)`` example without dynamic axes, and a live PyTorch capture reads its
+  example's batch as ``None`` the same way, so an export and its module give the
+  same facts. A larger fixed batch (a graph made for batches of 10) is the file's
+  own: it stays its number in every shape, as Keras' ``batch_shape`` does, and a
+  note says so. Costs and rules read per-sample sizes (``shape[1:]``) either way.
 * Shapes come from ``onnx.shape_inference`` (with data propagation); where it
   gives none, :mod:`modellint.ops` infers them from the canonical attributes.
 * Only nodes on the data path are kept: a node is kept when one of its data
@@ -137,6 +146,16 @@ def read_onnx(path) -> Graph:
         raise InputError(path, "not an ONNX model: the file holds no graph")
     _check_contents(path, model)
     notes = []
+    missing, short = _missing_external_data(path, model)
+    if missing or short:
+        said = []
+        if missing:
+            said.append(", ".join(repr(w[:80]) for w in missing[:3]) + (f" and {len(missing) - 3} more"
+                                                                        if len(missing) > 3 else "")
+                        + f" not found next to {path.name[:80]}")
+        said += [f"{w[:80]!r} cut short ({have:,} of {need:,} bytes)" for w, have, need in short[:3]]
+        notes.append(f"external data {'; '.join(said)}: weights not read (the architecture, shapes and parameter "
+                     "counts are, from the .onnx alone); the model cannot run without it")
     if len(model.functions):
         try:
             from onnx import inliner
@@ -392,6 +411,31 @@ def _check_contents(path: Path, model) -> None:
             value = info.get(key)
             if value is not None and not (value.isdigit() and len(value) <= 19):
                 raise InputError(path, f"tensor {t.name[:60]!r}: external data {key} {value[:40]!r} is not a size")
+
+
+def _missing_external_data(path: Path, model) -> list:
+    """``(missing, short)``: the external data files the model's tensors name that are not
+    next to it, and those shorter than the data they are said to hold, in the order first
+    named. Only their sizes are looked at; :func:`_check_contents` has checked every location is a
+    relative path below the model's folder."""
+    need: dict = {}
+    for _, t in _tensors(model):
+        if not (t.data_location == 1 or len(t.external_data)):
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        where = info.get("location", "")
+        end = int(info.get("offset") or 0) + int(info.get("length") or 0)
+        need[where] = max(need.get(where, 0), end)
+    missing, short = [], []
+    for where, end in need.items():
+        try:
+            size = (path.parent / where).stat().st_size
+        except OSError:
+            missing.append(where)
+            continue
+        if size < end:
+            short.append((where, size, end))
+    return missing, short
 
 
 # ---------------------------------------------------------------------------
@@ -1125,7 +1169,14 @@ class _Reader:
                 continue
             dims = self.shapes.get(inp.name)
             if self.batch is None and dims:
-                self.batch = dims[0] if dims[0] is not None else -1
+                # the batch: symbolic reads as None; a fixed 1 (what torch.onnx.export writes for a (1, ...)
+                # example without dynamic axes) reads as None, the example's batch as in a live capture; a
+                # larger fixed batch is the file's own and stays its number (as Keras' batch_shape does)
+                self.batch = 1 if dims[0] == 1 else -1
+                if dims[0] is not None and dims[0] > 1:
+                    graph.notes.append(f"input {inp.name[:60]!r} has a fixed batch of {dims[0]}: shapes show it "
+                                       "(a symbolic batch, or a fixed 1 as an export example leaves, reads as "
+                                       "any batch)")
             node = Node(name=self._unique(re.sub(r":(\d+)$", r"_\1", inp.name)), op="input",
                         source_type="graph input", output_shapes=[self.canon(dims)])
             dt = self.dtypes.get(inp.name)
