@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="configuration file (default: nearest modellint.toml or pyproject.toml "
                         "with [tool.modellint])")
     c.add_argument("--no-settings", action="store_true", help="ignore configuration files")
+    c.add_argument("--hook", action="store_true",
+                   help="pre-commit mode (the hook passes it): a file that holds no architecture (a PyTorch "
+                        "state_dict or other weights-only file, a Keras weights-only .h5, an HDF5 file that "
+                        "is no Keras model) or that needs a framework that is not installed (torch, onnx) is "
+                        "skipped with a note on stderr and does not change the exit code; a damaged or "
+                        "refused file still exits 2")
     c.set_defaults(func=cmd_check)
 
     pr = sub.add_parser("probe", parents=[common], help="train briefly on your data and report what happens",
@@ -208,38 +214,71 @@ def _expand_paths(patterns) -> list:
     return out
 
 
-def cmd_check(args) -> int:
+def _check_settings(args):
+    """The configuration ``check`` reads: ``--settings``, else the nearest config file."""
     from pathlib import Path
 
     from . import config as cfg
-    from .dataset import facts_from_folder, facts_from_values, merge
-    from .engine import run_rules, select_rules
 
-    settings = cfg.Settings()
     if args.settings:
-        settings = cfg.load(Path(args.settings))
-    elif not args.no_settings:
+        return cfg.load(Path(args.settings))
+    if not args.no_settings:
         found = cfg.find_config(Path.cwd())
         if found:
-            settings = cfg.load(found)
-    rules = select_rules(select=_split(args.select) or settings.select,
-                         ignore=settings.ignore + _split(args.ignore),
-                         extend_select=settings.extend_select + _split(args.extend_select))
-    ds = dict(settings.dataset)
-    config_facts = facts_from_values(ds.get("samples"), ds.get("classes"), ds.get("image_size"),
-                                     source=f"config {settings.source}", task=ds.get("task"))
-    folder = args.data or ds.get("data")
-    folder_facts = facts_from_folder(folder) if folder else None
-    skipped = getattr(folder_facts, "skipped", None)
-    if skipped and not args.quiet:
-        print(f"modellint: note: {folder}: {skipped}", file=sys.stderr)
-    unreadable = getattr(folder_facts, "unreadable", None)
-    if unreadable and not args.quiet:
-        print(f"modellint: note: {folder}: {unreadable}", file=sys.stderr)
-    flag_facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags", task=args.task)
-    dataset = merge(config_facts, folder_facts, flag_facts)
-    fail_on = args.fail_on or settings.fail_on
+            return cfg.load(found)
+    return cfg.Settings()
 
+
+class _PerPath:
+    """Rules, dataset facts and --fail-on for each model path: the global settings with the
+    ``per-file`` tables that match it, under the command-line flags. Worked out once per
+    combination of tables, and a data folder is counted once."""
+
+    def __init__(self, settings, args):
+        from .dataset import facts_from_values
+
+        self.settings, self.args = settings, args
+        self.flag_facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags",
+                                            task=args.task)
+        self.folders, self.cache = {}, {}
+        self.get(None)  # the global settings: their errors come before any model is read
+
+    def get(self, path) -> tuple:
+        """(rules, dataset facts, fail-on) for ``path`` (None: the global settings)."""
+        from .dataset import facts_from_values, merge
+        from .engine import select_rules
+
+        s = self.settings if path is None else self.settings.for_path(path)
+        key = (s.matched, s.dataset_from)
+        if key not in self.cache:
+            args, ds = self.args, s.dataset
+            rules = select_rules(select=_split(args.select) or s.select, ignore=s.ignore + _split(args.ignore),
+                                 extend_select=s.extend_select + _split(args.extend_select))
+            config_facts = facts_from_values(ds.get("samples"), ds.get("classes"), ds.get("image_size"),
+                                             source=s.describe_dataset(), task=ds.get("task"))
+            folder = args.data or ds.get("data")
+            dataset = merge(config_facts, self._folder(folder) if folder else None, self.flag_facts)
+            self.cache[key] = (rules, dataset, args.fail_on or s.fail_on)
+        return self.cache[key]
+
+    def _folder(self, folder):
+        from .dataset import facts_from_folder
+
+        if folder not in self.folders:
+            facts = self.folders[folder] = facts_from_folder(folder)
+            for note in (getattr(facts, "skipped", None), getattr(facts, "unreadable", None)):
+                if note and not self.args.quiet:
+                    print(f"modellint: note: {folder}: {note}", file=sys.stderr)
+        return self.folders[folder]
+
+
+def cmd_check(args) -> int:
+    from pathlib import Path
+
+    from .engine import run_rules
+    from .errors import MissingFramework, NoArchitecture
+
+    per_path = _PerPath(_check_settings(args), args)
     reports, failed = [], False
     paths = _expand_paths(args.paths)
     if not paths:
@@ -247,11 +286,21 @@ def cmd_check(args) -> int:
     for path in paths:
         try:
             graph = _load(path, args)
+        except (NoArchitecture, MissingFramework) as exc:
+            if not args.hook:
+                print(f"modellint: error: {exc}", file=sys.stderr)
+                failed = True
+            else:  # a weights-only file, or a framework the hook's environment lacks: nothing to lint
+                print(f"modellint: note: skipped {exc}", file=sys.stderr)
+            continue
         except ModelLintError as exc:
             print(f"modellint: error: {exc}", file=sys.stderr)
             failed = True
             continue
-        reports.append(run_rules(graph, rules, dataset))
+        rules, dataset, fail_on = per_path.get(path)
+        reports.append((run_rules(graph, rules, dataset), fail_on))
+    fail_at = [fail_on for _, fail_on in reports]
+    reports = [report for report, _ in reports]
     _write_html(reports, args)
     text = _render(reports, args)
     if args.output_file:
@@ -266,7 +315,7 @@ def cmd_check(args) -> int:
         return EXIT_ERROR
     if args.exit_zero:
         return EXIT_OK
-    return EXIT_FINDINGS if any(r.at_or_above(fail_on) for r in reports) else EXIT_OK
+    return EXIT_FINDINGS if any(r.at_or_above(f) for r, f in zip(reports, fail_at)) else EXIT_OK
 
 
 def _read_plan(path: str) -> dict:

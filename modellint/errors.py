@@ -24,6 +24,17 @@ class MissingDependency(ModelLintError):
     """An optional package a command needs is not installed: says which extra installs it."""
 
 
+class NoArchitecture(InputError):
+    """A readable file that holds no model architecture: a PyTorch state_dict or other
+    weights-only / data-only pickle, a Keras weights-only ``.h5``, an HDF5 file that is no
+    Keras model. Not damaged: ``modellint check --hook`` skips it with a note."""
+
+
+class MissingFramework(InputError, MissingDependency):
+    """A model file whose reading needs an optional framework (torch, onnx) that is not
+    installed. ``modellint check --hook`` skips it with a note."""
+
+
 #: import name -> (what pip installs, the modellint extra that brings it)
 OPTIONAL = {"PIL": ("Pillow", "probes"), "sklearn": ("scikit-learn", "probes"), "keras": ("Keras", "keras"),
             "torch": ("torch", "torch"), "onnx": ("onnx", "onnx")}

@@ -1,12 +1,20 @@
 """The pre-commit hook (.pre-commit-hooks.yaml), run by the real ``pre-commit``.
 
 ``pre-commit try-repo`` installs this repository into a fresh virtualenv exactly as a
-user's ``.pre-commit-config.yaml`` would, then runs the hook on model files in a
-throwaway git repository: it must fail (exit 1) on the seed CNN, which has warnings,
-and pass on a clean CNN. try-repo only carries tracked changes of a dirty checkout, so
-the hook repository is a snapshot of the working tree (tracked and untracked,
+user's ``.pre-commit-config.yaml`` would (core dependencies only: no torch, no onnx),
+then runs the hook on model files in a throwaway git repository: it must fail (exit 1)
+on the seed CNN, which has warnings, pass on a clean CNN, and skip a state_dict ``.pth``
+with a note (torch is not installed there). try-repo only carries tracked changes of a
+dirty checkout, so the hook repository is a snapshot of the working tree (tracked and untracked,
 non-ignored files) committed into a temporary git repository. try-repo uses a fresh
 store per call, so each call installs the hook (~12 s): two calls in all.
+
+A second repository uses the README's ``repo: local`` forms with ``pre-commit run``:
+``language: python`` installing modellint from ``additional_dependencies`` (one install
+for all its runs; no torch there either: a truncated ``.h5`` and a hostile pickle still
+fail with exit 2), and ``language: system`` running this interpreter, where torch is
+installed: the state_dict is still skipped (it holds no architecture), and the
+repository's ``per-file`` settings give its two datasets their own class counts.
 
 Needs ``git`` and a package index reachable by pip (h5py, numpy); skipped otherwise.
 """
@@ -105,6 +113,28 @@ def write_clean_keras(path: Path) -> Path:
     return path
 
 
+def write_state_dict(path: Path) -> Path:
+    """What most PyTorch projects commit: ``torch.save(model.state_dict())``."""
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 30 * 30, 10))
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def write_hostile_pickle(path: Path) -> Path:
+    """A legacy-format pickle whose object is ``os.system("...")``: never loaded here, and
+    refused by modellint's opcode scan before torch (or anything) would unpickle it."""
+    path.write_bytes(b"\x80\x02cposix\nsystem\nq\x00X\x0b\x00\x00\x00echo pwned!q\x01\x85q\x02Rq\x03.")
+    return path
+
+
+def write_truncated_h5(path: Path) -> Path:
+    """The seed model cut off after 2,000 bytes, as an interrupted copy leaves it."""
+    path.write_bytes(SEED.read_bytes()[:2000])
+    return path
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 def _git(cwd: Path, *args: str) -> str:
@@ -168,6 +198,7 @@ def hook_env(tmp_path_factory):
     shutil.copy2(SEED, project / "bad_model.h5")
     write_clean_keras(project / "clean_model.keras")
     (project / "notes.txt").write_text("not a model\n")
+    write_state_dict(project / "weights.pth")
     _commit_all(project, env)
 
     def run(*files: str) -> subprocess.CompletedProcess:
@@ -201,18 +232,176 @@ def test_hook_fails_on_model_with_warnings(hook_env):
 
 
 def test_hook_passes_on_clean_model(hook_env):
-    # notes.txt is filtered out by the hook's `files` pattern (never handed to modellint)
-    proc = hook_env("clean_model.keras", "notes.txt")
+    # notes.txt is filtered out by the hook's `files` pattern (never handed to modellint); the
+    # state_dict is handed to it, and skipped with a note: the hook's environment has no torch
+    proc = hook_env("clean_model.keras", "notes.txt", "weights.pth")
     assert proc.returncode == 0, _output(proc)
     assert "Passed" in proc.stdout, _output(proc)
     assert "clean_model.keras" in proc.stdout and "notes.txt" not in proc.stdout.split("Passed", 1)[1]
+    note = "modellint: note: skipped weights.pth: reading PyTorch files needs torch: pip install 'modellint[torch]'"
+    assert note in proc.stdout, _output(proc)
+    assert "error" not in proc.stdout.split("Passed", 1)[1], _output(proc)
+
+
+# -- the README's `repo: local` hooks, with `pre-commit run` ----------------------------
+
+LOCAL_CONFIG = """\
+repos:
+  - repo: local
+    hooks:
+      - id: modellint
+        name: modellint
+        entry: modellint check --hook
+        language: python
+        files: \\.(h5|hdf5|keras|pt|pt2|pth|onnx)$
+        additional_dependencies: [{hook_repo}]
+      - id: modellint-torch
+        name: modellint (torch installed)
+        entry: {python} -m modellint check --hook
+        language: system
+        files: \\.(h5|hdf5|keras|pt|pt2|pth|onnx)$
+"""
+
+PER_FILE_PYPROJECT = """\
+[tool.modellint]
+fail-on = "error"
+dataset = { samples = 8000, classes = 13 }
+
+[tool.modellint.per-file."models/mnist/*"]
+dataset = { classes = 10 }
+"""
+
+
+@pytest.fixture(scope="module")
+def local_hook(tmp_path_factory):
+    pre_commit = shutil.which("pre-commit", path=str(Path(sys.executable).parent)) or shutil.which("pre-commit")
+    if pre_commit is None:
+        pytest.skip("pre-commit is not installed (dev extra)")
+    base = tmp_path_factory.mktemp("precommit-local")
+    env = _git_env(base)
+    (base / "gitconfig").write_text("")
+    hook_repo = _snapshot_working_tree(base / "hook-repo", env)
+    project = base / "project"
+    _init_repo(project, env)
+    (project / "models" / "flowers").mkdir(parents=True)
+    (project / "models" / "mnist").mkdir(parents=True)
+    shutil.copy2(SEED, project / "models" / "flowers" / "seed_cnn.h5")   # 13 units, 13 classes
+    write_clean_keras(project / "models" / "mnist" / "clean.keras")     # 10 units, 10 classes
+    shutil.copy2(SEED, project / "models" / "mnist" / "wrong_head.h5")  # 13 units for 10 classes: real ML301
+    write_state_dict(project / "models" / "mnist" / "weights.pth")
+    write_truncated_h5(project / "models" / "truncated.h5")
+    write_hostile_pickle(project / "models" / "hostile.pth")
+    (project / "pyproject.toml").write_text(PER_FILE_PYPROJECT)
+    (project / ".pre-commit-config.yaml").write_text(
+        LOCAL_CONFIG.format(hook_repo=json.dumps(str(hook_repo)), python=json.dumps(sys.executable)[1:-1]))
+    _commit_all(project, env)
+
+    def run(hook: str, *files: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([pre_commit, "run", hook, "--verbose", "--files", *files],
+                              cwd=project, env=env, capture_output=True, text=True, timeout=900)
+        if _no_index(proc):
+            pytest.skip("pre-commit could not install the hook: no package index reachable")
+        return proc
+
+    return run
+
+
+def test_local_python_hook_installs_from_additional_dependencies(local_hook):
+    proc = local_hook("modellint", "models/mnist/clean.keras", "models/mnist/weights.pth",
+                      "models/flowers/seed_cnn.h5")
+    assert proc.returncode == 0 and "Passed" in proc.stdout, _output(proc)
+    assert "skipped models/mnist/weights.pth: reading PyTorch files needs torch" in proc.stdout, _output(proc)
+    assert "ML301" not in proc.stdout, _output(proc)  # 10 units for the per-file 10 classes
+
+    # damaged and hostile files still fail the commit, with exit 2
+    proc = local_hook("modellint", "models/mnist/weights.pth", "models/truncated.h5", "models/hostile.pth")
+    assert proc.returncode == 1 and "Failed" in proc.stdout and "exit code: 2" in proc.stdout, _output(proc)
+    out = proc.stdout
+    assert "modellint: error: models/truncated.h5: not a readable HDF5 file, truncated or corrupt" in out, \
+        _output(proc)
+    assert "modellint: error: models/hostile.pth: the pickle references posix.system" in out, _output(proc)
+    assert "nothing from the file was executed" in out and "pwned" not in out, _output(proc)
+    assert "modellint: note: skipped models/mnist/weights.pth" in out and "Traceback" not in out, _output(proc)
+
+
+def test_hook_with_torch_skips_state_dict_and_applies_per_file_settings(local_hook):
+    pytest.importorskip("torch")
+    proc = local_hook("modellint-torch", "models/mnist/clean.keras", "models/mnist/weights.pth",
+                      "models/flowers/seed_cnn.h5")
+    assert proc.returncode == 0 and "Passed" in proc.stdout, _output(proc)
+    assert ("modellint: note: skipped models/mnist/weights.pth: holds only weights (a state_dict of 4 "
+            "tensors)") in proc.stdout, _output(proc)
+    assert "ML301" not in proc.stdout, _output(proc)
+
+    proc = local_hook("modellint-torch", "models/mnist/clean.keras", "models/mnist/wrong_head.h5",
+                      "models/mnist/weights.pth")
+    assert proc.returncode == 1 and "Failed" in proc.stdout and "exit code: 1" in proc.stdout, _output(proc)
+    ml301 = [line for line in proc.stdout.splitlines() if "ML301" in line]
+    assert ml301 == ["models/mnist/wrong_head.h5:dense_1: ML301 [error] dense_1: 13 output units for 10 "
+                     "classes"], _output(proc)
+
+    proc = local_hook("modellint-torch", "models/mnist/weights.pth", "models/truncated.h5")
+    assert "exit code: 2" in proc.stdout, _output(proc)
+    assert "modellint: error: models/truncated.h5: not a readable HDF5 file" in proc.stdout, _output(proc)
+
+
+# -- --hook itself ------------------------------------------------------------------------
+
+def _check(*args, cwd, hide=()):
+    """``modellint check ARGS`` in a fresh interpreter, with the modules in ``hide`` not importable."""
+    code = ("import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in hide)
+            + "from modellint.cli import main\nsys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, "check", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_hook_option_skips_only_files_without_architecture(tmp_path):
+    write_state_dict(tmp_path / "weights.pth")
+    write_truncated_h5(tmp_path / "truncated.h5")
+    write_hostile_pickle(tmp_path / "hostile.pth")
+    write_clean_keras(tmp_path / "clean.keras")
+    state_dict = "weights.pth: holds only weights (a state_dict of 4 tensors): weights alone have no architecture"
+
+    # without --hook (the default) a state_dict is bad input, as before
+    r = _check("weights.pth", "clean.keras", "--no-settings", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("modellint: error: " + state_dict), r.stderr
+    # --hook: a note, and the exit code is the clean model's
+    r = _check("weights.pth", "clean.keras", "--no-settings", "--hook", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [line for line in r.stderr.splitlines() if line.startswith("modellint: note: ")]
+    assert r.stderr.startswith("modellint: note: skipped " + state_dict) and len(r.stderr.splitlines()) == 1
+    assert "clean.keras" in r.stdout
+    # --hook without torch or onnx installed: the same file, skipped for that reason
+    r = _check("weights.pth", "clean.keras", "--no-settings", "--hook", cwd=tmp_path, hide=("torch", "onnx"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "modellint: note: skipped weights.pth: reading PyTorch files needs torch: pip install " \
+                       "'modellint[torch]'\n"
+    r = _check("weights.pth", "--no-settings", cwd=tmp_path, hide=("torch",))
+    assert r.returncode == 2 and "modellint: error: weights.pth: reading PyTorch files needs torch" in r.stderr
+    # damaged and hostile files still fail, with or without torch
+    for hide in ((), ("torch",)):
+        r = _check("weights.pth", "truncated.h5", "hostile.pth", "clean.keras", "--no-settings", "--hook",
+                   cwd=tmp_path, hide=hide)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.splitlines()
+        assert len(lines) == 3 and "Traceback" not in r.stderr, r.stderr
+        assert lines[0].startswith("modellint: note: skipped weights.pth: ")
+        assert lines[1].startswith("modellint: error: truncated.h5: not a readable HDF5 file")
+        assert lines[2].startswith("modellint: error: hostile.pth: the pickle references posix.system")
+
+
+def test_hook_option_is_documented():
+    r = subprocess.run([sys.executable, "-m", "modellint", "check", "--help"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    text = " ".join(r.stdout.split())
+    assert "--hook" in text and "pre-commit mode" in text and "state_dict" in text and "still exits 2" in text
 
 
 def test_hook_definition():
     yaml = pytest.importorskip("yaml")  # comes with pre-commit
     (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "modellint" and hook["name"]
-    assert hook["entry"] == "modellint check" and hook["language"] == "python"
+    assert hook["entry"] == "modellint check --hook" and hook["language"] == "python"
     assert hook["types"] == ["file"] and hook["require_serial"] is False
     import re
 
@@ -221,3 +410,19 @@ def test_hook_definition():
         assert pattern.search(name), name
     for name in ("m.json", "m.h5.txt", "model.py", "m.ckpt"):
         assert not pattern.search(name), name
+
+
+def test_a_long_no_architecture_problem_keeps_its_kind(tmp_path, monkeypatch):
+    """load_graph cuts a long problem to one line; --hook still has to see what kind it was."""
+    import modellint.adapters as adapters
+    from modellint.errors import MissingFramework, NoArchitecture
+
+    path = write_clean_keras(tmp_path / "m.keras")
+    for kind in (NoArchitecture, MissingFramework):
+        def refuse(*args, kind=kind):
+            raise kind(path, "holds only weights " + "and more words " * 40 + "\nsecond line")
+
+        monkeypatch.setattr(adapters, "_load_kind", refuse)
+        with pytest.raises(kind) as info:
+            adapters.load_graph(path)
+        assert "\n" not in str(info.value) and len(info.value.problem) <= adapters.MAX_PROBLEM_CHARS

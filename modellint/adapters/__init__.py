@@ -164,7 +164,7 @@ def load_file(path, *, config: Optional[os.PathLike] = None, trust_pickle: bool 
         graph = _load_kind(path, kind, config, trust_pickle, input_shape)
     except InputError as exc:
         if "\n" in exc.problem or len(exc.problem) > MAX_PROBLEM_CHARS:
-            raise InputError(exc.source, _one_line(exc.problem)) from None
+            raise type(exc)(exc.source, _one_line(exc.problem)) from None  # the same kind (NoArchitecture...)
         raise
     except ModelLintError:
         raise

@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError
+from ..errors import InputError, NoArchitecture
 from ..graph import Graph
 from .keras_config import (KerasConfigError, graph_from_config, is_model_config,
                            training_from_compile_config, training_from_h5)
@@ -210,9 +210,9 @@ def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
         graph.source_path = str(path)
         return graph
     if weight_layers:
-        raise InputError(path, "holds weights only (no model_config attribute), so it has no "
+        raise NoArchitecture(path, "holds weights only (no model_config attribute), so it has no "
                          "architecture; pass it with its architecture JSON: --config model.json")
-    raise InputError(path, "HDF5 file is not a Keras model (no model_config attribute)")
+    raise NoArchitecture(path, "HDF5 file is not a Keras model (no model_config attribute)")
 
 
 def _version(value) -> Optional[str]:

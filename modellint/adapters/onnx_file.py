@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .. import ops
-from ..errors import InputError
+from ..errors import InputError, MissingFramework
 from ..graph import Graph, Node
 from .common import infer_node
 
@@ -116,7 +116,8 @@ def read_onnx(path) -> Graph:
     try:
         import onnx
     except ImportError:
-        raise InputError(path, "reading ONNX files needs the onnx package: pip install 'modellint[onnx]'") from None
+        raise MissingFramework(path, "reading ONNX files needs the onnx package: "
+                               "pip install 'modellint[onnx]'") from None
     try:
         size = path.stat().st_size
     except OSError as exc:

@@ -72,7 +72,7 @@ import zlib
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError
+from ..errors import InputError, MissingFramework, NoArchitecture
 from ..graph import Graph
 from . import pickle_scan
 from .keras_files import MAX_JSON_BYTES, MemberTooLarge, read_member
@@ -335,9 +335,9 @@ def _read_pickle(torch, path: Path, globs: list, trust_pickle: bool, input_shape
         return _stamp(graph, path, "pickle")
     n = _count_tensors(torch, obj)
     if n:
-        raise InputError(path, f"holds only weights (a state_dict of {n} tensors): weights alone have no "
+        raise NoArchitecture(path, f"holds only weights (a state_dict of {n} tensors): weights alone have no "
                          "architecture; " + FACTORY_HINT)
-    raise InputError(path, f"holds a {type(obj).__name__}, not a model; " + FACTORY_HINT)
+    raise NoArchitecture(path, f"holds a {type(obj).__name__}, not a model; " + FACTORY_HINT)
 
 
 def _scan_checkpoint(path: Path, kind: str) -> list:
@@ -766,7 +766,7 @@ def _import_torch(path):
     try:
         import torch
     except ImportError:
-        raise InputError(path, "reading PyTorch files needs torch: pip install 'modellint[torch]'") from None
+        raise MissingFramework(path, "reading PyTorch files needs torch: pip install 'modellint[torch]'") from None
     return torch
 
 
