@@ -577,6 +577,118 @@ def _rf_identity(a, rank):
 
 
 # ---------------------------------------------------------------------------
+# ops read from traced PyTorch functions (issue 12): they read the source layout
+# (``source_axes``), so ``dim`` attrs are source dims, non-negative
+# ---------------------------------------------------------------------------
+
+def _shape_split(a, s):
+    x = list(_one(s))
+    d = a["dim"]
+    if a.get("squeeze"):  # unbind: one slice per index, the dim removed
+        return [tuple(x[:d] + x[d + 1:])] * a["parts"]
+    return [tuple(x[:d] + [n] + x[d + 1:]) for n in a["sizes"]]
+
+
+def _shape_transpose(a, s):
+    x = _one(s)
+    return [tuple(x[d] for d in a["dims"])]
+
+
+def _shape_reduce(a, s):
+    x = _one(s)
+    dims = set(a["dims"])
+    if a.get("keepdims"):
+        return [tuple(1 if i in dims else n for i, n in enumerate(x))]
+    return [tuple(n for i, n in enumerate(x) if i not in dims)]
+
+
+def _shape_sort(a, s):
+    x = list(_one(s))
+    d = a["dim"]
+    if a.get("k") is not None:
+        x[d] = a["k"]
+    return [tuple(x)] * (1 if a.get("indices_only") else 2)
+
+
+def _shape_stack(a, s):
+    x = list(_one(s))
+    d = a["dim"]
+    return [tuple(x[:d] + [len(s)] + x[d:])]
+
+
+def _shape_sdpa(a, s):
+    q = _one(s)
+    v = s[2] if len(s) > 2 and s[2] is not None else q
+    return [(*q[:-1], v[-1])]
+
+
+def _macs_sdpa(a, s, o):
+    """q k^T and the weighted sum of v: (batch 1) heads x Tq x Tk x (key dim + value dim)."""
+    q = _one(s)
+    k = s[1] if len(s) > 1 and s[1] is not None else q
+    v = s[2] if len(s) > 2 and s[2] is not None else k
+    return (_prod(q[1:-1]) or 0) * (k[-2] or 0) * (q[-1] + v[-1])
+
+
+def einsum_sizes(equation: str, shapes: list) -> dict:
+    """{index letter: size} of an einsum (``...`` broadcast dims as letters of their own)."""
+    lhs = equation.replace(" ", "").split("->")[0]
+    sizes: dict = {}
+    for term, shape in zip(lhs.split(","), shapes):
+        if shape is None:
+            continue
+        letters = list(term.replace("...", ""))
+        extra = len(shape) - len(letters)
+        if "..." in term:
+            at = term.index("...")
+            letters = letters[:at] + [f"_{i}" for i in range(extra)] + letters[at:]
+        for letter, n in zip(letters, shape):
+            if n is not None and (sizes.get(letter) in (None, 1)):
+                sizes[letter] = n
+            else:
+                sizes.setdefault(letter, n)
+    return sizes
+
+
+def _einsum_out(equation: str, shapes: list) -> tuple:
+    eq = equation.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    sizes = einsum_sizes(eq, shapes)
+    if not _:
+        letters = sorted(ch for ch in set(lhs.replace(",", "").replace("...", "")) if lhs.count(ch) == 1)
+        rhs = letters
+    out = []
+    for letter in (rhs if isinstance(rhs, list) else list(rhs.replace("...", "."))):
+        if letter == ".":
+            out.extend(sizes[k] for k in sorted(k for k in sizes if k.startswith("_")))
+        else:
+            out.append(sizes.get(letter))
+    return tuple(out)
+
+
+def _shape_einsum(a, s):
+    return [_einsum_out(a["equation"], a["operand_shapes"])]
+
+
+def _macs_einsum(a, s, o):
+    """One multiply-add per combination of index values (batch 1: an unknown size counts 1)."""
+    if len(a["operand_shapes"]) < 2:
+        return 0
+    sizes = einsum_sizes(a["equation"], a["operand_shapes"])
+    return _prod(1 if n is None else n for n in sizes.values())
+
+
+def _macs_window_attention(a, s, o):
+    """Swin's shifted-window attention: q/k/v and output projections at every position,
+    and the pairwise products within each window only."""
+    x = _one(s)
+    c = x[-1]
+    positions = _prod(x[1:-1]) or 0
+    area = _prod(a["window_size"])
+    return positions * (4 * c * c + 2 * area * c)
+
+
+# ---------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------
 
@@ -655,6 +767,15 @@ _op("maximum", MERGE, "element-wise max", shape=_shape_elementwise, linear=False
 _op("minimum", MERGE, "element-wise min", shape=_shape_elementwise, linear=False)
 _op("concat", MERGE, "concatenation along an axis", shape=_shape_concat)
 _op("dot", MERGE, "batched dot product", shape=_shape_dot, rf=None, linear=False, source_axes=True)
+_op("split", RESHAPE, "split into parts along a dim (chunk, split, unbind)", shape=_shape_split, source_axes=True)
+_op("transpose", RESHAPE, "permute axes, the batch axis among them (q/k/v heads first)", shape=_shape_transpose, rf=None, source_axes=True)
+_op("stack", MERGE, "stack tensors along a new dim", shape=_shape_stack, rf=None, source_axes=True)
+_op("reduce", OTHER, "reduction along dims (mean, sum, max...) other than every position", shape=_shape_reduce, rf=None, linear=False, source_axes=True)
+_op("sort", OTHER, "sort or top-k along a dim: values and indices", shape=_shape_sort, rf=None, linear=False, source_axes=True)
+_op("elementwise", OTHER, "element-wise math (pow, sqrt, exp, ...; function in attrs)", linear=False)
+_op("sdpa", MERGE, "scaled dot-product attention of given q, k, v (no weights)", shape=_shape_sdpa, macs=_macs_sdpa, rf=None, linear=False, source_axes=True)
+_op("einsum", MERGE, "Einstein summation (equation in attrs)", shape=_shape_einsum, macs=_macs_einsum, rf=None, linear=False, source_axes=True)
+_op("window_attention", LEARNABLE, "shifted-window multi-head attention (Swin)", macs=_macs_window_attention, rf=None, linear=False, source_axes=True)
 _op("unknown", OTHER, "a layer modellint does not know (custom, Lambda, ...)", shape=_shape_unknown, rf=None, linear=False)
 
 

@@ -24,9 +24,11 @@ and functions (convolutions, linear, norms, activations, pools, element-wise
 arithmetic, ``cat``, ``mean``) with torch's output-size formulas and makes an
 empty meta tensor of that size; other calls run on the meta tensors as they are
 (views, reshapes and ``size()`` import nothing; a rarer op such as
-``F.interpolate`` pays the import where it occurs); only a module with weights and no
-shape rule (``nn.LSTM``, ``nn.MultiheadAttention``, a custom leaf with
-parameters) makes it run the traced graph on fake tensors instead. A ResNet-50
+``F.interpolate`` pays the import where it occurs); a module with weights and no
+shape rule (``nn.LSTM``, ``nn.MultiheadAttention``, a leaf recognised by its base
+class) runs with empty meta tensors standing in for its weights
+(``torch.func.functional_call``), and only one that fails there makes the capture
+run the traced graph on fake tensors instead. A ResNet-50
 is read this way in a fraction of a second, adding a few MiB; no activation and
 no copy of a weight is ever allocated. torch.export and the hooks capture also
 trace with fake tensors (``torch._subclasses.FakeTensorMode``): no real
@@ -62,6 +64,7 @@ import logging
 import operator
 import re
 import warnings
+import weakref
 from typing import Optional
 
 from .. import ops
@@ -110,6 +113,8 @@ class _Builder:
         self.first: dict = {}  # module path -> node name of its first call
         self.lays: dict = {}  # node name -> [Layout per output]
         self.reads: dict = {}  # node name -> (reader, input activations, the layouts the reader saw)
+        self.scopes: dict = {}  # function node name -> the module path it ran in
+        self.traced: dict = {}  # module path traced through -> (qualname, calls or None, holds weights)
 
     # -- shapes -----------------------------------------------------------
     def batched(self, shape):
@@ -147,8 +152,12 @@ class _Builder:
         return TArg("act", shape, ref=node.name, lay=lay)
 
     def module_call(self, path: str, module, qualname: str, args, kwargs, out_shapes, params, inner=None) -> list:
-        key = T.module_key(module) if module is not None and not _is_script(module) else T.key_from_qualname(qualname)
-        if key in T.PASS_MODULES:  # nn.Identity: no node (torch.export leaves no trace of it either)
+        live = module is not None and not _is_script(module)
+        key = T.module_key(module) if live else T.key_from_qualname(qualname)
+        how = None
+        if key is None and live:
+            key, how = T.recognise(module)
+        if key in T.PASS_MODULES and how is None:  # nn.Identity: no node (torch.export leaves no trace of it either)
             acts = [t for t in _flat((args, kwargs)) if isinstance(t, TArg) and t.kind == "act"]
             if acts:
                 return acts[:1]
@@ -157,12 +166,18 @@ class _Builder:
         base = path or T.source_type(qualname).rsplit(".", 1)[-1]
         name = self.unique(base if k == 0 else f"{base}@{k}")
         call = Call(key or qualname, dialect="module", args=args, kwargs=kwargs, module=module, out_shapes=out_shapes)
-        T.constrain_inputs(call, key=key, module=module, inner=inner)
+        T.constrain_inputs(call, key=T.layout_key(key, how), module=module, inner=inner)
 
         def read():
             notes = []
             op, attrs = "unknown", {}
-            if key is not None and module is not None:
+            if key is not None and module is not None and how is not None:
+                try:
+                    op, attrs = T.read_recognised(key, how, module, call)
+                except Exception as exc:  # not what its base class / name says: unknown
+                    what = f"torch.nn.{key} (its base class)" if how == "base" else key
+                    notes.append(f"read as {what}, but {_one_line(exc).split(': ', 1)[-1]}")
+            elif key is not None and module is not None:
                 try:
                     op, attrs = T.read_module(key, module, call)
                 except Exception as exc:  # a traced TorchScript module keeps no attributes, ...
@@ -170,7 +185,7 @@ class _Builder:
             if op == "unknown" and inner:
                 op, attrs = _principal(inner)
             if op == "unknown":
-                attrs.setdefault("kind", "custom" if key is None else "unread")
+                attrs.setdefault("kind", "custom" if key is None or how is not None else "unread")
                 known = "modellint does not know this module" if key is None else "no canonical op for this call"
                 shape = "shape unknown past it" if self.infer else "shape from the trace"
                 notes.append(f"{T.source_type(qualname)}: {known}; {shape}, parameters from the module")
@@ -204,6 +219,7 @@ class _Builder:
         shown = T.DISPLAY.get(fname, fname)
         base = f"{scope}.{shown}" if scope else shown
         node = Node(name=self.unique(base), op=op, source_type=source_type, attrs=attrs, notes=notes)
+        self.scopes[node.name] = scope
         return self._finish(node, call, call.tensors("param"), read=read)
 
     def _finish(self, node: Node, call: Call, params, dedupe: bool = False, read=None) -> list:
@@ -283,7 +299,56 @@ class _Builder:
             node.output_shapes = shapes
             if any(isinstance(s, FeaturesLast) for s in shapes):
                 node.attrs["layout"] = T.FL
+        self.adopt()
         return self.g
+
+    def adopt(self) -> None:
+        """A module traced through whose every call ran one function (timm's ``Sigmoid``,
+        ``LayerScale``: ``x * self.gamma``) becomes that function's node under the module's
+        path and class (``blocks.0.ls1``, a ``scale``); one whose calls ran several keeps
+        them, named by its path (``blocks.0.act.mul``...)."""
+        renames: dict = {}
+        for path, (qualname, calls, weights) in self.traced.items():
+            inside = [n for n, sc in self.scopes.items() if n in self.g.nodes
+                      and (sc == path or sc.startswith(path + "."))]
+            if not inside or any(self.scopes[n] != path for n in inside) or len(inside) != (calls or 1):
+                continue
+            names = [path if i == 0 else f"{path}@{i}" for i in range(len(inside))]
+            if any(n in self.g.nodes and n not in inside for n in names):
+                continue
+            for i, (old, new) in enumerate(zip(inside, names)):
+                renames[old] = new
+                node = self.g.nodes[old]
+                node.source_type = T.source_type(qualname)
+                if i and weights:
+                    node.shares_params_with = names[0]
+        if not renames:
+            return
+        from ..graph import split_ref
+
+        def ref(r):
+            name, idx = split_ref(r)
+            new = renames.get(name, name)
+            return new if not idx and ":" not in r else f"{new}:{idx}"
+
+        nodes = {}
+        for name, node in self.g.nodes.items():
+            node.name = renames.get(name, name)
+            node.inputs = [ref(r) for r in node.inputs]
+            if node.shares_params_with in renames:
+                node.shares_params_with = renames[node.shares_params_with]
+            nodes[node.name] = node
+        self.g.nodes = nodes
+        self.g.outputs = [ref(r) for r in self.g.outputs]
+        for cache in ("_consumers", "_fl_shapes"):
+            self.g.__dict__.pop(cache, None)
+
+    def trace_through(self, live: dict, calls: Optional[dict] = None) -> None:
+        """Note the modules without children the capture traced through (``calls``: path -> how
+        many times each was called, where the capture counts them)."""
+        for path, m in live.items():
+            if path and _traced_through(m):
+                self.traced[path] = (_qualname(m), (calls or {}).get(path), next(m.parameters(), None) is not None)
 
 
 def _seen(acts) -> list:
@@ -308,6 +373,11 @@ def _out_layouts(node: Node, call: Call, acts: list, sources: list) -> list:
                 T.link(first.lay, lay, T.permuted(T.permutation(call), len(shape)))
             except Exception:
                 pass
+        elif node.op in ("permute", "transpose") and first is not None and first.lay is not None:
+            dims = node.attrs.get("dims") or ()  # a module that permutes (torchvision's Permute)
+            dims = list(dims) if node.op == "transpose" else [0, *dims]
+            if sorted(dims) == list(range(len(shape))):
+                T.link(first.lay, lay, T.permuted(dims, len(shape)))
         elif same and (node.op in T.KEEPS_LAYOUT or any(tuple(t.shape) == tuple(shape) for t in same)):
             for t in same:
                 T.link(t.lay, lay, T.SAME)
@@ -350,6 +420,10 @@ def _is_script(module) -> bool:
 
 
 def _is_leaf(module, root: bool = False) -> bool:
+    """One node per call: a torch.nn layer, a module recognised by its base class or name
+    (:func:`~.torch_ops.recognise`), or a module without children that torch.fx cannot
+    trace (its calls are then one ``unknown`` node). Other modules without children are
+    traced through, their functions read one by one (see :meth:`_Builder.adopt`)."""
     cls = type(module)
     if cls.__name__ in T.CONTAINERS and (cls.__module__ or "").startswith("torch.nn"):
         return False
@@ -357,7 +431,40 @@ def _is_leaf(module, root: bool = False) -> bool:
         return True
     if root:
         return False
-    return next(iter(module.children()), None) is None
+    if next(iter(module.children()), None) is not None:
+        return False
+    if T.recognise(module)[0] is not None:
+        return True
+    return not _traceable(module)
+
+
+def _traced_through(module) -> bool:
+    """A module without children that is no leaf: its functions are the graph's."""
+    return next(iter(module.children()), None) is None and not _is_leaf(module)
+
+
+_TRACEABLE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _traceable(module) -> bool:
+    """Can torch.fx trace this module's forward on its own (no data-dependent Python)?"""
+    try:
+        return _TRACEABLE[module]
+    except (KeyError, TypeError):
+        pass
+    import torch.fx
+
+    try:
+        with _quiet():
+            torch.fx.Tracer().trace(module)
+        ok = True
+    except Exception:  # data-dependent control flow, an untraceable builtin, ...
+        ok = False
+    try:
+        _TRACEABLE[module] = ok
+    except TypeError:
+        pass
+    return ok
 
 
 def _qualname(module) -> str:
@@ -722,6 +829,10 @@ def _capture_export(module, specs, builder: _Builder, live: dict) -> str:
 
     inputs = tuple(spec.empty() for spec in specs)
     ep = torch.export.export(module, inputs)
+    calls: dict = {}  # a module's calls: one nn_module_stack key each (``ls``, ``ls_1``...)
+    for key, path in {(k, p) for n in ep.graph.nodes for k, (p, _) in (n.meta.get("nn_module_stack") or {}).items()}:
+        calls[path] = calls.get(path, 0) + 1
+    builder.trace_through(live, calls)
     _build_exported(ep, builder, live)
     return "torch.export (non-strict; shapes from export's fake tensors)"
 
@@ -764,9 +875,17 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
     import torch
     import torch.fx
 
+    calls: dict = {}
+
     class _Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m, qualname):
             return _is_leaf(m, root=m is module)
+
+        def call_module(self, m, forward, args, kwargs):
+            if m is not module and _traced_through(m):
+                path = self.path_of_module(m)
+                calls[path] = calls.get(path, 0) + 1
+            return super().call_module(m, forward, args, kwargs)
 
     class _Root(torch.nn.Module):  # a root that is itself a leaf (nn.LSTM) is traced as one call
         def __init__(self):
@@ -786,8 +905,8 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
     try:
         values = _propagate_meta(gm, specs)
         how = "torch.fx on meta tensors (symbolic trace; shapes on storage-less meta tensors, known layers " \
-              "sized by torch's output-size formulas; tried before torch.export, which costs seconds and " \
-              "as much memory as a forward pass to import)"
+              "sized by torch's output-size formulas, others run with meta stand-ins for their weights; tried " \
+              "before torch.export, which costs seconds and as much memory as a forward pass to import)"
     except Exception as exc:  # a layer with weights and no shape rule, a tensor made on the CPU, ...
         values = _propagate_fake(gm, specs)
         how = f"torch.fx (symbolic trace; shapes from fake tensors: meta tensors failed, {_one_line(exc)})"
@@ -795,6 +914,7 @@ def _capture_fx(module, specs, builder: _Builder, live: dict) -> str:
     env: dict = {}
     placeholders = iter(specs)
     root_names = _arg_names(module, len(specs))
+    builder.trace_through(live, calls)
 
     def arg(a):
         if isinstance(a, torch.fx.Node):
@@ -908,7 +1028,11 @@ def _propagate_meta(gm, specs) -> dict:
             if out is not None:
                 return out
             if next(sub.parameters(), None) is not None or next(sub.buffers(), None) is not None:
-                raise _NoMetaRule(f"{type(sub).__name__} ({target}) has weights and no shape rule")
+                try:  # run it with meta stand-ins for its weights (the module's own are not touched)
+                    return _meta_call(sub, args, kwargs)
+                except Exception as exc:
+                    raise _NoMetaRule(f"{type(sub).__name__} ({target}) has weights and no shape rule "
+                                      f"({_one_line(exc)})") from None
             return sub(*args, **kwargs)  # no weights: run it on the meta tensors
 
         def call_function(self, target, args, kwargs):
@@ -924,6 +1048,17 @@ def _propagate_meta(gm, specs) -> dict:
     with torch.device("meta"):  # tensors the forward makes (torch.zeros(x.shape)) are meta too
         interp.run(*inputs)
     return interp.values
+
+
+def _meta_call(module, args, kwargs):
+    """``module(*args, **kwargs)`` with every parameter and buffer swapped for an empty meta
+    tensor of its shape and dtype (torch.func.functional_call): no weight is read or copied."""
+    import torch
+
+    if all(t.is_meta for t in (*module.parameters(), *module.buffers())):
+        return module(*args, **kwargs)
+    state = {n: _meta_like(t) for n, t in (*module.named_parameters(), *module.named_buffers()) if t is not None}
+    return torch.func.functional_call(module, state, tuple(args), dict(kwargs))
 
 
 def _meta_like(t):
@@ -1229,6 +1364,8 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
         state["scope"].append(paths.get(id(m), ""))
         if state["depth"]:
             state["depth"] += 1
+        elif m is not module and _traced_through(m):
+            calls[paths.get(id(m), "")] = calls.get(paths.get(id(m), ""), 0) + 1
         elif _is_leaf(m, root=m is module):
             state["depth"] = 1
             state["pending"].append((m, mapped(list(args)), mapped(dict(kwargs))))
@@ -1267,6 +1404,7 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
                             register(t, r)
             return out
 
+    calls: dict = {}
     handles = []
     for m in live.values():
         handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
@@ -1289,6 +1427,7 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
             with _Recorder():
                 out = module(*inputs)
             state["on"] = False
+        builder.trace_through(live, calls)
         builder.finish([values.get(id(t)) for t in _flat(out) if isinstance(t, torch.Tensor)])
     finally:
         state["on"] = False

@@ -593,6 +593,8 @@ _register(MODULES, "GRU", _rnn("gru"))
 _register(MODULES, "RNN", _rnn("simple"))
 _register(MODULES, "MultiheadAttention", _mha)
 
+_register(MODULES, "Unfold Fold", lambda m, call: reshape_op(call))  # im2col / col2im: values moved
+
 # Modules that return their input: no node.
 PASS_MODULES = frozenset({"Identity"})
 
@@ -626,6 +628,184 @@ def module_key(module) -> Optional[str]:
                 return base.__name__
             return None
     return None
+
+
+# ---------------------------------------------------------------------------
+# modules outside torch.nn, recognised by what they compute
+# ---------------------------------------------------------------------------
+#
+# Two ways, each checked against what the call did (its traced shapes), never by
+# name alone:
+#
+# * a subclass of a torch.nn layer that overrides ``forward`` (timm's ``Linear``,
+#   ``LayerNorm``, ``LayerNorm2d``, ``Conv2dSame``, ``StdConv2d``; torchvision's
+#   ``LayerNorm2d``) is read as its base class from its own attributes, if its
+#   output is what that layer makes of its input (:data:`BEHAVES`);
+# * a class named in :data:`NAMED` (torchvision's ``StochasticDepth`` and
+#   ``Permute``, timm's ``DropPath``) is read by its row, which checks its behaviour.
+#
+# Other modules without children are traced through (their functions are read
+# one by one, and a module that ran one function is that function's node).
+
+def _same_shape(call) -> bool:
+    return call.out_shape is None or call.in_shape is None or tuple(call.out_shape) == tuple(call.in_shape)
+
+
+def _stochastic_depth(rate_attr):
+    """torchvision's StochasticDepth / timm's DropPath: drops whole residual branches while
+    training, the identity at inference; a regularizer of the dropout family."""
+    def read(m, call):
+        if not _same_shape(call) or next(m.parameters(), None) is not None:
+            raise ValueError("changes the shape or holds weights")
+        attrs = {"variant": "stochastic_depth", "rate": float(getattr(m, rate_attr, 0.0) or 0.0)}
+        mode = getattr(m, "mode", None)
+        if isinstance(mode, str):
+            attrs["mode"] = mode
+        return "dropout", attrs
+
+    return read
+
+
+def _permute_module(m, call):
+    """torchvision's ``Permute(dims)``: ``torch.permute(x, dims)``."""
+    dims = [int(d) for d in m.dims]
+    src, out = call.in_shape, call.out_shape
+    if src is not None and out is not None and tuple(out) != tuple(src[d] for d in dims):
+        raise ValueError("output is not the permuted input")
+    if dims[0] != 0:
+        return "transpose", {"dims": tuple(dims)}
+    return "permute", {"dims": tuple(dims[1:])}
+
+
+NAMED: dict[str, Callable] = {}
+_register(NAMED, "StochasticDepth", _stochastic_depth("p"))
+_register(NAMED, "DropPath", _stochastic_depth("drop_prob"))
+_register(NAMED, "Permute", _permute_module)
+
+
+def _window_check(m, call, attrs, conv: bool):
+    """The traced spatial sizes are the layer's (its own padding, or TF's "same" that timm's
+    ``Conv2dSame`` / ``MaxPool2dSame`` pad to at run time): the attrs, possibly with
+    ``padding="same"``; else the module does something else."""
+    src, out = call.in_shape, call.out_shape
+    rank = attrs["rank"]
+    if src is None or out is None or len(src) != rank + 2 or len(out) != rank + 2:
+        raise ValueError("not a feature map")
+    if conv and (src[1] != m.in_channels or out[1] != attrs["filters"]):
+        raise ValueError("channels differ from the layer's")
+    k = attrs["kernel"] if conv else attrs["pool_size"]
+    st = attrs["strides"]
+    d = attrs.get("dilation", (1,) * rank)
+    ceil = bool(attrs.get("ceil_mode"))
+
+    def fits(padding):
+        pads = padding if isinstance(padding, (tuple, list)) else (padding,) * rank
+        try:
+            return all(ops.conv_out_len(src[2 + i], k[i], st[i], d[i], pads[i], ceil) == out[2 + i]
+                       for i in range(rank))
+        except (ops.ShapeError, TypeError, ValueError):
+            return False
+
+    if fits(attrs["padding"]):
+        return attrs
+    if fits("same"):
+        return {**attrs, "padding": "same", "dynamic_padding": True}
+    raise ValueError("output size is not the layer's")
+
+
+def _behaves_dense(m, call, attrs):
+    src, out = call.in_shape, call.out_shape
+    if src is not None and out is not None and (src[-1] != m.in_features or out[-1] != attrs["units"]):
+        raise ValueError("features differ from the layer's")
+    return attrs
+
+
+def _behaves_same_shape(m, call, attrs):
+    if not _same_shape(call):
+        raise ValueError("changes the shape")
+    return attrs
+
+
+def _behaves_embedding(m, call, attrs):
+    src, out = call.in_shape, call.out_shape
+    if src is not None and out is not None and tuple(out) != (*src, attrs["output_dim"]):
+        raise ValueError("output is not a row per index")
+    return attrs
+
+
+# op -> f(module, call, attrs) -> attrs (adjusted) or raises: the call did what the base layer does
+BEHAVES: dict[str, Callable] = {
+    "conv": lambda m, call, attrs: _window_check(m, call, attrs, conv=True),
+    "pool_max": lambda m, call, attrs: _window_check(m, call, attrs, conv=False),
+    "pool_avg": lambda m, call, attrs: _window_check(m, call, attrs, conv=False),
+    "dense": _behaves_dense,
+    "embedding": _behaves_embedding,
+    "batchnorm": _behaves_same_shape,
+    "groupnorm": _behaves_same_shape,
+    "layernorm": _behaves_same_shape,
+    "activation": _behaves_same_shape,
+    "dropout": _behaves_same_shape,
+}
+
+
+def _layernorm_any_axis(m, call):
+    """A LayerNorm subclass: over the last dims as nn.LayerNorm, or (torchvision's and
+    timm's ``LayerNorm2d``) over the channels of a feature map, permuted there and back."""
+    norm = tuple(int(v) for v in m.normalized_shape)
+    src = call.in_shape
+    if src is not None and len(norm) == 1 and len(src) >= 3 and src[1] == norm[0] and \
+            (call.layout == CF or src[-1] != norm[0]):
+        rms = call.name == "RMSNorm"
+        affine = bool(getattr(m, "elementwise_affine", True))
+        attrs = {"axis": -1, "center": affine and getattr(m, "bias", None) is not None and not rms,
+                 "scale": affine, "epsilon": float(m.eps) if m.eps is not None else None, "over": "channels"}
+        if rms:
+            attrs["rms"] = True
+        return "layernorm", attrs
+    return MODULES[call.name](m, call)
+
+
+SUBCLASS_READERS: dict[str, Callable] = {"LayerNorm": _layernorm_any_axis, "RMSNorm": _layernorm_any_axis}
+# bases whose input layout a subclass may not share (LayerNorm2d reads channels first)
+_FREE_LAYOUT_BASES = frozenset(SUBCLASS_READERS)
+
+
+def _torch_nn(cls) -> bool:
+    return (getattr(cls, "__module__", "") or "").startswith(("torch.nn.", "torch.ao.nn."))
+
+
+def recognise(module) -> tuple:
+    """``(key, how)`` for a module :func:`module_key` does not know: ``how`` is ``"name"``
+    (a :data:`NAMED` row) or ``"base"`` (a torch.nn base class whose ``forward`` it
+    overrides); ``(None, None)`` otherwise."""
+    cls = type(module)
+    if _torch_nn(cls):
+        return None, None
+    if cls.__name__ in NAMED:
+        return cls.__name__, "name"
+    for base in cls.__mro__[1:]:
+        if _torch_nn(base) and base.__name__ in MODULES and base.__name__ not in PASS_MODULES:
+            return base.__name__, "base"
+    return None, None
+
+
+def layout_key(key: Optional[str], how: Optional[str]) -> Optional[str]:
+    """The key whose input layout a recognised module's call imposes (None: none)."""
+    if how == "name" or (how == "base" and key in _FREE_LAYOUT_BASES):
+        return None
+    return key
+
+
+def read_recognised(key: str, how: str, module, call: Call) -> tuple:
+    """(op, attrs) of a module :func:`recognise` named, checked against the call; raises if it
+    does not behave as the row or base class says."""
+    if how == "name":
+        return NAMED[key](module, call)
+    op, attrs = SUBCLASS_READERS.get(key, MODULES[key])(module, call)
+    check = BEHAVES.get(op)
+    if check is None:
+        raise ValueError(f"no behaviour check for a {op} subclass")
+    return op, check(module, call, attrs)
 
 
 def source_type(qualname: str) -> str:
@@ -675,6 +855,11 @@ ALIASES = {
     "view_copy": "view", "expand_copy": "expand", "unsqueeze_copy": "unsqueeze", "squeeze_copy": "squeeze",
     "t_copy": "t", "transpose_copy": "transpose", "select_copy": "select", "slice_copy": "slice",
     "alias_copy": "alias", "mT": "t", "T": "t", "mH": "t", "H": "t",
+    "amin": "min", "split_with_sizes": "split", "unbind_copy": "unbind", "split_copy": "split",
+    "split_with_sizes_copy": "split", "unsafe_split": "split", "unsafe_chunk": "chunk", "argsort": "sort",
+    "msort": "sort", "pow_": "pow", "rpow": "pow", "special_erf": "erf", "linalg_vector_norm": "vector_norm",
+    "scaled_dot_product_attention_math": "sdpa", "_scaled_dot_product_attention_math": "sdpa",
+    "_scaled_dot_product_cudnn_attention": "sdpa", "unfold_copy": "unfold", "roll_copy": "roll",
 }
 
 # Node names for ATen ops whose Python function has another name (same names whichever capture).
@@ -913,23 +1098,152 @@ def _adaptive_fn(mode):
 
 
 def _reduce_fn(mode):
-    """mean/amax/sum over the spatial dims of a feature map -> global pooling."""
+    """mean / max over the spatial dims of a feature map (or the steps of a sequence) ->
+    global pooling; any other reduction (over channels, over one axis, over all) -> ``reduce``."""
     def read(call):
         src = call.in_shape
         dims = call.arg(1, "dim")
-        if isinstance(dims, TArg) and dims.kind == "act" and mode == "max":  # torch.max(a, b)
-            return "maximum", {}
-        keep = bool(call.arg(2, "keepdim", False))
-        if src is None or dims is None or isinstance(dims, TArg):
-            raise ValueError("reduction over all axes")
+        if isinstance(dims, TArg) and dims.kind == "act" and mode in ("max", "min"):  # torch.max(a, b)
+            return ("maximum" if mode == "max" else "minimum"), {}
+        if call.name in ("std", "var"):  # std(x, dim, unbiased, keepdim): keepdim by keyword in practice
+            keep = bool(call.kwargs.get("keepdim", call.arg(3, None, False)))
+        else:
+            keep = bool(call.arg(2, "keepdim", False))
+        if src is None or isinstance(dims, TArg):
+            raise ValueError("input shape unknown")
         rank = len(src)
+        if dims is None or (isinstance(dims, (list, tuple)) and not dims):
+            dims = list(range(rank))
         dims = sorted({int(d) % rank for d in (dims if isinstance(dims, (list, tuple)) else [dims])})
         over = list(range(1, rank - 1)) if call.layout == FL else list(range(2, rank))
-        if rank >= 3 and dims == over:  # every position of a feature map or a sequence
+        if rank >= 3 and dims == over and mode in ("avg", "max"):  # every position of a feature map or a sequence
             return "global_pool", {"mode": mode, "keepdims": keep, "rank": rank - 2}
-        raise ValueError(f"{call.name} over axes {dims}")
+        return "reduce", {"mode": {"avg": "mean"}.get(mode, mode), "dims": tuple(dims), "keepdims": keep}
 
     return read
+
+
+def _dim(call, pos: int, default=0) -> int:
+    """A source dim argument, non-negative."""
+    rank = call.rank
+    d = call.arg(pos, "dim", default)
+    return int(d) % rank if rank else int(d)
+
+
+def _split_fn(call):
+    """chunk / split / split_with_sizes / tensor_split / unbind: parts along a dim."""
+    src = call.in_shape
+    if src is None:
+        raise ValueError("input shape unknown")
+    if call.name == "unbind":
+        dim = _dim(call, 1)
+        if src[dim] is None:
+            raise ValueError("unbind along a dim of unknown size")
+        return "split", {"dim": dim, "parts": int(src[dim]), "squeeze": True}
+    dim = _dim(call, 2)
+    if call.out_shapes:
+        sizes = tuple(int(s[dim]) for s in call.out_shapes if s is not None)
+    else:  # TorchScript: from the arguments
+        n, arg = src[dim], call.arg(1)
+        if isinstance(arg, (list, tuple)):
+            sizes = tuple(int(v) for v in arg)
+        elif n is None or not isinstance(arg, int) or arg <= 0:
+            raise ValueError("split sizes unknown")
+        elif call.name == "chunk":
+            step = -(-n // arg)
+            sizes = tuple(min(step, n - i) for i in range(0, n, step))
+        else:
+            sizes = tuple(min(arg, n - i) for i in range(0, n, arg))
+    return "split", {"dim": dim, "sizes": sizes}
+
+
+def _sort_fn(call):
+    """sort / argsort / topk along a dim: values and indices (argsort: indices only)."""
+    if call.name == "topk":
+        attrs = {"k": int(call.arg(1, "k")), "dim": _dim(call, 2, -1),
+                 "largest": bool(call.arg(3, "largest", True))}
+    else:
+        attrs = {"k": None, "dim": _dim(call, 1, -1), "descending": bool(call.kwargs.get("descending", False))}
+        if call.out_shapes is not None and len(call.out_shapes) == 1:
+            attrs["indices_only"] = True
+    return "sort", attrs
+
+
+def _stack_fn(call):
+    seq = call.arg(0, "tensors")
+    first = next((t for t in _flat(seq) if isinstance(t, TArg) and t.shape is not None), None)
+    if first is None:
+        raise ValueError("stacked shapes unknown")
+    rank = len(first.shape) + 1
+    return "stack", {"dim": int(call.arg(1, "dim", 0)) % rank}
+
+
+def _einsum_fn(call):
+    eq = call.arg(0, "equation")
+    if not isinstance(eq, str):
+        raise ValueError("einsum equation unknown")
+    operands = [t for t in _flat(call.args[1:] or call.kwargs.get("tensors", [])) if isinstance(t, TArg)]
+    if not operands or any(t.shape is None for t in operands):
+        raise ValueError("einsum operand shapes unknown")
+    shapes = [(None, *t.shape[1:]) if t.kind == "act" and t.shape else tuple(t.shape) for t in operands]
+    return "einsum", {"equation": eq.replace(" ", ""), "operand_shapes": [list(s) for s in shapes]}
+
+
+def _sdpa_fn(call):
+    """F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale): (batch, heads, T, dim)."""
+    q, k, v = (call.arg(i, key) for i, key in ((0, "query"), (1, "key"), (2, "value")))
+    if not all(isinstance(t, TArg) and t.shape is not None for t in (q, k, v)):
+        raise ValueError("query, key or value shape unknown")
+    attrs = {"num_heads": int(q.shape[-3]) if len(q.shape) >= 4 else 1, "key_dim": int(q.shape[-1]),
+             "value_dim": int(v.shape[-1])}
+    causal = call.kwargs.get("is_causal", call.arg(5, None, False) if call.dialect == "python" else False)
+    if causal is True:
+        attrs["causal"] = True
+    if isinstance(call.kwargs.get("attn_mask", call.arg(3, None) if call.dialect == "python" else None), TArg):
+        attrs["masked"] = True
+    return "sdpa", attrs
+
+
+def _window_attention_fn(call):
+    """torchvision's Swin ``shifted_window_attention(input, qkv_weight, proj_weight,
+    relative_position_bias, window_size, num_heads, shift_size, ..., qkv_bias, proj_bias, logit_scale)``."""
+    x = call.in_shape
+    heads = int(call.arg(5, "num_heads"))
+    window = tuple(int(v) for v in call.arg(4, "window_size"))
+    attrs = {"num_heads": heads, "window_size": window, "shift_size": tuple(int(v) for v in call.arg(6, "shift_size")),
+             "key_dim": int(x[-1]) // heads if x is not None else None,
+             "use_bias": isinstance(call.arg(9, "qkv_bias"), TArg)}
+    if isinstance(call.arg(11, "logit_scale"), TArg):
+        attrs["cosine"] = True  # Swin V2: scaled cosine attention
+    return "window_attention", attrs
+
+
+def _elementwise_fn(call):
+    fn = call.name
+    attrs = {"function": fn}
+    if fn == "pow":
+        e = call.arg(1, "exponent")
+        if _is_scalar(e):
+            attrs["exponent"] = float(e)
+    return "elementwise", attrs
+
+
+def _norm_fn(call):
+    """torch.norm(x, p, dim, keepdim) / linalg.vector_norm(x, ord, dim, keepdim): a reduction."""
+    src = call.in_shape
+    if src is None:
+        raise ValueError("input shape unknown")
+    rank = len(src)
+    dims = call.arg(2, "dim")
+    dims = list(range(rank)) if dims is None else dims if isinstance(dims, (list, tuple)) else [dims]
+    return "reduce", {"mode": "norm", "dims": tuple(sorted({int(d) % rank for d in dims})),
+                      "keepdims": bool(call.arg(3, "keepdim", False)), "p": _num(call.arg(1, "p", call.arg(1, "ord", 2.0)))}
+
+
+def _normalize_fn(call):
+    """F.normalize(x, p, dim): unit norm along a dim."""
+    dim = call.arg(2, "dim", 1)
+    return "unitnorm", {"axis": call.canon_axis(dim), "p": _num(call.arg(1, "p", 2.0))}
 
 
 def _flatten_fn(call):
@@ -971,8 +1285,8 @@ def permutation(call) -> list:
 
 def _permute_fn(call):
     dims = permutation(call)
-    if dims[0] != 0:
-        raise ValueError("permutation moves the batch axis")
+    if dims[0] != 0:  # (B, N, 3, H, D) -> (3, B, H, N, D): q, k, v first
+        return "transpose", {"dims": tuple(dims)}
     return "permute", {"dims": tuple(dims[1:])}
 
 
@@ -1114,6 +1428,25 @@ _register(FUNCTIONS, "adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3
 _register(FUNCTIONS, "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d", _adaptive_fn("max"))
 _register(FUNCTIONS, "mean", _reduce_fn("avg"))
 _register(FUNCTIONS, "max", _reduce_fn("max"))
+_register(FUNCTIONS, "min", _reduce_fn("min"))
+for _fn in ("sum", "std", "var", "prod", "logsumexp", "nansum", "nanmean", "any", "all"):
+    _register(FUNCTIONS, _fn, _reduce_fn(_fn))
+_register(FUNCTIONS, "chunk split tensor_split unbind", _split_fn)
+_register(FUNCTIONS, "sort topk", _sort_fn)
+_register(FUNCTIONS, "stack", _stack_fn)
+_register(FUNCTIONS, "einsum", _einsum_fn)
+_register(FUNCTIONS, "sdpa", _sdpa_fn)
+_register(FUNCTIONS, "shifted_window_attention shifted_window_attention_3d", _window_attention_fn)
+_register(FUNCTIONS, "pow rsqrt sqrt exp exp2 expm1 log log2 log10 log1p abs square reciprocal erf sin cos sign "
+                     "floor ceil round trunc frac", _elementwise_fn)
+_register(FUNCTIONS, "normalize", _normalize_fn)
+_register(FUNCTIONS, "norm vector_norm", _norm_fn)
+# values moved, duplicated or dropped, not changed: torch's and torchvision's (Swin, MViT) own helpers
+_register(FUNCTIONS, "roll flip repeat_interleave unfold tile gather take_along_dim _patch_merging_pad "
+                     "_get_relative_position_bias _squeeze _unsqueeze pixel_shuffle pixel_unshuffle "
+                     "channel_shuffle fold im2col col2im", _reshape_out)
+_register(FUNCTIONS, "_add_shortcut", lambda call: ("add", {}))
+_register(FUNCTIONS, "_add_rel_pos", lambda call: ("add", {"operand": "relative position bias"}))
 _register(FUNCTIONS, "flatten", _flatten_fn)
 _register(FUNCTIONS, "view", _view_fn)
 _register(FUNCTIONS, "permute transpose t movedim", _permute_fn)
@@ -1165,12 +1498,13 @@ _CF_FUNCTIONS = frozenset(
 # ... and those that read the last dim as features: what they read is features last.
 _FL_MODULES = frozenset({"Linear", "NonDynamicallyQuantizableLinear", "LSTM", "GRU", "RNN", "MultiheadAttention",
                          "Embedding"})
-_FL_FUNCTIONS = frozenset({"linear", "addmm", "lstm", "gru", "rnn_tanh", "rnn_relu", "sdpa", "embedding"})
+_FL_FUNCTIONS = frozenset({"linear", "addmm", "lstm", "gru", "rnn_tanh", "rnn_relu", "sdpa", "embedding",
+                           "shifted_window_attention", "shifted_window_attention_3d"})
 # Ops whose output keeps the features where the input has them (element-wise, norms, merges, pads).
 KEEPS_LAYOUT = frozenset({"activation", "dropout", "identity", "add", "subtract", "multiply", "average", "maximum",
                           "minimum", "concat", "rescaling", "scale", "batchnorm", "layernorm", "groupnorm",
-                          "unitnorm", "normalization", "global_pool", "pad", "crop"})
-_FL_OUT_OPS = frozenset({"dense", "embedding", "rnn", "attention", "dot"})
+                          "unitnorm", "normalization", "global_pool", "pad", "crop", "elementwise"})
+_FL_OUT_OPS = frozenset({"dense", "embedding", "rnn", "attention", "dot", "sdpa", "window_attention"})
 _CF_OUT_OPS = frozenset({"conv", "conv_transpose", "depthwise_conv", "separable_conv", "pool_max", "pool_avg",
                          "upsample", "resize"})
 PERMUTES = frozenset({"permute", "transpose", "t", "movedim"})
