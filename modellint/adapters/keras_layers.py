@@ -387,6 +387,36 @@ def _attention(cfg):
     }
 
 
+def _conv_rnn(rank):
+    def read(cfg):
+        return "conv_rnn", {
+            "rank": rank, "filters": integer(cfg.get("filters"), "filters"),
+            "kernel": tup(cfg.get("kernel_size"), rank, "kernel_size"),
+            "strides": tup(cfg.get("strides", 1), rank, "strides"),
+            "dilation": tup(cfg.get("dilation_rate", 1), rank, "dilation_rate"),
+            "padding": _padding(cfg), "use_bias": bool(cfg.get("use_bias", True)),
+            "return_sequences": bool(cfg.get("return_sequences", False)),
+            "return_state": bool(cfg.get("return_state", False)),
+            "activation": activation_name(cfg.get("activation", "tanh")), "cell": "lstm",
+        }
+
+    return read
+
+
+def _dot_attention(additive):
+    def read(cfg):
+        return "dot_attention", {"additive": additive, "use_scale": bool(cfg.get("use_scale", additive)),
+                                 "score_mode": "additive" if additive else cfg.get("score_mode", "dot"),
+                                 "dropout": cfg.get("dropout", 0.0)}
+
+    return read
+
+
+def _position_embedding(cfg):
+    """keras-hub's PositionEmbedding: a learned (sequence_length, features) table added per position."""
+    return "position_embedding", {"sequence_length": integer(cfg.get("sequence_length"), "sequence_length")}
+
+
 def _rescaling(cfg):
     return "rescaling", {"scale": cfg.get("scale"), "offset": cfg.get("offset", 0.0)}
 
@@ -401,8 +431,14 @@ def _augment(kind):
         attrs = {"kind": kind}
         if kind == "crop":
             attrs.update(height=integer(cfg["height"], "height"), width=integer(cfg["width"], "width"))
-        if kind in ("height", "width"):
-            attrs["factor"] = cfg.get("factor")
+        if kind in ("height", "width", "rotation", "zoom", "translation", "contrast", "brightness"):
+            attrs["factor"] = cfg.get("factor")   # the emitters write the layer back with it
+        if kind == "translation":
+            attrs["height_factor"], attrs["width_factor"] = cfg.get("height_factor"), cfg.get("width_factor")
+        if kind == "zoom":
+            attrs["height_factor"], attrs["width_factor"] = cfg.get("height_factor"), cfg.get("width_factor")
+        if kind == "flip":
+            attrs["mode"] = cfg.get("mode")
         return "augment", attrs
 
     return read
@@ -517,6 +553,13 @@ _register("GRU", _rnn("gru"))
 _register("CuDNNLSTM", _rnn("lstm", cudnn=True))
 _register("CuDNNGRU", _rnn("gru", cudnn=True))
 _register("MultiHeadAttention", _attention)
+_register("Attention", _dot_attention(False))
+_register("AdditiveAttention", _dot_attention(True))
+_register("ConvLSTM1D", _conv_rnn(1))
+_register("ConvLSTM2D", _conv_rnn(2))
+_register("ConvLSTM3D", _conv_rnn(3))
+# layers of installed libraries, by their registered name (package>Class), never by class name alone
+_register("keras_hub>PositionEmbedding keras_nlp>PositionEmbedding", _position_embedding)
 _register("Masking", _identity("masking"))
 _register("ActivityRegularization", _identity("activity_regularization"))
 _register("Identity", _identity("identity"))
