@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .adapters.common import add_with_activation, count_node, infer_node
+from .infer import add_with_activation, count_node, infer_node
 from .graph import Graph, Node, TrainingConfig
 
 

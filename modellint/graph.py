@@ -189,7 +189,7 @@ class Graph:
         return [self.nodes[n] for n in index.get(node.name, [])]
 
     def _consumer_index(self) -> dict:
-        # Rebuilt lazily; graphs are small and immutable once built.
+        # Rebuilt lazily, when the node count changes or an edit says so (:meth:`touch`).
         cache = self.__dict__.get("_consumers")
         if cache is None or cache[0] != len(self.nodes):
             index: dict = {}
@@ -199,6 +199,83 @@ class Graph:
             cache = (len(self.nodes), index)
             self.__dict__["_consumers"] = cache
         return cache[1]
+
+    def touch(self) -> None:
+        """Forget what was worked out from the nodes (the consumer index, the features-last
+        shapes): an edit that rewires or reshapes without changing the node count calls it."""
+        self.__dict__.pop("_consumers", None)
+        self.__dict__.pop("_fl_shapes", None)
+
+    def copy(self) -> "Graph":
+        """A deep copy: nodes, attrs, shapes and the training config can be edited
+        (:mod:`modellint.edit`) without touching this graph."""
+        import copy as _copy
+
+        self.touch()
+        return _copy.deepcopy(self)
+
+    def lint(self) -> list:
+        """The graph's invariants, checked (as torch.fx's ``Graph.lint``): every input ref
+        names an earlier node and one of its outputs (topological order, so no cycles);
+        graph inputs are ``input`` nodes and outputs resolve; the consumer index is
+        current; a fused activation is its own node right after its layer (and a layer
+        whose activation argument is not linear has one); a later call of a shared layer
+        holds no parameters and names an earlier call. Returns the problems (empty: sound)."""
+
+        problems, seen = [], set()
+        for node in self.nodes.values():
+            for ref in node.inputs:
+                name, idx = split_ref(ref)
+                if name not in self.nodes:
+                    problems.append(f"{node.name}: input {ref!r} names no node")
+                elif name not in seen:
+                    problems.append(f"{node.name}: input {ref!r} is not before it (order or cycle)")
+                elif self.nodes[name].output_shapes and idx >= len(self.nodes[name].output_shapes):
+                    problems.append(f"{node.name}: input {ref!r} names output {idx} of a node with "
+                                    f"{len(self.nodes[name].output_shapes)}")
+            if node.fused_into is not None:
+                layer = self.nodes.get(node.fused_into)
+                if layer is None:
+                    problems.append(f"{node.name}: fused into {node.fused_into!r}, which is not a node")
+                elif node.op != "activation" or node.inputs != [layer.name]:
+                    problems.append(f"{node.name}: a fused activation must be an activation node reading "
+                                    f"its layer {layer.name!r}")
+                elif layer.attrs.get("activation") in (None, "linear") or \
+                        node.attrs.get("function") != layer.attrs.get("activation"):
+                    problems.append(f"{node.name}: function {node.attrs.get('function')!r} but its layer says "
+                                    f"activation={layer.attrs.get('activation')!r}")
+            if node.shares_params_with is not None:
+                first = self.nodes.get(node.shares_params_with)
+                if first is None or first.name not in seen:
+                    problems.append(f"{node.name}: shares parameters with {node.shares_params_with!r}, "
+                                    "which is not an earlier node")
+                if node.params:
+                    problems.append(f"{node.name}: a later call of a shared layer holds {node.params} "
+                                    "parameters (the first call holds them)")
+            seen.add(node.name)
+        fused_of = {n.fused_into for n in self.nodes.values() if n.fused_into}
+        from .infer import FUSABLE
+
+        for node in self.nodes.values():
+            if node.op in FUSABLE and node.attrs.get("activation") not in (None, "linear") \
+                    and node.name not in fused_of:
+                problems.append(f"{node.name}: activation={node.attrs.get('activation')!r} has no "
+                                "fused activation node")
+        for name in self.inputs:
+            if name not in self.nodes or self.nodes[name].op != "input":
+                problems.append(f"graph input {name!r} is not an input node")
+        for ref in self.outputs:
+            if split_ref(ref)[0] not in self.nodes:
+                problems.append(f"graph output {ref!r} names no node")
+        cache = self.__dict__.get("_consumers")
+        if cache is not None and cache[0] == len(self.nodes):
+            fresh: dict = {}
+            for n in self.nodes.values():
+                for r in n.inputs:
+                    fresh.setdefault(split_ref(r)[0], []).append(n.name)
+            if fresh != cache[1]:
+                problems.append("the consumer index is stale (an edit did not call Graph.touch())")
+        return problems
 
     def layers(self) -> list:
         """Nodes that correspond to a source layer (not fused activations)."""

@@ -1,73 +1,16 @@
-"""Steps every graph builder shares: size a node from its inputs, count its
-parameters, and make a fused activation an explicit node.
-
-Used by the Keras config builder and by :mod:`modellint.build` (the small
-builder that rule examples and tests use), so both make identical graphs.
-"""
+"""Steps every graph builder shares: the sanity check of a built graph, and (re-exported
+from :mod:`modellint.infer`, where they live) sizing a node from its inputs, counting
+its parameters and making a fused activation an explicit node."""
 
 from __future__ import annotations
 
 import math
 import numbers
 
-from .. import ops
-from ..graph import Graph, Node
+from ..graph import Graph
 
-# Layers whose activation argument becomes its own node.
-FUSABLE = frozenset({"conv", "conv_transpose", "depthwise_conv", "separable_conv", "dense"})
-
-_SHAPE_ERRORS = (ops.ShapeError, KeyError, TypeError, ValueError, IndexError, ZeroDivisionError)
-
-
-def infer_node(node: Node, in_shapes: list, layout: str = "channels_last") -> None:
-    """Set ``node.output_shapes`` (``[None]`` with a note when it cannot be known;
-    ``[]`` for an unknown op, which has no shape until someone tells it)."""
-    unknown = node.op == "unknown"
-    if any(s is None for s in in_shapes):
-        node.output_shapes = [] if unknown else [None]
-        if not unknown:
-            node.notes.append("shape unknown: an input's shape is unknown")
-        return
-    try:
-        node.output_shapes = ops.infer_shapes(node.op, node.attrs, in_shapes, layout)
-    except _SHAPE_ERRORS as exc:
-        node.output_shapes = [] if unknown else [None]
-        if not unknown:
-            node.notes.append(f"shape inference failed: {exc}")
-
-
-def count_node(node: Node, in_shapes: list, trainable: bool = True, layout: str = "channels_last") -> None:
-    """Set ``node.params`` / ``node.trainable_params`` (a frozen layer's are all non-trainable)."""
-    if node.shares_params_with:
-        return
-    if any(s is None for s in in_shapes) and ops.spec(node.op).params is not ops._params_none:
-        node.notes.append("parameters unknown: input shape unknown")
-        return
-    try:
-        tr, ntr = ops.count_params(node.op, node.attrs, in_shapes, node.output_shapes, layout)
-    except _SHAPE_ERRORS as exc:
-        node.notes.append(f"parameters unknown: {exc}")
-        return
-    if not trainable:
-        tr, ntr = 0, tr + ntr
-    node.params = tr + ntr
-    node.trainable_params = tr
-
-
-def add_with_activation(graph: Graph, node: Node) -> str:
-    """Add ``node``; if it fuses a non-linear activation, add that as ``<name>.activation``.
-
-    Returns the ref that consumers of the layer's output should use.
-    """
-    graph.add(node)
-    act = node.attrs.get("activation")
-    if node.op in FUSABLE and act not in (None, "linear"):
-        act_node = Node(name=node.name + ".activation", op="activation", source_type=node.source_type,
-                        attrs={"function": act}, inputs=[node.name], output_shapes=list(node.output_shapes),
-                        fused_into=node.name, scope=node.scope)
-        graph.add(act_node)
-        return act_node.name
-    return node.name
+# Node inference lives below the adapters (modellint.infer); re-exported for the adapters.
+from ..infer import _SHAPE_ERRORS, FUSABLE, add_with_activation, count_node, infer_node  # noqa: F401,E402
 
 
 # -- sanity of a built graph -------------------------------------------------

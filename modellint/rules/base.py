@@ -12,7 +12,7 @@ framework. Modelled on Meta's Fixit and ruff's rule pages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterable, Optional
+from typing import Callable, ClassVar, Iterable, Optional
 
 SEVERITIES = ("info", "warning", "error")  # error: certainly wrong; warning: likely hurts; info: advice
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -41,6 +41,38 @@ class Finding:
                                              "explanation", "fix", "snippets", "references", "path")}
 
 
+#: What a fix does to the model's behaviour (ruff's applicability): ``safe`` keeps what the model
+#: computes (folding a bias into BatchNorm); ``unsafe`` changes the model or how it trains;
+#: ``display-only`` is shown, never applied.
+APPLICABILITY = ("safe", "unsafe", "display-only")
+#: What happens to the weights of the layers a fix touches.
+WEIGHTS = ("kept", "refolded", "re-initialised")
+
+
+@dataclass(frozen=True)
+class Fix:
+    """The remedy a rule declares beside its check, as a graph rewrite (ruff's fixes,
+    Fixit's ``Invalid(code, expected_replacement)``).
+
+    ``edit(fx)`` receives a :class:`modellint.rules.fixing.FixContext` (the graph editor,
+    the finding, a rule context on the current graph) and returns one line per change it
+    made (empty: nothing to do). ``may_reveal``: rules whose finding the fix can uncover
+    because the layer it moves hid it (the Fixit test allows exactly those)."""
+
+    title: str
+    applicability: str
+    weights: str
+    edit: Callable
+    may_reveal: tuple = ()
+
+    def __post_init__(self):
+        assert self.applicability in APPLICABILITY, self.applicability
+        assert self.weights in WEIGHTS, self.weights
+
+    def describe(self) -> str:
+        return f"{self.title} ({self.applicability}; weights {self.weights})"
+
+
 class Rule:
     """Base class; subclasses set the class attributes and implement :meth:`check`."""
 
@@ -54,6 +86,7 @@ class Rule:
     VALID: ClassVar[list] = []  # example graphs (builder source, see modellint.build) that must not fire
     INVALID: ClassVar[list] = []  # example graphs that must fire
     EXAMPLE_DATASET: ClassVar[dict] = {}  # dataset facts the examples assume (for rules that need them)
+    fix: ClassVar[Optional[Fix]] = None  # the mechanical remedy, when there is one (``modellint fix``)
 
     def check(self, ctx) -> Iterable[Finding]:  # pragma: no cover - abstract
         raise NotImplementedError
