@@ -102,6 +102,22 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     return run_rules(graph, rules, facts)
 
 
+def fix(model, *, out=None, force=False, dry_run=False, dataset=None, select=None, task=None, loss=None,
+        from_logits=None, **load_kwargs):
+    """Apply the rules' fixes to ``model`` (a path or a live model) and write the fixed model in its
+    own framework: Keras ``OUT.keras`` + ``OUT.py`` (a functional Keras script), PyTorch ``OUT.py``
+    (an ``nn.Module``). ``out`` is a path stem (default ``<model>_fixed`` beside the file);
+    ``select`` the codes whose fixes to apply; ``dataset``, ``task``, ``loss`` as :func:`analyze`;
+    ``dry_run=True`` writes nothing. Never overwrites the input; an existing output needs
+    ``force=True``. Returns a :class:`~modellint.fixes.FixResult` (the fixed ``graph``, the
+    ``changes`` with before/after params, MACs and receptive field, per-layer ``weights``
+    status, the ``written`` paths)."""
+    from .fixes import fix as _fix
+
+    return _fix(model, out=out, force=force, dry_run=dry_run, dataset=dataset, select=select, task=task,
+                loss=loss, from_logits=from_logits, **load_kwargs)
+
+
 def _checked_task(task):
     from .analysis.task import TASKS
     from .errors import ConfigError
@@ -123,4 +139,4 @@ def __getattr__(name):  # Report and Finding without importing the engine up fro
     raise AttributeError(f"module 'modellint' has no attribute {name!r}")
 
 
-__all__ = ["analyze", "Report", "Finding", "__version__", "load_graph", "Graph", "Node", "TrainingConfig", "InputError", "ModelLintError"]
+__all__ = ["analyze", "fix", "Report", "Finding", "__version__", "load_graph", "Graph", "Node", "TrainingConfig", "InputError", "ModelLintError"]

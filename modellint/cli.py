@@ -115,6 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(pr)
     pr.set_defaults(func=cmd_probe)
 
+    fx = sub.add_parser("fix", parents=[common], help="write the model with the rules' fixes applied",
+                        description="Apply the mechanical fixes of the rules that fire on MODEL and write the "
+                                    "improved model in its own framework: Keras OUT.keras and OUT.py (functional "
+                                    "Keras code), PyTorch OUT.py (an nn.Module). Prints each change as a diff of "
+                                    "the layer table (params, MACs, receptive field) and says per layer whether "
+                                    "its weights were kept, refolded or freshly initialised. Never overwrites "
+                                    "MODEL. Exit codes: 0 written (or nothing to fix), 2 bad input or settings.")
+    fx.add_argument("model", metavar="MODEL", help="a Keras or PyTorch model file, or a code target")
+    fx.add_argument("-o", "--output", metavar="OUT",
+                    help="output path stem (default: MODEL's name + _fixed, beside it); .keras/.py are added")
+    fx.add_argument("--select", action="append", default=[], metavar="RULES",
+                    help="comma-separated codes, prefixes or categories: apply only their fixes")
+    fx.add_argument("--force", action="store_true", help="overwrite existing output files")
+    fx.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    fx.add_argument("--format", choices=("text", "json"), default="text")
+    fdata = fx.add_argument_group("dataset facts (as for check)")
+    fdata.add_argument("--samples", type=int, metavar="N", help="number of training images")
+    fdata.add_argument("--classes", type=int, metavar="C", help="number of classes")
+    fdata.add_argument("--image-size", metavar="HxW", help="training image size, e.g. 128x128")
+    fdata.add_argument("--data", metavar="DIR", help="folder of class sub-folders (counted, not loaded)")
+    _model_options(fx)
+    fx.set_defaults(func=cmd_fix)
+
     d = sub.add_parser("data", parents=[common], help="dataset tools", description="Dataset tools.")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
     sy = dsub.add_parser("synth", parents=[common], help="write the synthetic 13-class stand-in for the seed's data",
@@ -413,6 +436,37 @@ def cmd_probe(args) -> int:
     if args.exit_zero:
         return EXIT_OK
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
+
+
+def cmd_fix(args) -> int:
+    import json
+
+    from .dataset import facts_from_folder, facts_from_values, merge
+    from .engine import select_rules
+    from .fixes import (apply_fixes, check_targets, default_out, out_paths, read_model_weights, render,
+                        write)
+
+    facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags", task=args.task)
+    if args.data:
+        facts = merge(facts_from_folder(args.data), facts)
+    select = _split(args.select)
+    select_rules(select=select)  # a bad selector is refused before anything is read
+    graph = _load(args.model, args)
+    paths = None
+    if not args.dry_run:
+        paths = out_paths(graph, args.output or default_out(args.model))
+        check_targets(paths, args.model, args.force)
+    weights, why = read_model_weights(args.model, graph)
+    result = apply_fixes(graph, facts, select=select or None, weights=weights)
+    if why:
+        result.notes.append(why)
+    if paths and result.changes:
+        write(result, paths)
+    if args.format == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(render(result, args.model))
+    return EXIT_OK
 
 
 def cmd_data_synth(args) -> int:

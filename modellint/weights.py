@@ -358,7 +358,9 @@ def _walk_keras3(f, prefix: str, sink, layers: list) -> None:
                     if isinstance(ds, h5py.Dataset):
                         entries.append((str(counter[0]), sink.add(ds, f"{name[:60]!r} vars/{i}")))
                         counter[0] += 1
-            for sub in group.keys():
+            # a Bidirectional's sub-layers are stored alphabetically (backward first); its
+            # weights list the forward layer's first
+            for sub in sorted(group.keys(), key=lambda k: (k != "forward_layer", k)):
                 if sub != "vars" and isinstance(group[sub], h5py.Group):
                     collect(group[sub], depth + 1)
 

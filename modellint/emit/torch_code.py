@@ -392,7 +392,7 @@ class _TorchWriter:
             c = ".".join(parts[:i])
             if c not in self.containers:
                 self.containers.add(c)
-                self.init.append(self._assign(c, "nn.Module()  # a container of the modules below"))
+                self.init.append(self._assign(c, "nn.Module()") + "  # a container")
         self.init.append(self._assign(path, expr))
 
     def _assign(self, path: str, expr: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ops
-from .base import Rule, register
+from .base import Fix, Rule, register
 from .context import names
 
 _SATURATING = ("tanh", "sigmoid", "hard_sigmoid", "softsign")
@@ -56,6 +56,8 @@ class MissingNonlinearity(Rule):
     category = "activation"
     severity = "warning"
     references = ("Goodfellow, Bengio, Courville 2016, Deep Learning, sec. 6.1",)
+    fix = Fix("Add a ReLU after each hidden layer (after its BatchNorm when one follows)", "unsafe", "kept",
+              lambda fx: _add_nonlinearity(fx))
     INVALID = ["seq(inp(32, 32, 3), conv(16), pool(2), bn(), conv(32), gap(), dense(10, act='softmax'))",
                "seq(inp(64,), dense(32), dense(10, act='softmax'))",
                "seq(inp(784,), dense(512), dense(512), dense(10))"]
@@ -87,6 +89,39 @@ class MissingNonlinearity(Rule):
                                '# or: Conv2D(..., use_bias=False), BatchNormalization(), Activation("relu")',
                       "torch": "nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), "
                                "nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))"})
+
+
+# Ops a ReLU may be moved past when looking for the BatchNorm after a layer (conv → pool → BN → ReLU).
+_SLIDE = ("pool_max", "pool_avg", "batchnorm", "dropout", "identity", "zero_pad")
+
+
+def _add_nonlinearity(fx):
+    """A ReLU after each earlier layer of a linear pair: right after the BatchNorm that follows
+    it on a single path (conv → pool → BN → ReLU, the order ML106 expects), else as the
+    layer's own activation (Keras ``activation="relu"``; PyTorch an ``nn.ReLU`` after it)."""
+    ctx = fx.ctx
+    done = []
+    targets = list(dict.fromkeys(a for a, _, _ in linear_pairs(ctx) if a in fx.finding.layers))
+    for a in targets:
+        node = fx.graph[a]
+        last_bn, cur = None, node
+        while True:
+            nxt = fx.graph.consumers(cur)
+            if len(nxt) != 1 or nxt[0].op not in _SLIDE:
+                break
+            cur = nxt[0]
+            if cur.op == "batchnorm":
+                last_bn = cur
+        if last_bn is not None:
+            name = fx.editor.insert_after(last_bn.name, fx.activation(f"{a}_relu", "relu"))
+            done.append(f"{name}: ReLU after {last_bn.name} (the BatchNorm after {a})")
+        elif not fx.torch and node.op in ("conv", "dense", "separable_conv", "conv_transpose"):
+            fx.editor.set_attrs(a, activation="relu")
+            done.append(f"{a}: activation='relu'")
+        else:
+            name = fx.editor.insert_after(a, fx.activation(f"{a}_relu", "relu"))
+            done.append(f"{name}: ReLU after {a}")
+    return done
 
 
 # Ops that bring in another branch: a path through one is not a plain stack of linear layers
@@ -159,6 +194,7 @@ class DoubleActivation(Rule):
     category = "activation"
     severity = "warning"
     INVALID = ["seq(inp(64,), dense(32, act='relu'), relu(), dense(10, act='softmax'))"]
+    fix = Fix("Remove the second activation", "unsafe", "kept", lambda fx: _remove_second(fx))
     VALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), softmax())",
              "seq(inp(64,), dense(10, act='relu'), softmax())  # reported once, by ML305, at the head"]
 
@@ -184,6 +220,22 @@ class DoubleActivation(Rule):
                                     + ("; ReLU before softmax zeroes every negative logit."
                                        if second == "softmax" and first.startswith("relu") else "."),
                         fix=f"Remove one of them (make {layer.name} linear).")
+
+
+def _remove_second(fx):
+    """The activation applied to another activation's output goes (the same function twice is
+    a no-op for ReLU; for two different functions the first one, the layer's own, stays)."""
+    done = []
+    for node in list(fx.graph):
+        if node.op != "activation" or node.fused_into or node.attrs.get("function") in ops.LINEAR_ACTIVATIONS:
+            continue
+        prev = fx.graph.producers(node)
+        if len(prev) == 1 and prev[0].op == "activation" and fx.ctx.layer_of(node).name in fx.finding.layers \
+                and prev[0].attrs.get("function") not in ops.LINEAR_ACTIVATIONS:
+            fx.editor.remove(node.name)
+            done.append(f"{node.name} ({node.attrs.get('function')}) removed: it followed "
+                        f"{prev[0].attrs.get('function')}")
+    return done
 
 
 @register

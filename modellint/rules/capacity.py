@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .base import Rule, register
+from .base import Fix, Rule, register
 
 #: Trainable parameters per training label above which an unregularised model is
 #: flagged. Zhang et al. (2017, Theorem 1) show that a two-layer ReLU network with
@@ -173,6 +173,8 @@ class NarrowBeforeHead(Rule):
                "seq(inp(64,), dense(8, act='relu'), dense(10, act='softmax'))"]
     VALID = ["seq(inp(32, 32, 3), conv(64, act='relu'), pool(2), conv(128, act='relu'), pool(2), "
              "conv(256, act='relu'), gap(), dense(10, act='softmax'))"]
+    fix = Fix("Widen the layer before the head (the last conv to the widest width, or to the number of classes)",
+              "unsafe", "re-initialised", lambda fx: _widen(fx))
 
     def check(self, ctx):
         for out in ctx.outputs():
@@ -203,6 +205,28 @@ class NarrowBeforeHead(Rule):
                                     f"classes; the widest representation ({widest}) is discarded one layer "
                                     "before pooling.",
                         fix=f"Keep at least {widest} channels in the last convolution.")
+
+
+def _widen(fx):
+    done = []
+    ev = fx.finding.evidence
+    for name in fx.finding.layers:
+        node = fx.graph.nodes.get(name)
+        if node is None:
+            continue
+        if "after" in ev and node.op == "conv":
+            fx.editor.set_attrs(name, filters=ev["before"])
+            done.append(f"{name}: {ev['after']} → {ev['before']} filters (the widest before it)")
+        elif "features" in ev:
+            ctx = fx.fresh_ctx()
+            feeders = [n for n in ctx.backward(node, through=lambda n: not ctx.is_learnable(n))
+                       if n.op in ("conv", "dense")]
+            width = -(-ev["units"] // 8) * 8  # at least one feature per unit, a multiple of 8 (ML951)
+            for f in feeders:
+                key = "filters" if f.op == "conv" else "units"
+                fx.editor.set_attrs(f.name, **{key: width})
+                done.append(f"{f.name}: {f.attrs[key]} {key} (at least one feature per output unit)")
+    return done
 
 
 @register

@@ -90,6 +90,8 @@ def render_rule_page(rule_cls) -> str:
     doc = rule_cls.doc().strip()
     if doc:
         lines += [doc, ""]
+    if getattr(rule_cls, "fix", None) is not None:
+        lines += ["## Automatic fix", "", _fix_text(rule_cls.fix), ""]
     for title, table in rule_cls.tables():  # reference tables a rule reads (e.g. the head x loss matrix)
         lines += [f"## {title}", "", table, ""]
     if rule_cls.INVALID:
@@ -106,6 +108,22 @@ def render_rule_page(rule_cls) -> str:
         lines.append("")
     lines += ["Suppress with `ignore = [\"" + rule_cls.code + "\"]` under `[tool.modellint]` in pyproject.toml.", ""]
     return "\n".join(lines)
+
+
+_APPLICABILITY = {"safe": "safe: the model computes the same function",
+                  "unsafe": "unsafe: it changes the model or how it trains, so it is applied only by "
+                            "`modellint fix` (never silently)",
+                  "display-only": "display-only: shown, never applied"}
+_WEIGHT_WORDS = {"kept": "kept", "refolded": "refolded into the edited layers (exact)",
+                 "re-initialised": "freshly initialised for the layers it changes or adds; kept elsewhere"}
+
+
+def _fix_text(fix) -> str:
+    text = (f"`modellint fix` applies: {fix.title}.\n\n- Applicability: {_APPLICABILITY[fix.applicability]}\n"
+            f"- Weights: {_WEIGHT_WORDS[fix.weights]}")
+    if fix.may_reveal:
+        text += f"\n- May reveal: {', '.join(fix.may_reveal)} (hidden by the layer it changes)"
+    return text
 
 
 def _reference(ref: str) -> str:

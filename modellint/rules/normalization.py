@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .. import ops
-from .base import Rule, register
+from .base import Fix, Rule, register
 from .context import names
+from .fixing import rank_of
 
 # Ops through which a per-channel constant (a bias) passes unchanged up to a
 # per-channel shift: max/avg pooling, padding-free reshapes, dropout at inference.
@@ -38,13 +39,15 @@ class BatchNormOnRawInput(Rule):
     references = ("Ioffe & Szegedy 2015, Batch Normalization, sec. 3",
                   "https://keras.io/api/layers/preprocessing_layers/numerical/normalization/")
     INVALID = ["seq(inp(128, 128, 3), bn(), conv(32, act='relu'), gap(), dense(10, act='softmax'))"]
+    fix = Fix("Replace the BatchNorm on the raw input by a fixed scaling (Rescaling(1/255) for images)",
+              "unsafe", "re-initialised", lambda fx: _fix_raw_input_batchnorm(fx))
     VALID = ["seq(inp(128, 128, 3), rescale(), bn(), conv(32, act='relu'), gap(), dense(10, act='softmax'))",
              "seq(inp(128, 128, 3), conv(32), bn(), relu(), gap(), dense(10, act='softmax'))"]
 
     def check(self, ctx):
         for name in ctx.graph.inputs:
             node = ctx.graph[name]
-            for first in ctx.forward(node, through=lambda n: n.op in ("augment", "dropout", "identity")):
+            for first in _raw_input_batchnorms(ctx, node):
                 if first.op == "batchnorm":
                     shape = ctx.graph.display_shape(node.output_shape)
                     yield self.finding(
@@ -59,6 +62,36 @@ class BatchNormOnRawInput(Rule):
                                     "transforms.Normalize(mean, std)) instead of a BatchNorm on the input."),
                         snippets={"keras": "norm = keras.layers.Normalization()\nnorm.adapt(train_images)",
                                   "torch": "transforms.Normalize(mean=train_mean, std=train_std)"})
+
+
+def _raw_input_batchnorms(ctx, node):
+    return [n for n in ctx.forward(node, through=lambda n: n.op in ("augment", "dropout", "identity"))
+            if n.op == "batchnorm"]
+
+
+def _fix_raw_input_batchnorm(fx):
+    """BatchNorm on the raw input → a fixed scaling: ``Rescaling(1/255)`` for images (pixels
+    0–255), else a ``Normalization`` holding the BatchNorm's moving mean and variance when
+    the weights were read."""
+    done = []
+    for bn_name in fx.finding.layers:
+        bn = fx.graph.nodes.get(bn_name)
+        if bn is None or bn.op != "batchnorm":
+            continue
+        shape = fx.graph.shape_of(bn.inputs[0]) if bn.inputs else None
+        image = shape is not None and len(shape) == 4 and shape[-1] in (1, 3, 4)
+        if image:
+            new = fx.rescaling("rescaling", 1 / 255)
+            what = "Rescaling(1/255): pixels 0–255 become 0–1 (state another scale if your images differ)"
+        else:
+            w = fx.weights(bn_name) or {}
+            mean, var = w.get(fx.wname("mean")), w.get(fx.wname("var"))
+            new = fx.new_normalization("normalization", mean, var)
+            what = ("Normalization with the BatchNorm's moving mean and variance" if mean is not None else
+                    "Normalization (adapt it to the training data: layer.adapt(train_x))")
+        name = fx.editor.replace(bn_name, new)
+        done.append(f"{bn_name} (BatchNormalization on the raw input) → {name}: {what}")
+    return done
 
 
 @register
@@ -88,18 +121,15 @@ class BiasBeforeBatchNorm(Rule):
     VALID = ["seq(inp(32, 32, 3), conv(16, bias=False), bn(), relu(), gap(), dense(10, act='softmax'))",
              "seq(inp(32, 32, 3), conv(16, act='relu'), bn(), gap(), dense(10, act='softmax'))"]
 
+    fix = Fix("Drop the bias cancelled by BatchNorm, folded into the BatchNorm's moving mean (outputs unchanged)",
+              "safe", "refolded", lambda fx: _fold_bias(fx))
+
     def check(self, ctx):
         hits, wasted = [], 0
-        for node in ctx.learnable_layers():
-            if node.op not in ("conv", "dense", "conv_transpose", "depthwise_conv", "separable_conv"):
-                continue
-            if not node.attrs.get("use_bias", True) or node.attrs.get("activation", "linear") != "linear":
-                continue
-            nxt = list(ctx.forward(node, through=lambda n: n.op in _BIAS_TRANSPARENT))
-            if nxt and all(n.op == "batchnorm" and n.attrs.get("center", True) for n in nxt):
-                shape = node.output_shape
-                hits.append(node)
-                wasted += shape[-1] if shape and shape[-1] else 0
+        for node, _ in cancelled_biases(ctx):
+            shape = node.output_shape
+            hits.append(node)
+            wasted += shape[-1] if shape and shape[-1] else 0
         if hits:
             yield self.finding(
                 f"{names(hits)}: bias is cancelled by the BatchNormalization that follows",
@@ -111,6 +141,57 @@ class BiasBeforeBatchNorm(Rule):
                 fix="Drop the bias of layers that feed BatchNormalization.",
                 snippets={"keras": "Conv2D(filters, 3, padding='same', use_bias=False)",
                           "torch": "nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)"})
+
+
+def cancelled_biases(ctx) -> list:
+    """``[(layer, [batchnorms])]``: conv/dense layers with a bias whose output reaches only
+    centring BatchNorms, through ops a per-channel constant passes unchanged."""
+    out = []
+    for node in ctx.learnable_layers():
+        if node.op not in ("conv", "dense", "conv_transpose", "depthwise_conv", "separable_conv"):
+            continue
+        if not node.attrs.get("use_bias", True) or node.attrs.get("activation", "linear") != "linear":
+            continue
+        nxt = list(ctx.forward(node, through=lambda n: n.op in _BIAS_TRANSPARENT))
+        if nxt and all(n.op == "batchnorm" and n.attrs.get("center", True) for n in nxt):
+            out.append((node, nxt))
+    return out
+
+
+def fold_bias_arrays(layer_w: dict, bn_ws: list, names: dict) -> tuple:
+    """The exact fold: ``BN(x + b) = BN'(x)`` with ``moving_mean' = moving_mean - b``
+    (per channel; at inference BatchNorm computes ``gamma (x - mean) / sqrt(var + eps) + beta``).
+    Returns (the layer's arrays without the bias, each BatchNorm's new arrays)."""
+    bias = layer_w[names["bias"]]
+    layer = {k: v for k, v in layer_w.items() if k != names["bias"]}
+    bns = []
+    for w in bn_ws:
+        w = dict(w)
+        w[names["mean"]] = (w[names["mean"]] - bias).astype(w[names["mean"]].dtype)
+        bns.append(w)
+    return layer, bns
+
+
+def _fold_bias(fx):
+    from .fixing import _WEIGHT_NAMES
+
+    names_ = _WEIGHT_NAMES["torch" if fx.torch else "keras"]
+    done = []
+    for layer, bns in cancelled_biases(fx.ctx):
+        if layer.name not in fx.finding.layers:
+            continue
+        lw = fx.weights(layer.name)
+        bws = [fx.weights(b.name) for b in bns]
+        how = "its effect is removed by the BatchNorm anyway"
+        if lw is not None and names_["bias"] in lw and all(w is not None and names_["mean"] in w for w in bws):
+            new_layer, new_bns = fold_bias_arrays(lw, bws, names_)
+            fx.editor.refold(layer.name, new_layer)
+            for b, w in zip(bns, new_bns):
+                fx.editor.refold(b.name, w)
+            how = f"bias folded into {', '.join(b.name for b in bns)}'s moving mean"
+        fx.editor.set_attrs(layer.name, use_bias=False)
+        done.append(f"{layer.name}: use_bias=False; {how}")
+    return done
 
 
 @register
@@ -135,8 +216,12 @@ class DropoutBeforeBatchNorm(Rule):
     severity = "warning"
     references = ("Li, Chen, Hu, Yang 2019, Understanding the Disharmony between Dropout and Batch "
                   "Normalization by Variance Shift (CVPR)",)
-    INVALID = ["seq(inp(32, 32, 3), conv(16, act='relu'), dropout(0.3), bn(), gap(), dense(10, act='softmax'))"]
+    INVALID = ["seq(inp(32, 32, 3), conv(16, act='relu'), dropout(0.3), bn(), gap(), dense(10, act='softmax'))",
+               "seq(inp(32, 32, 3), conv(16, bias=False), dropout(0.3), bn(), relu(), gap(), "
+               "dense(10, act='softmax'))"]
     VALID = ["seq(inp(32, 32, 3), conv(16), bn(), relu(), gap(), dropout(0.3), dense(10, act='softmax'))"]
+    fix = Fix("Move the Dropout after the last BatchNorm, right before the classifier", "unsafe", "kept",
+              lambda fx: _move_dropout(fx), may_reveal=("ML106",))
 
     def check(self, ctx):
         for node in ctx.graph:
@@ -152,6 +237,27 @@ class DropoutBeforeBatchNorm(Rule):
                                 "without dropout at inference: a variance shift.",
                     fix=ctx.say("Move Dropout after the last BatchNormalization, before the classifier.",
                                 "Move nn.Dropout after the last BatchNorm, before the classifier."))
+
+
+def _move_dropout(fx):
+    done = []
+    for name in fx.finding.layers:
+        node = fx.graph.nodes.get(name)
+        if node is None or node.op != "dropout":
+            continue
+        rate = node.attrs.get("rate")
+        fx.editor.remove(name)
+        ctx = fx.fresh_ctx()
+        heads = [ctx.head_layer(out) for out in ctx.outputs()]
+        where = []
+        for head in heads:
+            before = ctx.producers(head)
+            if head.inputs and not (before and before[0].op == "dropout"):
+                new = fx.editor.insert_before(head.name, fx.dropout(name, rate))
+                where.append(f"{new} before {head.name}")
+        done.append(f"{name} (rate {rate}) moved from before a BatchNorm to " + (", ".join(where) or "nowhere: "
+                    "the classifier already has a Dropout"))
+    return done
 
 
 @register
@@ -175,6 +281,8 @@ class BatchNormBeforeOutput(Rule):
     severity = "warning"
     INVALID = ["seq(inp(64,), dense(32, act='relu'), dense(10), bn(), softmax())"]
     VALID = ["seq(inp(64,), dense(32), bn(), relu(), dense(10, act='softmax'))"]
+    fix = Fix("Remove the BatchNorm before the output activation", "unsafe", "kept",
+              lambda fx: _remove_layers(fx, "batchnorm", "normalised the logits"))
 
     def check(self, ctx):
         for out in ctx.outputs():
@@ -191,6 +299,16 @@ class BatchNormBeforeOutput(Rule):
                                        explanation="Per-batch normalised logits cap the classifier's confidence "
                                                    "and tie predictions to batch composition.",
                                        fix="Remove the BatchNormalization before the output activation.")
+
+
+def _remove_layers(fx, op, why, which=None):
+    done = []
+    for name in (which or fx.finding.layers):
+        node = fx.graph.nodes.get(name)
+        if node is not None and (op is None or node.op == op):
+            fx.editor.remove(name)
+            done.append(f"{name} removed ({why})")
+    return done
 
 
 @register
@@ -215,6 +333,9 @@ class StackedNormalization(Rule):
     severity = "warning"
     INVALID = ["seq(inp(32, 32, 3), conv(16), bn(), bn(), relu(), gap(), dense(10, act='softmax'))"]
     VALID = ["seq(inp(32, 32, 3), conv(16), bn(), relu(), conv(16), bn(), relu(), gap(), dense(10, act='softmax'))"]
+    fix = Fix("Remove the second normalization", "unsafe", "kept",
+              lambda fx: _remove_layers(fx, None, "normalised the output of a normalization again",
+                                        fx.finding.layers[1:]))
 
     def check(self, ctx):
         for node in ctx.graph:

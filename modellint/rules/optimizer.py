@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Rule, register
+from .base import Fix, Rule, register
 
 #: Sane learning-rate ranges by optimizer family (inclusive), for the rule and its docs.
 LR_RANGES = {
@@ -89,6 +89,9 @@ class SgdWithoutMomentum(Rule):
     references = ("Sutskever et al. 2013, On the importance of initialization and momentum in deep learning",)
     INVALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='sgd', lr=0.01, momentum=0.0)"]
     VALID = ["seq(inp(64,), dense(10, act='softmax'), optimizer='sgd', lr=0.1, momentum=0.9)"]
+    fix = Fix("SGD with momentum 0.9 (Nesterov)", "unsafe", "kept",
+              lambda fx: (fx.editor.set_training(optimizer_config={"momentum": 0.9, "nesterov": True}),
+                          ["optimizer: SGD(momentum=0.9, nesterov=True)"])[1])
 
     def check(self, ctx):
         name, _, cfg = _opt(ctx)

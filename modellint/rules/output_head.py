@@ -19,7 +19,7 @@ from typing import Optional
 
 from .. import losses as L
 from ..analysis import task as T
-from .base import Rule, register
+from .base import Fix, Rule, register
 
 # ---------------------------------------------------------------------------
 # the head × loss table
@@ -428,8 +428,143 @@ def _units(ctx, head: T.Head) -> Optional[Problem]:
                    {"units": units, "classes": classes, "task": task}, _head_snippets(ctx, head, classes, act))
 
 
+# ---------------------------------------------------------------------------
+# the repair: one per head, whatever the code
+# ---------------------------------------------------------------------------
+
+_HEAD_PATH = ("activation", "reshape", "flatten", "identity", "dropout")
+
+
+def _head_activations(graph, head: T.Head) -> list:
+    """The activation nodes between the head's layer and its output, nearest the layer first."""
+    node, found = graph[head.output], []
+    while node.name != head.layer and node.op in _HEAD_PATH and node.inputs:
+        if node.op == "activation":
+            found.append(node)
+        node = graph.producers(node)[0]
+    return found[::-1]
+
+
+def set_head_activation(fx, head: T.Head, function: Optional[str]) -> str:
+    """End the head in ``function`` (None: raw values): the layer's own activation argument
+    for Keras, an activation node after the layer for PyTorch; other activations on the way go."""
+    g, ed = fx.graph, fx.editor
+    layer = g[head.layer]
+    acts = _head_activations(g, head)
+    fusable = layer.op in ("dense", "conv", "separable_conv", "conv_transpose", "depthwise_conv")
+    own = not fx.torch and fusable
+    for a in acts:
+        if a.fused_into is None:
+            ed.remove(a.name)
+    if fusable and (layer.attrs.get("activation") or "linear") != "linear" and (not own or function is None):
+        ed.set_attrs(layer.name, activation="linear")
+    if function is None:
+        return f"{head.layer}: outputs raw values (no activation)"
+    if own:
+        ed.set_attrs(layer.name, activation=function)
+        return f"{head.layer}: activation='{function}'"
+    name = ed.insert_after(layer.name, fx.activation(f"{head.layer}_{function}", function))
+    return f"{name}: {function} after {head.layer}"
+
+
+def _loss_words(loss: str, from_logits=None) -> str:
+    return f"{loss}(from_logits=True)" if from_logits else loss
+
+
+def _repair_head(fx):
+    """The repair of a head problem: position axes pooled away (ML304), the activation the
+    loss expects (ML305, ML302), the loss the head needs (ML303, ML205), one unit per class (ML301)."""
+    done = []
+    ctx = fx.ctx
+    for problem in head_problems(ctx).values():
+        if problem.code != fx.finding.code or problem.head.layer not in fx.finding.layers:
+            continue
+        head, code, ed, torch = problem.head, problem.code, fx.editor, fx.torch
+        loss = head.loss
+        if code == "ML304":
+            recurrent = [n for n in fx.graph if n.op == "rnn" and n.attrs.get("return_sequences")]
+            if len(head.positions) == 1 and recurrent:
+                last = recurrent[-1]
+                ed.set_attrs(last.name, return_sequences=False)
+                done.append(f"{last.name}: return_sequences=False (one vector per sequence)")
+            else:
+                layer = fx.graph[head.layer]
+                name = ed.insert_before(layer.name, fx.global_avg_pool("global_average_pooling",
+                                                                        len(head.positions)))
+                done.append(f"{name}: global average pooling before {layer.name} (one prediction per sample)")
+        elif code == "ML301":
+            classes = problem.evidence["classes"]
+            layer = fx.graph[head.layer]
+            ed.set_attrs(layer.name, **({"units": classes} if layer.op == "dense" else {"filters": classes}))
+            done.append(f"{layer.name}: {classes} output units (one per class)")
+        elif code == "ML302":
+            if head.task in T.REGRESSION:
+                done.append(set_head_activation(fx, head, None))
+            elif torch:
+                done.append(set_head_activation(fx, head, None))
+                ed.set_training(loss="BCEWithLogitsLoss", from_logits=None)
+                done.append("loss: nn.BCEWithLogitsLoss (one logit for two classes)")
+            else:
+                done.append(set_head_activation(fx, head, "sigmoid"))
+                ed.set_training(loss="binary_crossentropy", from_logits=False)
+                done.append("loss: binary_crossentropy")
+        elif code == "ML205":
+            if torch or (loss and loss.framework == "torch"):
+                new = "BCEWithLogitsLoss" if loss and loss.trains == L.BINARY else "CrossEntropyLoss"
+                ed.set_training(loss=new, from_logits=None)
+                done.append(f"loss: nn.{new} (takes the raw scores)")
+            else:
+                ed.set_training(from_logits=True)
+                done.append(f"loss: {_loss_words(head.loss_name, True)} (takes the raw scores)")
+        elif code == "ML303":
+            if head.expects == L.LOGITS and not torch:
+                ed.set_training(from_logits=False)
+                done.append(f"loss: {head.loss_name} without from_logits (the head outputs probabilities)")
+            elif head.act_class == "sigmoid" and head.units == 1:
+                ed.set_training(loss="binary_crossentropy", from_logits=False)
+                done.append("loss: binary_crossentropy (one sigmoid unit)")
+            elif head.expects == L.VALUES:
+                if torch:
+                    done.append(set_head_activation(fx, head, None))
+                    ed.set_training(loss="CrossEntropyLoss", from_logits=None)
+                    done.append("loss: nn.CrossEntropyLoss (a classifier)")
+                else:
+                    if head.act_class != "softmax":
+                        done.append(set_head_activation(fx, head, "softmax"))
+                    ed.set_training(loss="categorical_crossentropy", from_logits=False)
+                    done.append("loss: categorical_crossentropy (one-hot labels; "
+                                "sparse_categorical_crossentropy for integer labels)")
+            else:
+                new = "CrossEntropyLoss" if torch else "categorical_crossentropy"
+                ed.set_training(loss=new, from_logits=None if torch else False)
+                done.append(f"loss: {new} (one label per sample)")
+        elif code == "ML305":
+            before = activation_before_head(ctx, head)
+            if before is not None:
+                layer = ctx.layer_of(before)
+                if before.fused_into:
+                    ed.set_attrs(layer.name, activation="linear")
+                else:
+                    ed.remove(before.name)
+                done.append(f"{before.name}: {before.attrs.get('function')} removed before the output "
+                            f"{head.activation}")
+            else:
+                want = {L.LOGITS: None, L.LOG_PROBABILITIES: "log_softmax", L.PROBABILITIES: _want(head),
+                        L.VALUES: None}.get(head.expects)
+                if head.expects == L.PROBABILITIES and head.task == "multilabel":
+                    want = "sigmoid"
+                done.append(set_head_activation(fx, head, want))
+    return done
+
+
+HEAD_FIX = Fix("Repair the head for the model's task (its activation, its loss, its shape, its units)",
+               "unsafe", "kept", lambda fx: _repair_head(fx))
+
+
 class _HeadRule(Rule):
     """Reports the head problems that carry this rule's code."""
+
+    fix = HEAD_FIX
 
     @classmethod
     def tables(cls) -> list:
@@ -483,6 +618,7 @@ class OutputUnitsVsClasses(_HeadRule):
              "  # with classes=13",
              "seq(inp(64,), dense(32, act='relu'), dense(1), loss='mean_squared_error')  # with classes=13"]
     EXAMPLE_DATASET = {"classes": 13}
+    fix = Fix("One output unit per class", "unsafe", "re-initialised", lambda fx: _repair_head(fx))
 
 
 @register
@@ -614,6 +750,10 @@ class PerPositionOutput(_HeadRule):
     name = "per-position-output"
     category = "output-head"
     severity = "warning"
+    # Global pooling makes the receptive field matter: a field too small for the input (ML401), hidden
+    # while the head read each position on its own, is reported once the positions are pooled.
+    fix = Fix("Pool the positions before the head (return_sequences=False for a recurrent layer)", "unsafe",
+              "kept", lambda fx: _repair_head(fx), may_reveal=("ML401",))
     INVALID = ["seq(inp(28, 28, 1), conv(32, act='relu'), pool(), dense(10, act='softmax'), "
                "loss='categorical_crossentropy')",
                "seq(inp(200, 16), dense(16, act='relu'), dense(1, act='sigmoid'), loss='binary_crossentropy')"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..analysis.receptive_field import aggregations
-from .base import Rule, register
+from ..analysis.receptive_field import aggregations, receptive_fields
+from .base import Fix, Rule, register
 from .context import names
 
 #: The receptive field at global pooling should cover at least this share of the input side.
@@ -56,6 +56,8 @@ class ReceptiveFieldTooSmall(Rule):
                   "(Distill)", "Luo et al. 2016, Understanding the Effective Receptive Field (NeurIPS)")
     INVALID = ["seq(inp(128, 128, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), gap(), "
                "dense(10, act='softmax'))"]
+    fix = Fix("Add pool + conv-BN-ReLU stages before the global pooling until the receptive field covers the input",
+              "unsafe", "re-initialised", lambda fx: _add_stages(fx))
     VALID = ["seq(inp(32, 32, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), pool(2), "
              "conv(64, act='relu'), gap(), dense(10, act='softmax'))",
              "seq(inp(28, 28, 1), conv(32, act='relu'), pool(2), conv(64, act='relu'), pool(2), flatten(), "
@@ -96,6 +98,47 @@ class ReceptiveFieldTooSmall(Rule):
                                'x = BatchNormalization()(x)\nx = Activation("relu")(x)\nx = MaxPooling2D()(x)',
                       "torch": "nn.Sequential(nn.Conv2d(c, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), "
                                "nn.ReLU(), nn.MaxPool2d(2))"})
+
+
+#: Stages the fix adds at most, and the smallest grid a stage may pool to.
+MAX_NEW_STAGES, MIN_GRID = 4, 2
+
+
+def _add_stages(fx):
+    """Before each global pooling whose features see too little: MaxPool(2) → Conv(3×3, no bias)
+    → BatchNorm → ReLU, as the model's widest conv, until the field covers the whole input
+    (each stage about doubles it) or the grid would drop below 2×2."""
+    done = []
+    img = fx.ctx.input_image()
+    if img is None:
+        return done
+    for agg in [a for a in aggregations(fx.graph, fx.ctx.rf) if a.kind == "global_pool"]:
+        pool = agg.by
+        if pool.name not in fx.graph.nodes or not pool.inputs:
+            continue
+        width = max((n.attrs.get("filters") or 0 for n in fx.graph if n.op in ("conv", "separable_conv")),
+                    default=0) or (fx.graph.shape_of(pool.inputs[0]) or (0,))[-1]
+        added = 0
+        while added < MAX_NEW_STAGES:
+            src = pool.inputs[0]
+            shape = fx.graph.shape_of(src)
+            rfs = receptive_fields(fx.graph)
+            rf = rfs.get(src.split(":")[0])
+            if shape is None or rf is None or len(shape) != 4 or len(rf.size) != 2:
+                break
+            if all(rf.size[i] >= img[i] for i in range(2)) or min(shape[1:3]) // 2 < MIN_GRID:
+                break
+            added += 1
+            stage = f"stage{added}_fix" if f"stage{added}_fix_conv" not in fx.graph.nodes else f"{pool.name}_s{added}"
+            names_ = []
+            for node in (fx.max_pool(f"{stage}_pool"), fx.conv(f"{stage}_conv", width, 3),
+                         fx.batchnorm(f"{stage}_bn"), fx.activation(f"{stage}_relu", "relu")):
+                names_.append(fx.editor.insert_before(pool.name, node))
+            new_rf = receptive_fields(fx.graph).get(names_[-1])
+            size = "×".join(str(int(x)) for x in new_rf.size) if new_rf else "?"
+            done.append(f"{' → '.join(names_)}: a stage of {width} channels; receptive field "
+                        f"{'×'.join(str(int(x)) for x in rf.size)} → {size} px")
+    return done
 
 
 @register
@@ -320,6 +363,10 @@ class FlattenDenseDominates(Rule):
                "seq(inp(32, 32, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), pool(2), "
                "conv(128, act='relu'), pool(2), flatten(), dense(128, act='relu'), dense(512, act='relu'), "
                "dense(512, act='relu'), dense(10, act='softmax'))  # VGG-style head, no Dense alone over half"]
+    # Pooled features make the receptive field matter (ML401), and without the big Dense another layer
+    # may hold most of the compute (ML952): both were hidden by the flattened head.
+    fix = Fix("Replace the Flatten by global average pooling", "unsafe", "re-initialised",
+              lambda fx: _flatten_to_gap(fx), may_reveal=("ML401", "ML952"))
     VALID = ["seq(inp(64, 64, 3), conv(32, act='relu'), pool(2), gap(), dense(128, act='relu'), "
              "dense(10, act='softmax'))",
              "seq(inp(28, 28, 1), flatten(), dense(512, act='relu'), dense(512, act='relu'), "
@@ -359,6 +406,19 @@ class FlattenDenseDominates(Rule):
 
 
 _CONV_OPS = ("conv", "depthwise_conv", "separable_conv", "conv_transpose")
+
+
+def _flatten_to_gap(fx):
+    done = []
+    for name in fx.finding.layers:
+        node = fx.graph.nodes.get(name)
+        if node is None or node.op != "flatten":
+            continue
+        src = fx.graph.shape_of(node.inputs[0])
+        new = fx.editor.replace(name, fx.global_avg_pool("global_average_pooling", len(src) - 2))
+        done.append(f"{name} (Flatten of {'×'.join(map(str, src[1:]))}) → {new} (global average pooling: "
+                    f"{src[-1]} features)")
+    return done
 
 
 def _positions(shape) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Rule, register
+from .base import Fix, Rule, register
 
 
 @register
@@ -39,6 +39,23 @@ class DropoutRateHigh(Rule):
                                    fix=f"Dropout({1 - rate:.1f}) if {rate} was meant as keep probability.")
 
 
+def _dropout_before_head(fx):
+    done = []
+    for name in fx.finding.layers:
+        node = fx.graph.nodes.get(name)
+        if node is None or node.op != "dropout":
+            continue
+        rate = node.attrs.get("rate")
+        fx.editor.remove(name)
+        ctx = fx.fresh_ctx()
+        for out in ctx.outputs():
+            head = ctx.head_layer(out)
+            if head.inputs and ctx.producers(head)[0].op != "dropout":
+                new = fx.editor.insert_before(head.name, fx.dropout(name, rate))
+                done.append(f"{name} (rate {rate}) moved from the output to {new}, before {head.name}")
+    return done
+
+
 @register
 class DropoutOnOutput(Rule):
     """
@@ -60,6 +77,7 @@ class DropoutOnOutput(Rule):
     severity = "warning"
     INVALID = ["seq(inp(64,), dense(64, act='relu'), dense(10, act='softmax'), dropout(0.3))"]
     VALID = ["seq(inp(64,), dense(64, act='relu'), dropout(0.3), dense(10, act='softmax'))"]
+    fix = Fix("Move the Dropout before the last layer", "unsafe", "kept", lambda fx: _dropout_before_head(fx))
 
     def check(self, ctx):
         for out in ctx.outputs():
