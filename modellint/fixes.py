@@ -55,6 +55,11 @@ class FixResult:
     written: list = field(default_factory=list)  # paths
     notes: list = field(default_factory=list)
 
+    @property
+    def path(self) -> Optional[Path]:
+        """The fixed model's main file: the ``.keras`` for Keras, the ``.py`` for PyTorch (None if not written)."""
+        return self.written[0] if self.written else None
+
     def layer_weights(self) -> dict:
         """Every layer with parameters in the fixed model -> kept / refolded / initialised
         (``initialised`` for all when no weights were read)."""
@@ -248,7 +253,10 @@ def read_model_weights(source, graph: Graph):
 
 
 def out_paths(graph: Graph, out) -> list:
+    """The files to write for output stem ``out`` (an existing directory: ``<model>_fixed`` in it)."""
     base = Path(out)
+    if base.is_dir():
+        base = base / default_out(graph.source_path or graph.name or "model").name
     if base.suffix in (".keras", ".py"):
         base = base.with_suffix("")
     if graph.framework == "torch":
