@@ -104,6 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="replay the step plan of an earlier run (its --format json output) instead of planning "
                          "from this machine's timings: the same seed and plan give the same numbers; with "
                          "another model, a comparison after the same steps")
+    pr.add_argument("--compare", metavar="OTHER",
+                    help="also train OTHER (a model file, a code target, or the word fix: the output of "
+                         "modellint fix) and MODEL on the same class-stratified split and subset, with the same "
+                         "seeds (3 when the budget allows) and steps, and report which is better and how sure: "
+                         "the difference in validation accuracy and loss with its spread across seeds. With the "
+                         "probes selected, the comparison plans for 60 %% of the budget left after loading; "
+                         "--probes none gives it all")
+    pr.add_argument("--executor", default="inprocess", metavar="NAME",
+                    help="where the comparison's runs run: inprocess (default, one after another) or ray "
+                         "(Ray tasks; pip install 'modellint[ray]'; RAY_ADDRESS joins a cluster)")
     pr.add_argument("--no-cache", action="store_true", help="ignore and do not write cached results")
     pr.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     pr.add_argument("--output-file", metavar="FILE")
@@ -403,6 +413,7 @@ def cmd_probe(args) -> int:
     from pathlib import Path
 
     from .engine import run_rules, select_rules
+    from .losses import stated_training
     from .probes.api import probe_inputs, rule_facts, run_probes
     from .probes.suite import ALL_PROBES
 
@@ -414,28 +425,104 @@ def cmd_probe(args) -> int:
             raise ConfigError(f"--input-shape {args.input_shape!r} is not a list of integers") from None
     training = stated_training(args.loss, args.from_logits) if args.loss else None
     probes = tuple(_split([args.probes])) if args.probes else ALL_PROBES
+    compare = getattr(args, "compare", None)
+    if probes == ("none",):
+        if not compare:
+            raise ConfigError("--probes none leaves nothing to run without --compare")
+        probes = ()
     if args.budget <= 0:
         raise ConfigError("--budget must be positive")
     plan = _read_plan(args.plan) if args.plan else None
-    graph, dataset, report = run_probes(args.model, args.data, budget=args.budget, seed=args.seed, probes=probes,
-                                        lr=args.lr, input_shape=shape, training=training, plan=plan,
-                                        max_images=args.max_images, use_cache=not args.no_cache,
-                                        clock_start=getattr(args, "started", None),
-                                        progress=None if args.quiet else _progress)
-    result = run_rules(graph, select_rules(), rule_facts(dataset, f"--data {args.data}"),
-                       probes=probe_inputs(report))
-    result.probes = report
+    comparison = None
+    if compare:
+        comparison, other_graph = _compare(args, shape, bool(probes))
+    if probes:
+        budget = args.budget
+        if comparison is not None:  # what the comparison left
+            import time
+
+            budget = args.budget - (time.perf_counter() - args.started)
+            if budget <= 1:
+                raise ConfigError(f"the comparison used the whole --budget of {args.budget:g} s; give a larger "
+                                  "--budget, or --probes none")
+        graph, dataset, report = run_probes(args.model, args.data, budget=budget, seed=args.seed, probes=probes,
+                                            lr=args.lr, input_shape=shape, training=training, plan=plan,
+                                            max_images=args.max_images, use_cache=not args.no_cache,
+                                            clock_start=getattr(args, "started", None) if comparison is None else None,
+                                            progress=None if args.quiet else _progress)
+        result = run_rules(graph, select_rules(), rule_facts(dataset, f"--data {args.data}"),
+                           probes=probe_inputs(report))
+        result.probes = report
+    else:
+        graph = _load(args.model, args)
+        result = run_rules(graph, select_rules())
+        report = None
+    if comparison is not None:
+        from .probes.compare import apply_measured_effect
+
+        apply_measured_effect(result, comparison, run_rules(other_graph, select_rules(), result.dataset))
+        result.comparison = comparison
     _write_html([result], args)
     text = _render([result], args)
     if args.output_file:
         Path(args.output_file).write_text(text + "\n", encoding="utf-8")
     elif text:
         print(text)
-    if report.interrupted:
+    if report is not None and report.interrupted:
         return 130
     if args.exit_zero:
         return EXIT_OK
     return EXIT_FINDINGS if result.at_or_above(args.fail_on) else EXIT_OK
+
+
+def _fixed_model(args) -> str:
+    """``--compare fix``: the path of MODEL's fixed version, written by ``modellint.fix``.
+
+    HOOK(--compare fix): calls ``modellint.fix(MODEL, out=DIR)`` when this modellint has it and compares
+    with the model file it returns (a path, or an object with ``.path``/``.model_path``). Until ``fix``
+    lands, ``--compare fix`` is refused with a clear error."""
+    import tempfile
+
+    import importlib
+
+    import modellint
+
+    fix = getattr(modellint, "fix", None)
+    if fix is None and importlib.util.find_spec("modellint.fix") is not None:
+        fix = importlib.import_module("modellint.fix")
+    if fix is not None and not callable(fix):  # the module: its function of the same name
+        fix = getattr(fix, "fix", None)
+    if fix is None or not callable(fix):
+        raise ConfigError("--compare fix needs `modellint fix`, which this version of modellint does not have "
+                          "yet; write the fixed model and pass its file or code target to --compare")
+    out = tempfile.mkdtemp(prefix="modellint-fix-")
+    fixed = fix(args.model, out=out)
+    for attr in ("path", "model_path", "out"):
+        if hasattr(fixed, attr):
+            fixed = getattr(fixed, attr)
+            break
+    return str(fixed)
+
+
+def _compare(args, shape, with_probes: bool):
+    """``--compare OTHER``: (the Comparison, OTHER's graph)."""
+    import time
+
+    from .probes import api
+    from .probes.compare import COMPARE_SHARE, Source, compare
+
+    other = _fixed_model(args) if args.compare == "fix" else args.compare
+    other_graph = _load(other, args)  # refuses what cannot be read, before anything trains
+    started = getattr(args, "started", None)
+    budget = args.budget
+    if with_probes:
+        spent = time.perf_counter() - started if started is not None else 0.0
+        budget = spent + COMPARE_SHARE * (args.budget - spent)
+    sources = [Source(m, input_shape=shape, loss=args.loss, from_logits=args.from_logits) for m in (args.model, other)]
+    comparison = api.compare(*sources, args.data, budget=budget, seed=args.seed, lr=args.lr,
+                             max_images=args.max_images, executor=args.executor, clock_start=started,
+                             progress=None if args.quiet else _progress)
+    return comparison, other_graph
 
 
 def cmd_fix(args) -> int:

@@ -57,6 +57,7 @@ class Report:
     dataset: DatasetFacts = field(default_factory=DatasetFacts)
     errors: list = field(default_factory=list)  # rules that crashed (a bug of ours)
     probes: Optional[object] = None  # a probes.suite.ProbeReport, when probes ran
+    comparison: Optional[object] = None  # a probes.compare.Comparison, from probe --compare
 
     @property
     def path(self) -> Optional[str]:
@@ -88,6 +89,7 @@ class Report:
             "rules_skipped": dict(self.rules_skipped),
             "errors": list(self.errors),
             "probes": self.probes.to_dict() if self.probes is not None else None,
+            "comparison": self.comparison.to_dict() if self.comparison is not None else None,
         }
 
     def to_json(self, indent: int = 2) -> str:

@@ -37,7 +37,8 @@ class MissingFramework(InputError, MissingDependency):
 
 #: import name -> (what pip installs, the modellint extra that brings it)
 OPTIONAL = {"PIL": ("Pillow", "probes"), "sklearn": ("scikit-learn", "probes"), "keras": ("Keras", "keras"),
-            "torch": ("torch", "torch"), "onnx": ("onnx", "onnx")}
+            "torch": ("torch", "torch"), "onnx": ("onnx", "onnx"),
+            "ray": ("ray", "ray")}
 
 
 def need(module: str, what: str):

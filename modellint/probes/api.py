@@ -209,6 +209,14 @@ def run_probes(model, data, *, budget: float = 180.0, seed: int = 0, probes=ALL_
     return graph, dataset, report
 
 
+def compare(*args, **kwargs):
+    """:func:`modellint.probes.compare.compare` (here beside :func:`run_probes`, so the command line reaches
+    both through this module)."""
+    from .compare import compare as run
+
+    return run(*args, **kwargs)
+
+
 def rule_facts(dataset, source: str):
     """The dataset facts the static rules read after a probe run, counted from the loaded images. Image
     size and channels stay unset: the data checks (ML006, ML007) compared every image with the input."""

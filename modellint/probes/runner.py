@@ -83,21 +83,43 @@ class Runner:
         return None
 
 
-def make_runner(graph, source, *, loss: Optional[str] = None, seed: int = 0, build=None) -> Runner:
-    """The runner for ``source`` (a path, a live model, or a code target) in its framework. ``build``: a
-    callable that makes the model afresh (a code target's factory); PyTorch runners call it under the seed
-    at every reset, so the model's own initialisation code runs."""
-    if graph.framework == "torch":
-        from .runner_torch import TorchRunner
+#: Runners by name (the graph's framework): "module:Class", imported when first asked for, so that no
+#: runner module imports another and a job (:mod:`.compare`) names its runner by a string.
+RUNNERS = {"torch": "modellint.probes.runner_torch:TorchRunner",
+           "keras": "modellint.probes.runner_keras:KerasRunner"}
 
-        return TorchRunner(graph, source, loss=loss, seed=seed, build=build)
+
+def register_runner(name: str, target: str) -> None:
+    """Make ``target`` ("package.module:Class", a :class:`Runner` taking ``(graph, source, *, loss, seed,
+    build)``) the runner of models whose graph's framework is ``name``."""
+    RUNNERS[name] = target
+
+
+def runner_class(name: str):
+    """The runner class registered as ``name``, or None."""
+    import importlib
+
+    target = RUNNERS.get(name or "")
+    if target is None:
+        return None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_runner(graph, source, *, loss: Optional[str] = None, seed: int = 0, build=None) -> Runner:
+    """The runner for ``source`` (a path, a live model, or a code target) in its framework (found in
+    :data:`RUNNERS` by ``graph.framework``). ``build``: a callable that makes the model afresh (a code
+    target's factory); PyTorch runners call it under the seed at every reset, so the model's own
+    initialisation code runs."""
     if graph.framework == "keras":
         from ..errors import need
 
         need("keras", "probing a Keras model")
-        from .runner_keras import KerasRunner
-
-        return KerasRunner(graph, source, loss=loss, seed=seed)
+    cls = runner_class(graph.framework) if graph.framework in RUNNERS else None
+    if cls is not None:
+        if graph.framework == "torch":
+            return cls(graph, source, loss=loss, seed=seed, build=build)
+        return cls(graph, source, loss=loss, seed=seed)
     from ..errors import InputError
 
     raise InputError(graph.source_path or graph.name,

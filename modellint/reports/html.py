@@ -10,6 +10,8 @@ Structure (templates in ``templates/``, Jinja2 with ``autoescape=True``)::
     report.html.j2        document shell, inlines report.css, includes model.html.j2 per report
     model.html.j2         one model: the sections below, in this order
       _header.html.j2       #summary          identity, params, MACs, input, RF vs input
+        _verdict.html.j2    #verdict          first, when probes or --compare ran: the measured verdict,
+                                              both models' runs and curves (reports/verdict.py)
       _findings.html.j2     #recommendations  ranked: what to change first (macros.finding)
                             #findings         all findings by severity, then category
       _layers.html.j2       #layers           the layer table; rows named in findings marked
@@ -210,6 +212,7 @@ def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) 
         "rf_chart": _rf_chart(s, hits),
         "cost_chart": _cost_chart(rows, hits),
         "probes": _probes(report, index, hits),
+        "verdict": _verdict(report),
         "errors": [str(e) for e in report.errors],
         "skipped": sorted(report.rules_skipped.items()),
         # the rules this model's part links to (findings and data checks): their pages end the report
@@ -297,6 +300,8 @@ def _finding(report, f, index, anchor, rule_base) -> dict:
     for key, value in f.evidence.items():
         if key == "layers" and list(value or []) == list(f.layers):
             continue
+        if key == "measured_effect":  # shown in place of the expected effect
+            continue
         if key == "files" and isinstance(value, (list, tuple)):
             files = [str(x) for x in value][:MAX_FILES]
             continue
@@ -314,8 +319,55 @@ def _finding(report, f, index, anchor, rule_base) -> dict:
         "url": rule_url(f.code, rule_base), "layers": layers, "evidence": evidence, "files": files,
         "explanation": f.explanation, "fix": f.fix, "snippet": snippet, "other_snippets": others,
         "references": [str(r) for r in f.references], "impact": IMPACT_WORDS.get(impact, str(impact)),
-        "measured": measured, "basis": basis,
+        "measured": measured, "basis": basis, "measured_effect": f.evidence.get("measured_effect"),
     }
+
+
+# -- the verdict and the comparison ---------------------------------------------------------------
+
+def _verdict(report) -> dict:
+    """The measured verdict (:mod:`.verdict`) and, with ``--compare``, both models' runs and curves."""
+    from .verdict import lines
+
+    items = lines(report)
+    c = getattr(report, "comparison", None)
+    out = {"lines": items, "comparison": None}
+    if c is None:
+        return out
+    d = c.to_dict() if hasattr(c, "to_dict") else dict(c)
+    cmp = {"names": d["names"], "sources": d["sources"], "status": d["status"], "why": d.get("why"),
+           "plan": d.get("plan") or {}, "verdict": d.get("verdict"), "executor": d.get("executor"),
+           "notes": d.get("notes") or [], "fixed_codes": d.get("fixed_codes") or [], "rows": [], "charts": []}
+    out["comparison"] = cmp
+    if d["status"] != "ok":
+        return out
+    runs = d.get("runs") or []
+    by_seed: dict = {}
+    for r in runs:
+        by_seed.setdefault(r["seed"], {})[r["role"]] = r
+    cmp["rows"] = [{"seed": seed, "model": row.get("model"), "other": row.get("other")}
+                   for seed, row in sorted(by_seed.items())]
+    cmp["accuracy"], cmp["loss"] = d.get("accuracy") or {}, d.get("loss") or {}
+    loss_series, acc_series = [], []
+    for role, cls in (("model", "s1"), ("other", "s0")):
+        mine = [r for r in runs if r["role"] == role]
+        for k, r in enumerate(sorted(mine, key=lambda r: r["seed"])):
+            cv = r.get("curves") or {}
+            loss = cv.get("loss") or []
+            name = f"{d['names'][role]} seed {r['seed']}"
+            loss_series.append({"name": name, "x": list(range(1, len(loss) + 1)), "y": loss,
+                                "cls": cls + ("" if k == 0 else " thin")})
+            acc_series.append({"name": name, "x": cv.get("val_step") or [], "y": cv.get("val_accuracy") or [],
+                               "cls": cls, "dots": True})
+    steps = (d.get("plan") or {}).get("steps")
+    cmp["charts"] = [
+        {"title": f"Training loss per step ({steps} steps, every seed)",
+         "svg": charts.line_chart(loss_series, xlabel="step", ylabel="training loss", width=PAIR_WIDTH,
+                                  label="training loss of both models")},
+        {"title": "Validation accuracy during training",
+         "svg": charts.line_chart(acc_series, xlabel="step", ylabel="validation accuracy", width=PAIR_WIDTH,
+                                  ymin=0.0, label="validation accuracy of both models")}]
+    return out
 
 
 # -- layer graph and static charts ----------------------------------------------------------

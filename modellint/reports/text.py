@@ -44,6 +44,7 @@ def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, sho
             if getattr(getattr(report, "probes", None), "interrupted", False):
                 out.append(f"{INDENT}! probes interrupted (Ctrl-C): results are partial; the probes that did "
                            "not finish gave no findings")
+            out.extend(verdict_block(report))
             if report.findings:
                 out.append("")
         for j, f in enumerate(report.findings):
@@ -60,6 +61,41 @@ def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, sho
             out.extend(skipped_lines(reports))
             out.extend(rule_pages(reports))
     return "\n".join(out)
+
+
+def verdict_block(report) -> list:
+    """The measured verdict (:mod:`.verdict`) under the header, when probes or a comparison ran."""
+    from .verdict import lines
+
+    items = lines(report)
+    if not items:
+        return []
+    out = ["", "verdict (measured on your data):"]
+    for item in items:
+        out.extend(_wrap(f"{item['label']}: {item['text']}", f"{INDENT}{item['mark']} ", INDENT + "  "))
+    c = getattr(report, "comparison", None)
+    if c is not None and getattr(c, "status", "") == "ok":
+        out.extend(comparison_table(c))
+    return out
+
+
+def comparison_table(c) -> list:
+    """Per seed: both models' validation accuracy and loss."""
+    by = {}
+    for r in c.runs:
+        by.setdefault(r["seed"], {})[r["role"]] = r
+    names = c.names
+    out = [f"{INDENT}  seed  {names['model'][:28]:>28}  {names['other'][:28]:>28}   (validation accuracy / loss)"]
+    for seed in sorted(by):
+        row = by[seed]
+        cells = [f"{100 * row[k]['val_accuracy']:6.1f} % / {row[k]['val_loss']:.3f}" if k in row else "-"
+                 for k in ("model", "other")]
+        out.append(f"{INDENT}  {seed:>4}  {cells[0]:>28}  {cells[1]:>28}")
+    a, lo = c.accuracy, c.loss
+    out.append(f"{INDENT}  mean  {100 * a['model_mean']:6.1f} ± {100 * a['model_spread']:.1f} %".ljust(36 + len(INDENT))
+               + f"  {100 * a['other_mean']:6.1f} ± {100 * a['other_spread']:.1f} %".rjust(28)
+               + f"   loss {lo['diff']:+.3f} ± {lo['diff_spread']:.3f}")
+    return out
 
 
 def rule_pages(reports) -> list:
