@@ -523,6 +523,13 @@ def _macs_dense(a, s, o):
     return (_prod(x[1:-1]) or 0 if len(x) > 2 else 1) * x[-1] * a["units"]
 
 
+def _macs_dot(a, s, o):
+    """A batched dot product: one multiply-add per output value and contracted index (batch 1)."""
+    x, y = _one(s), o[0]
+    ax = _tuple(a.get("axes", -1), 2)[0]
+    return (_prod(y[1:]) or 0) * (x[ax % len(x)] or 0)
+
+
 def _macs_rnn(a, s, o):
     x = _one(s)
     steps, f, u = x[1] or 0, x[-1], a["units"]
@@ -766,7 +773,7 @@ _op("average", MERGE, "element-wise mean", shape=_shape_elementwise)
 _op("maximum", MERGE, "element-wise max", shape=_shape_elementwise, linear=False)
 _op("minimum", MERGE, "element-wise min", shape=_shape_elementwise, linear=False)
 _op("concat", MERGE, "concatenation along an axis", shape=_shape_concat)
-_op("dot", MERGE, "batched dot product", shape=_shape_dot, rf=None, linear=False, source_axes=True)
+_op("dot", MERGE, "batched dot product", shape=_shape_dot, macs=_macs_dot, rf=None, linear=False, source_axes=True)
 _op("split", RESHAPE, "split into parts along a dim (chunk, split, unbind)", shape=_shape_split, source_axes=True)
 _op("transpose", RESHAPE, "permute axes, the batch axis among them (q/k/v heads first)", shape=_shape_transpose, rf=None, source_axes=True)
 _op("stack", MERGE, "stack tensors along a new dim", shape=_shape_stack, rf=None, source_axes=True)
@@ -849,12 +856,34 @@ def count_params(op: str, attrs: dict, in_shapes: list, out_shapes: list,
     return spec(op).params(attrs, frame.into(in_shapes), frame.into(out_shapes))
 
 
+def _batch_first(shapes: list, axis, rank: int) -> list:
+    """Shapes of ``rank`` with their batch at axis 0, for a node whose ``batch_axis`` attr says where
+    it is in its (source-layout) input: an axis number (a ``(seq, batch, features)`` tensor: 1), or
+    None where the tensor has no batch axis of its own (a batch of 1 merged into another axis, as
+    ``(seq * batch * heads, ...)``): a batch of 1 is put in front, so every other axis counts; or
+    ``(axis, k)`` where a symbolic batch is merged into an axis holding ``k`` per sample."""
+    out = []
+    for sh in shapes:
+        if sh is None or len(sh) != rank:
+            out.append(sh)
+        elif axis is None:
+            out.append((1, *sh))
+        elif isinstance(axis, (tuple, list)):  # (axis, k): the batch merged into an axis of k * batch
+            out.append((1, *sh[:axis[0]], axis[1], *sh[axis[0] + 1:]))
+        else:
+            out.append((sh[axis], *sh[:axis], *sh[axis + 1:]))
+    return out
+
+
 def count_macs(op: str, attrs: dict, in_shapes: list, out_shapes: list,
                layout: str = "channels_last") -> int:
     """Multiply-adds of one call at batch 1 (0 where unknown)."""
     try:
         frame = _Frame(op, attrs, layout)
         ins, outs = frame.into(in_shapes), frame.into(out_shapes)
+        if "batch_axis" in attrs and ins and ins[0] is not None:
+            ins, outs = _batch_first(ins, attrs["batch_axis"], len(ins[0])), _batch_first(outs, attrs["batch_axis"],
+                                                                                          len(ins[0]))
         steps = (frame.steps or 0) if frame.td else 1
         return steps * int(spec(op).macs(attrs, ins, outs) or 0)
     except (TypeError, KeyError, IndexError, ShapeError):

@@ -12,6 +12,12 @@ How an ONNX graph becomes a layer graph
   the file itself. External data files the tensors name that are not next to the
   model, or shorter than their data, are named in ``graph.notes`` (the architecture
   and counts read the same; the model cannot run without them).
+* A stored tensor several layers read counts once per module that reads it (an
+  exporter keeps one copy of identical initializers), once for a module called
+  again or a weight tied on purpose: see :meth:`_Reader._settle_params`.
+* MACs are per sample: a layer whose input holds the batch elsewhere than axis 0
+  (``(seq, batch, dim)``, ``17*batch``, an LSTM of layout 0) says where in
+  ``attrs["batch_axis"]``, which :func:`modellint.ops.count_macs` reads.
 * The batch dimension: a symbolic one (``dim_param``, a dynamic axis) is ``None``.
   A fixed 1 is ``None`` too: it is what ``torch.onnx.export`` writes for a
   ``(1, ...)`` example without dynamic axes, and a live PyTorch capture reads its
@@ -635,7 +641,7 @@ def _conv_transpose(ctx: _Ctx):
 
 def _gemm(ctx: _Ctx):
     if not ctx.is_weight(1):
-        return "dot", {"axes": -1, "kind": ctx.op_type}
+        return "dot", {"axes": (-1, -2), "kind": ctx.op_type}
     w = ctx.weight_dims(1)
     if ctx.op_type == "Gemm":
         units = w[0] if ctx.a.get("transB") else w[1]
@@ -879,6 +885,11 @@ def _rnn(cell):
     return read
 
 
+def _einsum(ctx: _Ctx):
+    eq = str(ctx.a["equation"])
+    return "einsum", {"equation": eq, "operand_shapes": []}  # operand shapes: set with the batch (_add)
+
+
 def _identity(ctx: _Ctx):
     return "identity", {"kind": ctx.op_type.lower()}
 
@@ -937,6 +948,7 @@ _register("LSTM", _rnn("lstm"))
 _register("GRU", _rnn("gru"))
 _register("RNN", _rnn("simple"))
 _register("Identity Cast CastLike", _identity)
+_register("Einsum", _einsum)
 
 
 # ---------------------------------------------------------------------------
@@ -956,10 +968,12 @@ class _Reader:
         self._sources: dict = {}
         self.shapes: dict = {}
         self.dtypes: dict = {}
+        self.dim_params: dict = {}  # tensor -> symbolic dim names (None where a dim has none)
         for vi in list(g.input) + list(g.value_info) + list(g.output):
             dims = _tensor_dims(vi.type)
             if dims is not None:
                 self.shapes[vi.name] = dims
+                self.dim_params[vi.name] = tuple(d.dim_param or None for d in vi.type.tensor_type.shape.dim)
             if vi.type.HasField("tensor_type"):
                 self.dtypes[vi.name] = vi.type.tensor_type.elem_type
         for t in g.initializer:
@@ -982,6 +996,8 @@ class _Reader:
         self.graph_outputs = {o.name for o in g.output}
         self.dynamic: set = {i.name for i in g.input if i.name not in self.initializers}
         self.batch = None
+        self.batch_size = None  # the graph input's batch: a fixed number, or None when symbolic
+        self.batch_param = None  # its symbolic name ('batch_size', 's0') when it has one
 
     # -- constants ----------------------------------------------------------
     def const_value(self, name: str):
@@ -1172,10 +1188,14 @@ class _Reader:
             if self.batch is None and dims:
                 # the batch: symbolic reads as None; a fixed 1 (what torch.onnx.export writes for a (1, ...)
                 # example without dynamic axes) reads as None, the example's batch as in a live capture; a
-                # larger fixed batch is the file's own and stays its number (as Keras' batch_shape does)
-                self.batch = 1 if dims[0] == 1 else -1
-                if dims[0] is not None and dims[0] > 1:
-                    graph.notes.append(f"input {inp.name[:60]!r} has a fixed batch of {dims[0]}: shapes show it "
+                # larger fixed batch is the file's own and stays its number (as Keras' batch_shape does).
+                # It is axis 0, or axis 1 of a (seq, batch, features) input an RNN reads as it is
+                ax = self._input_batch_axis(inp.name, dims)
+                self.batch = 1 if dims[ax] == 1 else -1
+                self.batch_size = dims[ax]
+                self.batch_param = (self.dim_params.get(inp.name) or (None,) * len(dims))[ax]
+                if dims[ax] is not None and dims[ax] > 1:
+                    graph.notes.append(f"input {inp.name[:60]!r} has a fixed batch of {dims[ax]}: shapes show it "
                                        "(a symbolic batch, or a fixed 1 as an export example leaves, reads as "
                                        "any batch)")
             node = Node(name=self._unique(re.sub(r":(\d+)$", r"_\1", inp.name)), op="input",
@@ -1201,15 +1221,58 @@ class _Reader:
                 self.dynamic.update(o for o in node.output if o)
         names = self._names(kept)
 
-        self.counted: dict = {}  # initializer -> node name that holds its parameters
+        self.readings: list = []  # (node, onnx node, stored tensor, elements, trainable), in graph order
+        self.dropped_biases: list = []  # (node, units): a zero bias the exporter's optimiser removed
         absorbed: set = set()
         for node in kept:
             if id(node) in absorbed:
                 continue
             self._add(node, names[id(node)], absorbed)
+        self._settle_params()
 
         graph.outputs = [self.ref[o.name] for o in g.output if o.name in self.ref]
         return graph
+
+    def _input_batch_axis(self, name: str, dims: tuple) -> int:
+        """The batch axis of a graph input: the one whose symbolic name says batch, axis 1 where an
+        LSTM/GRU/RNN of layout 0 reads the input as its (seq, batch, features) sequence, else 0."""
+        names = self.dim_params.get(name) or ()
+        for i, n in enumerate(names):
+            if n and "batch" in n.lower():
+                return i
+        if len(dims) == 3:
+            for c in self.consumers.get(name, []):
+                if c.op_type in ("LSTM", "GRU", "RNN") and c.input and c.input[0] == name and not any(
+                        at.name == "layout" and at.i for at in c.attribute):
+                    return 1
+        return 0
+
+    def _batch_axis(self, tensor: str):
+        """Where the batch is in a data tensor (source layout), for MACs per sample: 0 (the usual
+        place, or not known), another axis (a (seq, batch, features) tensor), None where the tensor
+        has no batch axis of its own and a batch of 1 is merged into other axes (every axis counts),
+        or ``(axis, k)`` where a symbolic batch is merged into an axis of ``k * batch``."""
+        dims = self.shapes.get(tensor)
+        if not dims:
+            return 0
+        names = self.dim_params.get(tensor) or (None,) * len(dims)
+        if self.batch_param:
+            hits = [i for i, n in enumerate(names) if n == self.batch_param]
+            if hits:
+                return hits[0]
+            bp = re.escape(self.batch_param)
+            for i, n in enumerate(names[:-1]):  # '17*batch': the batch merged with 17 per sample
+                m = re.fullmatch(rf"(\d+)\*{bp}|{bp}\*(\d+)", n or "")
+                if m:
+                    return (i, int(m.group(1) or m.group(2)))
+            return 0
+        n = self.batch_size
+        if n is None or dims[0] == n:
+            return 0
+        if n == 1:
+            return None  # a batch of 1 multiplies nothing, wherever it went
+        hits = [i for i, d in enumerate(dims[:-1]) if d == n]
+        return hits[0] if len(hits) == 1 else 0
 
     def _consumer(self, tensor: str):
         """The only consumer of ``tensor`` (None if it has several or is a graph output)."""
@@ -1258,6 +1321,28 @@ class _Reader:
                 absorbed.add(id(nxt))
                 outputs = list(nxt.output)
 
+        # MACs per sample: where the batch is in the input of a layer that multiplies
+        if op == "rnn":
+            if attrs.get("time_major"):
+                attrs["batch_axis"] = 1  # X is (seq_length, batch, input_size) in layout 0
+        elif op in ("dense", "dot", "sdpa") and data_inputs:
+            ax = self._batch_axis(data_inputs[0])
+            if ax != 0:
+                attrs["batch_axis"] = ax
+        elif op == "einsum":
+            # the batch's own size never multiplies a sample's MACs: its index counts 1
+            shapes = []
+            for x in ctx.inputs:
+                dims = list(ctx.weight_dims(ctx.inputs.index(x)) or ()) if x not in self.dynamic \
+                    else list(self.shapes.get(x) or ())
+                ax = self._batch_axis(x) if x in self.dynamic else -1
+                if isinstance(ax, tuple):
+                    dims[ax[0]] = ax[1]
+                elif ax is not None and 0 <= ax < len(dims):
+                    dims[ax] = None
+                shapes.append(tuple(dims))
+            attrs["operand_shapes"] = shapes
+
         # outputs nobody reads (BatchNormalization's running statistics in training
         # mode, Dropout's mask, an RNN's unused states) are not layer outputs
         while len(outputs) > 1 and not self._used(outputs[-1]):
@@ -1293,13 +1378,18 @@ class _Reader:
                 self.ref[o] = name if i == 0 else f"{name}:{i}"
 
     def _count(self, node: Node, op: str, onode, weight_inputs: list) -> None:
-        """Parameters from the initializers' dims; an initializer counts once (the first layer using it)."""
+        """Record which stored tensors ``node`` reads as its weights; :meth:`_settle_params` counts them."""
+        node.params = node.trainable_params = 0
         learnable = op in _WEIGHTED or (op == "activation" and node.attrs.get("function") == "prelu")
-        if not (learnable or op == "unknown" or onode.op_type in _OPERAND_OPS):
+        if op == "dense" and not node.attrs.get("use_bias") and self._fx_linear_bias(onode):
+            # the dynamo exporter's optimiser drops a bias of zeros; the framework still holds it
+            node.attrs["use_bias"] = True
+            self.dropped_biases.append((node, int(node.attrs["units"])))
+        if not (learnable or op == "unknown" or onode.op_type in _OPERAND_OPS
+                or onode.op_type in ("Concat", "Einsum")):
             return  # a constant that parameterises an op (Resize scales, Pad widths) is no weight
         bn_stats = set(onode.input[3:5]) if op == "batchnorm" else set()
-        trainable = non_trainable = 0
-        first_owner = None
+        seen: set = set()
         for tensor in weight_inputs:
             for src in self.weight_sources(tensor):
                 t = self.consts[src]
@@ -1308,15 +1398,163 @@ class _Reader:
                     continue
                 if not learnable and n <= 1:
                     continue  # a scalar constant (x / 255, x * 0.5) is no weight
-                if src in self.counted:
-                    first_owner = first_owner or self.counted[src]
+                if src in seen:
                     continue
-                self.counted[src] = node.name
-                if tensor in bn_stats:
-                    non_trainable += n
-                else:
-                    trainable += n
-        node.params = trainable + non_trainable
-        node.trainable_params = trainable
-        if first_owner and not node.params:
-            node.shares_params_with = first_owner
+                seen.add(src)
+                self.readings.append((node, onode, src, n, tensor not in bn_stats))
+
+    # -- parameters: one stored tensor, read by several layers ---------------
+    def _settle_params(self) -> None:
+        """Give each layer the parameters it holds in the framework.
+
+        Exporters merge stored tensors: ``torch.onnx.export`` (both exporters)
+        keeps one copy of identical initializers (LayerNorm weights of ones,
+        zero biases, the layers of an ``nn.TransformerEncoder``, which starts as
+        deep copies of one layer), so several layers read one initializer. The
+        framework holds a parameter per layer, and ``sum(p.numel())`` counts each.
+        It counts a parameter once when it *is* one object: a module called
+        again, or a weight tied on purpose (a language model's embedding and
+        output projection). A stored tensor read by several layers therefore
+        counts once for each module that reads it, where:
+
+        * a module is the PyTorch module path the exporter recorded; a later
+          call of the same module (TorchScript names it ``<module>_1``) is the
+          same module, and a parameter named after the module that reads it
+          (``a.weight`` read in ``a``, or in a parent that calls it functionally)
+          is that module's own;
+        * the dynamo exporter records which parameters each node used
+          (``pkg.torch.onnx.fx_node``): a node that used the initializer's own
+          parameter reads that parameter, whichever module it is in (ties);
+        * a tensor read as an embedding table and as a dense weight is a tied
+          embedding (counted once);
+        * in a file that names no modules the tensor counts once, as before.
+
+        The dynamo exporter stores a tied output projection as a transposed
+        copy of the embedding (``val_*``); its node's fx record names the
+        embedding's parameter, so the copy counts for nothing.
+        """
+        placeholders = self._param_placeholders()
+        by_src: dict = {}
+        for reading in self.readings:
+            by_src.setdefault(reading[2], []).append(reading)
+        keys = {}
+        for src, rs in by_src.items():
+            scopes = {self._scope(onode)[0] for _, onode, _, _, _ in rs}
+            ops_ = {node.op for node, _, _, _, _ in rs}
+            tie = "embedding" in ops_ and "dense" in ops_
+            owner = src.rsplit(".", 1)[0] if src in placeholders else None
+            for node, onode, _, _, _ in rs:
+                scope = self._scope(onode)[0]
+                mod = "own"
+                if not (scope is None or tie or len(rs) == 1 or self._uses_param(onode, placeholders.get(src))):
+                    m = re.match(r"^(.*)_(\d+)$", scope)
+                    if m and (m.group(1) in scopes or m.group(1) == owner):
+                        scope = m.group(1)  # TorchScript's name for a later call of a module
+                    if owner is None or not (owner == scope or owner.startswith(scope + ".") or scope == ""):
+                        mod = scope
+                keys[(id(node), src)] = (src, mod)
+        counted: dict = {}  # (stored tensor, module) -> node name holding its parameters
+        first: dict = {}  # stored tensor -> first node holding it
+        shared: dict = {}  # stored tensor -> {module keys that count it}
+        totals: dict = {}
+        derived = self._derived_copies(by_src, placeholders)
+        for node, onode, src, n, trainable in self.readings:
+            key = keys[(id(node), src)]
+            tr, nt = totals.get(node.name, (0, 0))
+            if src in derived:
+                node.shares_params_with = node.shares_params_with or derived[src]
+                continue
+            if key in counted:
+                if counted[key] != node.name:
+                    node.shares_params_with = node.shares_params_with or counted[key]
+                continue
+            counted[key] = node.name
+            first.setdefault(src, node.name)
+            shared.setdefault(src, set()).add(key)
+            totals[node.name] = (tr + n, nt) if trainable else (tr, nt + n)
+        for node, units in self.dropped_biases:
+            tr, nt = totals.get(node.name, (0, 0))
+            totals[node.name] = (tr + units, nt)
+        for node in [r[0] for r in self.readings] + [d[0] for d in self.dropped_biases]:
+            tr, nt = totals.get(node.name, (0, 0))
+            node.params, node.trainable_params = tr + nt, tr
+            if node.params and node.shares_params_with:
+                node.shares_params_with = None  # it holds parameters of its own
+        multi = {src: len(ks) for src, ks in shared.items() if len(ks) > 1}
+        if multi:
+            extra = sum((k - 1) * (_prod(self.consts[src].dims) or 1) for src, k in multi.items())
+            self.graph.notes.append(
+                f"the exporter stored {len(multi):,} initializer{'s' if len(multi) != 1 else ''} once for "
+                f"{sum(multi.values()):,} layers ({extra:,} parameters more than the file stores): identical "
+                "values (zero biases, LayerNorm weights of ones, copies of one layer) are kept once; each layer "
+                "counts its own, as the framework does (a module called again, or a weight tied on purpose, "
+                "counts once)")
+        if self.dropped_biases:
+            n = sum(u for _, u in self.dropped_biases)
+            self.graph.notes.append(
+                f"{len(self.dropped_biases):,} linear layer{'s' if len(self.dropped_biases) != 1 else ''} "
+                f"({', '.join(node.name for node, _ in self.dropped_biases[:3])}"
+                f"{' ...' if len(self.dropped_biases) > 3 else ''}) use a bias the exporter's optimiser removed "
+                f"(all zeros): counted from the export's record of the parameters used ({n:,} parameters)")
+        if derived:
+            n = sum(_prod(self.consts[src].dims) or 1 for src in derived)
+            self.graph.notes.append(
+                f"{len(derived):,} stored tensor{'s' if len(derived) != 1 else ''} ({n:,} values) "
+                "{} a transposed copy of a tied parameter the framework holds once (counted once)".format(
+                    "are" if len(derived) != 1 else "is"))
+
+    def _param_placeholders(self) -> dict:
+        """``{parameter name: dynamo placeholder}`` from the graph signature the dynamo exporter records
+        (``p_a_weight: PARAMETER target='a.weight'``); empty for other files."""
+        out = {}
+        for prop in self.g.metadata_props:
+            if prop.key == "pkg.torch.export.ExportedProgram.graph_signature":
+                for ph, target in re.findall(r"(\w+): PARAMETER target='([^']+)'", prop.value):
+                    out[target] = ph
+        return out
+
+    @staticmethod
+    def _fx_params(onode) -> Optional[set]:
+        """The parameter placeholders the dynamo exporter says ``onode`` used (None: not recorded)."""
+        for prop in onode.metadata_props:
+            if prop.key == "pkg.torch.onnx.fx_node":
+                return set(re.findall(r"%(p_\w+)", prop.value))
+        return None
+
+    @staticmethod
+    def _fx_linear_bias(onode) -> bool:
+        """Whether the dynamo exporter records ``onode`` as ``aten.linear`` with a bias parameter."""
+        for prop in onode.metadata_props:
+            if prop.key == "pkg.torch.onnx.fx_node":
+                m = re.search(r"target=torch\.ops\.aten\.linear\.default\]\(args = \((.*)\), kwargs", prop.value)
+                if m:
+                    args = [a.strip() for a in m.group(1).split(",")]
+                    return len(args) == 3 and args[2].startswith("%p_")
+        return False
+
+    def _uses_param(self, onode, placeholder: Optional[str]) -> bool:
+        refs = self._fx_params(onode) if placeholder else None
+        return bool(refs) and placeholder in refs
+
+    def _derived_copies(self, by_src: dict, placeholders: dict) -> dict:
+        """``{stored tensor: node}`` for unnamed tensors (``val_12``) that a dynamo export stored as a
+        copy of a parameter that is stored under its own name and read by another node (a tied output
+        projection's transposed embedding): the node's fx record names that parameter, of as many values."""
+        if not placeholders:
+            return {}
+        target = {ph: name for name, ph in placeholders.items()}
+        out = {}
+        for src, rs in by_src.items():
+            if src in placeholders:
+                continue
+            n = _prod(self.consts[src].dims) or 1
+            for node, onode, _, _, _ in rs:
+                for ph in self._fx_params(onode) or ():
+                    name = target.get(ph)
+                    if name in by_src and name != src and (_prod(self.consts[name].dims) or 1) == n \
+                            and all(r[0] is not node for r in by_src[name]):
+                        out[src] = by_src[name][0][0].name
+                        break
+                if src in out:
+                    break
+        return out
