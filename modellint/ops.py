@@ -696,6 +696,90 @@ def _macs_window_attention(a, s, o):
 
 
 # ---------------------------------------------------------------------------
+# Keras layers beyond the classic set (issue 12): convolutional LSTMs, attention
+# without projections, slicing, keras-hub's position embedding and composite layers
+# ---------------------------------------------------------------------------
+
+def _shape_conv_rnn(a, s):
+    """ConvLSTM1D/2D/3D on (batch, time, *spatial, channels): the input conv sets the grid
+    (the recurrent conv is 'same', stride 1); (batch, [time,] *grid, filters), then h and c."""
+    x = _one(s)
+    r = a["conv_rank"]
+    k, st, d = _tuple(a["kernel"], r), _tuple(a.get("strides", 1), r), _tuple(a.get("dilation", 1), r)
+    grid = tuple(conv_out_len(n, k[i], st[i], d[i], a.get("padding", "valid")) for i, n in enumerate(x[2:-1]))
+    step = (x[0], *grid, a["filters"])
+    outs = [(x[0], x[1], *grid, a["filters"]) if a.get("return_sequences") else step]
+    if a.get("return_state"):
+        outs += [step, step]
+    return outs
+
+
+def _params_conv_rnn(a, s, o):
+    x = _one(s)
+    k = _prod(_tuple(a["kernel"], a["conv_rank"]))
+    f, c = a["filters"], _need(x[-1], "input channels")
+    return 4 * (k * c * f + k * f * f) + (4 * f if a.get("use_bias", True) else 0), 0
+
+
+def _macs_conv_rnn(a, s, o):
+    x = _one(s)
+    k = _prod(_tuple(a["kernel"], a["conv_rank"]))
+    grid = _prod(o[-1][1:-1] if a.get("return_state") else (o[0][2:-1] if a.get("return_sequences") else o[0][1:-1]))
+    return (x[1] or 0) * (grid or 0) * 4 * k * (x[-1] + a["filters"]) * a["filters"]
+
+
+def _shape_dot_attention(a, s):
+    """Keras Attention / AdditiveAttention: [query (B, Tq, D), value (B, Tv, Dv), key?] ->
+    (B, Tq, Dv), and the scores (B, Tq, Tv) with return_attention_scores."""
+    q = _one(s)
+    v = s[1] if len(s) > 1 and s[1] is not None else q
+    outs = [(*q[:-1], v[-1])]
+    if a.get("return_attention_scores"):
+        outs.append((*q[:-1], v[-2]))
+    return outs
+
+
+def _params_dot_attention(a, s, o):
+    if a.get("score_mode") == "concat":   # one scalar weight on the tanh of the sum
+        return (1 if a.get("use_scale") else 0) + 1, 0
+    if not a.get("use_scale"):
+        return 0, 0
+    return (_need(_one(s)[-1], "query features") if a.get("additive") else 1), 0
+
+
+def _macs_dot_attention(a, s, o):
+    q = _one(s)
+    v = s[1] if len(s) > 1 and s[1] is not None else q
+    tq, tv = _prod(q[1:-1]) or 0, v[-2] or 0
+    return tq * tv * (q[-1] + v[-1])
+
+
+def _shape_slice(a, s):
+    """``x[key]`` (Keras' GetItem): key items ("slice", start, stop, step) / ("index", i) from
+    axis 0 on; the axes after the key are kept."""
+    x = _one(s)
+    out = []
+    for i, item in enumerate(a["key"]):
+        n = x[i]
+        if item[0] == "index":
+            continue
+        start, stop, step = item[1:]
+        if start is None and stop is None and step in (None, 1):
+            out.append(n)
+        else:
+            out.append(None if n is None else len(range(n)[slice(start, stop, step)]))
+    return [(*out, *x[len(a["key"]):])]
+
+
+def _params_position_embedding(a, s, o):
+    return a["sequence_length"] * _need(_one(s)[-1], "features"), 0
+
+
+def _shape_block(a, s):
+    return [tuple(o) if o is not None else None for o in a["output_shapes"]]
+
+
+# ---------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------
 
@@ -783,6 +867,14 @@ _op("elementwise", OTHER, "element-wise math (pow, sqrt, exp, ...; function in a
 _op("sdpa", MERGE, "scaled dot-product attention of given q, k, v (no weights)", shape=_shape_sdpa, macs=_macs_sdpa, rf=None, linear=False, source_axes=True)
 _op("einsum", MERGE, "Einstein summation (equation in attrs)", shape=_shape_einsum, macs=_macs_einsum, rf=None, linear=False, source_axes=True)
 _op("window_attention", LEARNABLE, "shifted-window multi-head attention (Swin)", macs=_macs_window_attention, rf=None, linear=False, source_axes=True)
+_op("conv_rnn", LEARNABLE, "convolutional LSTM (ConvLSTM1D/2D/3D)", shape=_shape_conv_rnn, params=_params_conv_rnn, macs=_macs_conv_rnn, rf=None, linear=False)
+_op("dot_attention", MERGE, "attention of given query, value (and key) without projections: Keras Attention, AdditiveAttention", shape=_shape_dot_attention, params=_params_dot_attention, macs=_macs_dot_attention, rf=None, linear=False, source_axes=True)
+_op("slice", RESHAPE, "x[key]: slices and indices along the leading axes (Keras GetItem)", shape=_shape_slice, rf=None, source_axes=True)
+_op("position_embedding", OTHER, "adds a learned embedding per position (keras-hub PositionEmbedding)", params=_params_position_embedding, rf=None, source_axes=True)
+_op("block", OTHER, "a layer built of known layers, read as a whole (keras-hub's TransformerEncoder, MBConvBlock...): "
+    "shapes and parameters from the built layer, MACs the sum of its sublayers'", shape=_shape_block,
+    params=lambda a, s, o: (a["trainable_params"], a["params"] - a["trainable_params"]),
+    macs=lambda a, s, o: a.get("macs") or 0, rf=None, linear=False, source_axes=True)
 _op("unknown", OTHER, "a layer modellint does not know (custom, Lambda, ...)", shape=_shape_unknown, rf=None, linear=False)
 
 

@@ -443,3 +443,87 @@ def test_layer_zoo(build, saved, tmp_path):
         for name, expected in shapes.items():
             got = [g.display_shape(s) for s in g[name].output_shapes]
             assert got == expected, f"{where}: {name} ({g[name].notes})"
+
+
+# ---------------------------------------------------------------------------
+# issue 12: convolutional LSTMs, attention without projections, custom layers
+# ---------------------------------------------------------------------------
+
+_simple("convlstm1d", (4, 10, 3), lambda L: L.ConvLSTM1D(5, 3))
+_simple("convlstm2d_seq_same", (3, 8, 8, 2), lambda L: L.ConvLSTM2D(4, 3, padding="same", return_sequences=True))
+_simple("convlstm2d_strides_nobias", (3, 9, 9, 2), lambda L: [L.ConvLSTM2D(4, (3, 2), strides=2, use_bias=False),
+                                                               L.Flatten(), L.Dense(2)])
+_simple("convlstm3d", (2, 5, 5, 4, 1), lambda L: L.ConvLSTM3D(2, 2))
+
+
+@case("convlstm2d_return_state")
+def _convlstm_state():
+    import keras
+
+    x = keras.Input((3, 7, 7, 2))
+    return fn_model(x, list(_L().ConvLSTM2D(3, 3, return_state=True)(x)))
+
+
+def _attention_case(name, cls, q=(6, 8), v=(9, 8), key=None, scores=False, **kw):
+    @case(name)
+    def build():
+        import keras
+
+        ins = [keras.Input(q), keras.Input(v)] + ([keras.Input(key)] if key else [])
+        out = getattr(_L(), cls)(**kw)(ins, return_attention_scores=scores)
+        return fn_model(ins, list(out) if scores else out)
+
+
+_attention_case("attention_dot", "Attention")
+_attention_case("attention_scale_key_scores", "Attention", key=(9, 8), scores=True, use_scale=True)
+_attention_case("attention_concat", "Attention", score_mode="concat", use_scale=True)
+_attention_case("additive_attention", "AdditiveAttention")
+_attention_case("additive_attention_noscale_scores", "AdditiveAttention", v=(4, 8), use_scale=False, scores=True)
+
+
+def _custom_layers():
+    import keras
+
+    @keras.saving.register_keras_serializable("modellint_zoo")
+    class Counted(keras.layers.Layer):
+        """A custom layer with a trainable kernel and a non-trainable counter."""
+
+        def build(self, shape):
+            self.kernel = self.add_weight(shape=(shape[-1], 4), name="kernel")
+            self.count = self.add_weight(shape=(3,), name="count", trainable=False, initializer="zeros")
+
+        def call(self, x):
+            return keras.ops.matmul(x, self.kernel)
+
+    return Counted
+
+
+@case("custom_nontrainable_weight", saved=())  # files cannot say which weights train: see below
+def _custom_nontrainable():
+    import keras
+
+    x = keras.Input((5, 6))
+    return fn_model(x, _L().Dense(2)(_custom_layers()()(x)))
+
+
+@pytest.mark.parametrize("fmt", SAVED)
+def test_custom_layer_in_files(fmt, tmp_path):
+    """A custom layer's weights in a file: the total is exact, a frozen layer's are all
+    non-trainable, and the layers after it get their shapes back (.h5 as .keras) from the
+    shapes their calls record."""
+    import keras
+
+    counted = _custom_layers()
+    x = keras.Input((5, 6))
+    frozen = counted(trainable=False, name="frozen")
+    h = frozen(counted(name="counted")(x))
+    model = fn_model(x, _L().Dense(2, name="head")(_L().Flatten(name="flat")(h)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(tmp_path / f"m.{fmt}")
+    g = load_graph(tmp_path / f"m.{fmt}")
+    assert g.total_params == model.count_params()
+    assert g["frozen"].trainable_params == 0 and g["frozen"].params == 4 * 4 + 3
+    assert any("does not record which of its weights train" in n for n in g["counted"].notes)
+    for name in ("counted", "frozen", "flat", "head"):
+        assert [g.display_shape(s) for s in g[name].output_shapes] == [tuple(model.get_layer(name).output.shape)], name

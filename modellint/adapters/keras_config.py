@@ -25,7 +25,7 @@ from typing import Optional
 from .. import ops
 from ..graph import DuplicateNodeError, Graph, Node, TrainingConfig, split_ref
 from .common import MAX_DIM, add_with_activation, count_node, infer_node
-from .keras_layers import CALL_ATTRS, CODE_LAYERS, MODEL_CLASSES, BadValue, activation_name, read_layer
+from .keras_layers import CALL_ATTRS, CODE_LAYERS, LAYERS, MODEL_CLASSES, BadValue, activation_name, read_layer
 from .keras_ops import is_operation, read_operation
 
 AXIS_OPS = frozenset({"batchnorm", "layernorm", "groupnorm", "normalization", "concat", "unitnorm"})
@@ -160,6 +160,36 @@ def parse_call(node) -> list:
     return refs
 
 
+def call_shapes(node) -> list:
+    """The shapes Keras 3 records on each input tensor of one call (``__keras_tensor__``
+    ``config.shape``), in :func:`parse_call`'s order; None where not recorded. Keras writes them
+    in ``.keras`` and in Keras 3 ``.h5`` configs alike."""
+    out: list = []
+    if not isinstance(node, dict):
+        return out
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "__keras_tensor__":
+                cfg = obj.get("config")
+                shape = cfg.get("shape") if isinstance(cfg, dict) else None
+                out.append(shape if isinstance(shape, list) else None)
+            else:
+                for v in obj.values():
+                    walk(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v)
+
+    walk(node.get("args", []))
+    kwargs = node.get("kwargs", {}) or {}
+    if isinstance(kwargs, dict):
+        for key in ("inputs", "query", "value", "key"):
+            if key in kwargs:
+                walk(kwargs[key])
+    return out
+
+
 def call_kwargs(entry: dict, call_idx: int) -> dict:
     """Keyword arguments of one call of a layer (Keras 3 ``kwargs``; Keras 2 the
     dict after the first tensor reference). Empty in Sequential configs."""
@@ -181,6 +211,8 @@ def _ref_list(value, what: str) -> list:
     """``input_layers`` / ``output_layers``: one [name, node, tensor] or a list of them."""
     if not value:
         return []
+    if isinstance(value, dict):  # Keras 3 models with named inputs/outputs: {name: [layer, node, tensor]}
+        value = list(value.values())
     if not isinstance(value, list):
         raise KerasConfigError(f"{what} {_short(value)} is not a list of [layer, node, tensor]")
     try:
@@ -431,6 +463,7 @@ class _Builder:
             return outs
 
         attrs_extra = {}
+        known_as = None
         try:
             if class_name in ("Bidirectional", "TimeDistributed"):
                 inner = cfg.get("layer", {})
@@ -449,8 +482,18 @@ class _Builder:
                                            nodes[call_idx] if call_idx < len(nodes) else None, len(in_refs),
                                            len(first) if first else None)
             else:
+                registered = entry.get("registered_name")
+                known_as = (self.known_shapes.get(node_name) or {}).get("as")
                 try:
-                    op, attrs = read_layer(class_name, cfg)
+                    if isinstance(registered, str) and ">" in registered and registered in LAYERS:
+                        op, attrs = read_layer(registered, cfg)   # a library's layer (keras_hub>...)
+                    elif known_as is not None and class_name not in LAYERS:
+                        op, attrs = known_as[0], dict(known_as[1])   # the live model told what it is
+                        if op == "block":
+                            attrs["output_shapes"] = [self.canon(x, f"layer {lname!r}: output shape")
+                                                      for x in attrs["output_shapes"]]
+                    else:
+                        op, attrs = read_layer(class_name, cfg)
                 except (KeyError, TypeError, ValueError) as exc:
                     if isinstance(exc, BadValue):
                         raise
@@ -467,6 +510,8 @@ class _Builder:
             node.attrs["kind"] = "operation"
             node.notes.append(f"operation {attrs['operation']}: not in modellint's op table; read, never run")
         elif op == "unknown":
+            if not layer_trainable:
+                node.attrs["frozen"] = True   # weights counted from a file later are all non-trainable
             kind = "code" if class_name in CODE_LAYERS else "custom"
             node.attrs.setdefault("kind", kind)
             node.notes.append(
@@ -479,6 +524,11 @@ class _Builder:
         build = build_config.get("input_shape")
         if build is not None and any(s is None for s in in_shapes):
             self._fill_from_build_config(in_refs, in_shapes, build)
+        if any(s is None for s in in_shapes):  # after an unknown layer: the shapes its call recorded
+            nodes = entry.get("inbound_nodes") if isinstance(entry.get("inbound_nodes"), list) else []
+            recorded = call_shapes(nodes[call_idx]) if call_idx < len(nodes) else []
+            if len(recorded) == len(in_refs):
+                self._fill_from_build_config(in_refs, in_shapes, recorded, "call record")
 
         rank = len(in_shapes[0]) if in_shapes and in_shapes[0] is not None else 0
         if op in AXIS_OPS and "axis" in node.attrs and rank:
@@ -487,6 +537,8 @@ class _Builder:
             shared = node.attrs["shared_axes"]
             shared = shared if isinstance(shared, (list, tuple)) else [shared]
             node.attrs["shared_axes"] = [a % rank for a in self.axis(shared, rank, lname, class_name, "shared_axes")]
+        if known_as is not None and op == known_as[0] and known_as[2]:
+            node.notes.append(known_as[2])
         infer_node(node, in_shapes, self.layout)
         known = self.known_shapes.get(node_name) if node.op == "unknown" else None
         if known and not node.output_shapes:
@@ -511,17 +563,21 @@ class _Builder:
                                    f"of its rank-{rank} input")
         return _canon_axis(axis, rank, self.layout)
 
-    def _fill_from_build_config(self, in_refs, in_shapes, build):
-        shapes = build if len(in_refs) > 1 and isinstance(build, list) and build and isinstance(build[0], list) else [build]
-        if isinstance(build, dict):
-            shapes = list(build.values())
+    def _fill_from_build_config(self, in_refs, in_shapes, build, what="build_config"):
+        if what == "build_config":
+            shapes = (build if len(in_refs) > 1 and isinstance(build, list) and build and isinstance(build[0], list)
+                      else [build])
+            if isinstance(build, dict):
+                shapes = list(build.values())
+        else:
+            shapes = build
         for i, ref in enumerate(in_refs):
             if in_shapes[i] is None and i < len(shapes) and isinstance(shapes[i], list):
-                in_shapes[i] = self.canon(shapes[i], "build_config input_shape")
+                in_shapes[i] = self.canon(shapes[i], f"{what} input_shape")
                 producer = self.g.nodes.get(ref.split(":")[0] if ":" in ref else ref)
                 if producer is not None and not producer.output_shapes:
                     producer.output_shapes = [in_shapes[i]]
-                    producer.notes.append("output shape taken from the next layer's build_config")
+                    producer.notes.append(f"output shape taken from the next layer's {what}")
 
 
 # ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from ..errors import InputError, NoArchitecture
 from ..graph import Graph
 from .keras_config import (KerasConfigError, graph_from_config, is_model_config,
                            training_from_compile_config, training_from_h5)
+from .keras_registered import graph_from_registered, registered_name
 
 # -- caps on what a file may make us read --------------------------------------------------
 #: Bytes of one JSON model config (a .json file, config.json, an .h5's model_config).
@@ -194,6 +195,9 @@ def read_h5(path: Path, config_path: Optional[Path] = None) -> Graph:
         training = _training(path, training_from_h5, _json(path, attrs.get("training_config"), "training_config"),
                              "training_config")
         model = _json(path, attrs["model_config"], "model_config")
+        if not is_model_config(model) and registered_name(model):
+            return graph_from_registered(path, model, source_format="h5", training=training,
+                                         framework_version=_version(attrs.get("keras_version")))
         if not is_model_config(model):
             raise InputError(path, "model_config is not a Keras model config")
         graph = _build(path, model, training=training, source_format="h5", source_path=str(path),
@@ -261,9 +265,13 @@ def _apply_weight_sizes(graph: Graph, sizes: dict) -> None:
         found = sizes.get(node.name.split("@")[0])
         if not found:
             continue
-        node.params, node.trainable_params = int(found[0]), int(found[1])
+        frozen = bool(node.attrs.get("frozen"))
+        node.params, node.trainable_params = int(found[0]), 0 if frozen else int(found[1])
         node.notes = [n for n in node.notes if not n.startswith("parameters unknown")]
-        node.notes.append("parameters counted from the weights stored in the file")
+        node.notes.append("parameters counted from the weights stored in the file"
+                          + ("; the layer is frozen (trainable: false), so none train" if frozen else
+                             "; the file does not record which of its weights train: all but moving "
+                             "statistics counted trainable"))
 
 
 def params_from_weights(graph: Graph, weights) -> None:
@@ -273,11 +281,17 @@ def params_from_weights(graph: Graph, weights) -> None:
     _apply_weight_sizes(graph, weight_sizes(weights, _weights_wanted(graph)))
 
 
-def _params_from_stored_weights(graph: Graph, path: Path, group: str, member: Optional[dict] = None) -> None:
+def _params_from_stored_weights(graph: Graph, path: Path, group: str, member: Optional[dict] = None,
+                                keys: Optional[dict] = None) -> None:
     """Weight shapes of ``group`` in the HDF5 file at ``path`` (or in the archive
-    member ``member`` of it), read by the h5py child; unreadable weights are a note."""
+    member ``member`` of it), read by the h5py child; unreadable weights are a note.
+    ``keys`` maps a layer name to the group its weights are stored under, where that differs."""
+    keys = keys or {}
+    wanted = _weights_wanted(graph)
     result = _h5py_child({"op": "sizes", "path": str(path), "member": member, "group": group,
-                          "names": _weights_wanted(graph)})
+                          "names": [keys.get(n, n) for n in wanted]})
+    if "sizes" in result:
+        result["sizes"] = {n: result["sizes"][keys.get(n, n)] for n in wanted if keys.get(n, n) in result["sizes"]}
     if "error" in result:
         why = _h5py_failure(path, result, "reading its weights").split(": ", 1)[-1]
         where = "weights file in the archive" if member else "stored weights"
@@ -491,15 +505,43 @@ def read_keras_zip(path: Path) -> Graph:
     config_text, meta_text, members = _keras_zip_texts(path)
     model = _json(path, config_text, "config.json")
     meta = _json(path, meta_text, "metadata.json") if meta_text else {}
+    version = _version(meta.get("keras_version") if isinstance(meta, dict) else None)
     if not is_model_config(model):
+        if registered_name(model):
+            training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
+            return graph_from_registered(path, model, source_format="keras", training=training,
+                                         framework_version=version)
         raise InputError(path, "config.json is not a Keras model config")
     training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
     graph = _build(path, model, training=training, source_format="keras", source_path=str(path),
-                   framework_version=_version(meta.get("keras_version") if isinstance(meta, dict) else None))
+                   framework_version=version)
     weights = members.get("model.weights.h5")
     if weights is not None and _needs_weights(graph):
-        _params_from_keras_weights(path, graph, weights)
+        _params_from_keras_weights(path, graph, weights, _keras_weight_keys(model))
     return graph
+
+
+def _snake(name: str) -> str:
+    """Keras 3's ``naming.to_snake_case``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras_weight_keys(model: dict) -> dict:
+    """Where a ``.keras`` archive stores each top-level layer's weights: Keras 3 names the group
+    after the layer's class, not the layer (``layers/dense_1`` for the second Dense, whatever its
+    name), numbered in the order of the model's layer list."""
+    layers = model.get("config", {}).get("layers") if isinstance(model.get("config"), dict) else None
+    out, used = {}, {}
+    for entry in layers if isinstance(layers, list) else []:
+        cls, name = entry.get("class_name"), entry.get("name") or (entry.get("config") or {}).get("name")
+        if not isinstance(cls, str) or not isinstance(name, str):
+            continue
+        key = _snake(cls.split(">")[-1])
+        used[key] = used.get(key, -1) + 1
+        out[name] = f"{key}_{used[key]}" if used[key] else key
+    return out
 
 
 def _keras_zip_texts(path: Path) -> tuple:
@@ -604,7 +646,7 @@ def _needs_weights(graph: Graph) -> bool:
     return any(n.op == "unknown" or any(x.startswith("parameters unknown") for x in n.notes) for n in graph)
 
 
-def _params_from_keras_weights(path: Path, graph: Graph, info: zipfile.ZipInfo) -> None:
+def _params_from_keras_weights(path: Path, graph: Graph, info: zipfile.ZipInfo, keys: Optional[dict] = None) -> None:
     """Weights of a .keras archive live under layers/<name>/vars/<i>; shapes only are read."""
     member = _stored_span(path, info)
     if member is None:
@@ -614,7 +656,7 @@ def _params_from_keras_weights(path: Path, graph: Graph, info: zipfile.ZipInfo) 
                                "unknown layers' parameters not counted")
             return
         member = {"name": info.filename}
-    _params_from_stored_weights(graph, path, "layers", member)
+    _params_from_stored_weights(graph, path, "layers", member, keys)
 
 
 def read_json(path: Path) -> Graph:
@@ -632,8 +674,11 @@ def read_json(path: Path) -> Graph:
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 text, so not a model JSON") from None
     model = _json(path, text, "file")
-    if isinstance(model, dict) and is_model_config(model):
+    if isinstance(model, dict) and (is_model_config(model) or registered_name(model)):
         training = _training(path, training_from_compile_config, model.get("compile_config"), "compile_config")
+        if not is_model_config(model):
+            return graph_from_registered(path, model, source_format="json", training=training,
+                                         framework_version=_version(model.get("keras_version")))
         return _build(path, model, training=training, source_format="json", source_path=str(path),
                       framework_version=_version(model.get("keras_version")))
     raise InputError(path, "JSON is not a Keras model (expected an object with class_name "

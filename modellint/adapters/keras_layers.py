@@ -389,8 +389,8 @@ def _attention(cfg):
 
 def _conv_rnn(rank):
     def read(cfg):
-        return "conv_rnn", {
-            "rank": rank, "filters": integer(cfg.get("filters"), "filters"),
+        return "conv_rnn", {   # conv_rank, not rank: the input has a time axis besides batch and channels
+            "conv_rank": rank, "filters": integer(cfg.get("filters"), "filters"),
             "kernel": tup(cfg.get("kernel_size"), rank, "kernel_size"),
             "strides": tup(cfg.get("strides", 1), rank, "strides"),
             "dilation": tup(cfg.get("dilation_rate", 1), rank, "dilation_rate"),

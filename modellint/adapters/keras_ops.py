@@ -109,6 +109,39 @@ def _identity(cfg, consts, n_tensors, rank=None):
     return "identity", {}
 
 
+def _getitem(cfg, consts, n_tensors, rank=None):
+    """``x[:, 0]``: Keras 3 records the key as the call's second argument, slices as
+    ``{"class_name": "__slice__", ...}``; ``...`` and new axes stay unknown."""
+    key = consts[0] if consts else None
+    key = key if isinstance(key, list) else [key]
+    items = []
+    for k in key:
+        if isinstance(k, int) and not isinstance(k, bool):
+            items.append(("index", k))
+        elif isinstance(k, dict) and k.get("class_name") == "__slice__" and isinstance(k.get("config"), dict):
+            c = k["config"]
+            bounds = (c.get("start"), c.get("stop"), c.get("step"))
+            if not all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds) or bounds[2] == 0:
+                return "unknown", {}
+            items.append(("slice", *bounds))
+        else:
+            return "unknown", {}
+    if not items or items[0] != ("slice", None, None, None) or (rank is not None and len(items) > rank):
+        return "unknown", {}   # the batch axis sliced, or a key longer than the tensor
+    return "slice", {"key": tuple(items)}
+
+
+def _pad(cfg, consts, n_tensors, rank=None):
+    """``keras.ops.pad`` of the spatial axes only (batch and channels unpadded): a padding layer."""
+    width = cfg.get("pad_width")
+    if (not isinstance(width, list) or not rank or len(width) != rank or rank < 3
+            or any(not isinstance(p, list) or len(p) != 2 or not all(isinstance(v, int) for v in p) for p in width)
+            or width[0] != [0, 0] or width[-1] != [0, 0]):
+        return "unknown", {}
+    return "pad", {"rank": rank - 2, "padding": tuple(tuple(p) for p in width[1:-1]), "mode": cfg.get("mode"),
+                   "data_format": "channels_last"}
+
+
 def _with_rank(reader):
     """Readers that do not need the input rank take it and ignore it."""
     return lambda cfg, consts, n, rank=None: reader(cfg, consts, n)
@@ -129,6 +162,7 @@ KERAS3 = {
     "LeakyRelu": _activation("leaky_relu"), "HardSigmoid": _activation("hard_sigmoid"),
     "HardSilu": _activation("hard_silu"), "Exp": _activation("exponential"),
     "Cast": _identity, "StopGradient": _identity, "ConvertToTensor": _identity,
+    "GetItem": _getitem, "Pad": _pad,
 }
 
 # tf.keras 2: the TensorFlow function a TFOpLambda names (its config's "function").
