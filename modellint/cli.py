@@ -80,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pre-commit mode (the hook passes it): a file that holds no architecture (a PyTorch "
                         "state_dict or other weights-only file, a Keras weights-only .h5, an HDF5 file that "
                         "is no Keras model) or that needs a framework that is not installed (torch, onnx) is "
-                        "skipped with a note on stderr and does not change the exit code; a damaged or "
-                        "refused file still exits 2")
+                        "skipped with a note on stderr and does not change the exit code, as is a file "
+                        "readable only with --trust-pickle (a whole pickled nn.Module) whose scan found "
+                        "nothing dangerous; a damaged file, or one whose pickle names a dangerous global, "
+                        "still exits 2")
     c.set_defaults(func=cmd_check)
 
     pr = sub.add_parser("probe", parents=[common], help="train briefly on your data and report what happens",
@@ -309,7 +311,7 @@ def cmd_check(args) -> int:
     from pathlib import Path
 
     from .engine import run_rules
-    from .errors import MissingFramework, NoArchitecture
+    from .errors import MissingFramework, NeedsTrust, NoArchitecture
 
     per_path = _PerPath(_check_settings(args), args)
     reports, failed = [], False
@@ -319,11 +321,11 @@ def cmd_check(args) -> int:
     for path in paths:
         try:
             graph = _load(path, args)
-        except (NoArchitecture, MissingFramework) as exc:
+        except (NoArchitecture, MissingFramework, NeedsTrust) as exc:
             if not args.hook:
                 print(f"modellint: error: {exc}", file=sys.stderr)
                 failed = True
-            else:  # a weights-only file, or a framework the hook's environment lacks: nothing to lint
+            else:  # weights only, a framework the hook's environment lacks, or a pickle the hook may not run
                 print(f"modellint: note: skipped {exc}", file=sys.stderr)
             continue
         except ModelLintError as exc:

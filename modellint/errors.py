@@ -35,6 +35,14 @@ class MissingFramework(InputError, MissingDependency):
     installed. ``modellint check --hook`` skips it with a note."""
 
 
+class NeedsTrust(InputError):
+    """A PyTorch file that modellint reads only with ``--trust-pickle`` (a whole pickled
+    ``nn.Module``, a TorchScript or ``.pt2`` archive holding pickled Python objects), and
+    whose scan found no dangerous global. ``modellint check --hook`` skips it with a note;
+    a file whose scan names a dangerous global is refused (a plain InputError) and still
+    fails the hook."""
+
+
 #: import name -> (what pip installs, the modellint extra that brings it)
 OPTIONAL = {"PIL": ("Pillow", "probes"), "sklearn": ("scikit-learn", "probes"), "keras": ("Keras", "keras"),
             "torch": ("torch", "torch"), "onnx": ("onnx", "onnx"),

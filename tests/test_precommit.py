@@ -122,6 +122,15 @@ def write_state_dict(path: Path) -> Path:
     return path
 
 
+def write_pickled_module(path: Path) -> Path:
+    """``torch.save(model)``: the whole nn.Module pickled (readable only with --trust-pickle)."""
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 30 * 30, 10))
+    torch.save(model, path)
+    return path
+
+
 def write_hostile_pickle(path: Path) -> Path:
     """A legacy-format pickle whose object is ``os.system("...")``: never loaded here, and
     refused by modellint's opcode scan before torch (or anything) would unpickle it."""
@@ -388,6 +397,32 @@ def test_hook_option_skips_only_files_without_architecture(tmp_path):
         assert lines[0].startswith("modellint: note: skipped weights.pth: ")
         assert lines[1].startswith("modellint: error: truncated.h5: not a readable HDF5 file")
         assert lines[2].startswith("modellint: error: hostile.pth: the pickle references posix.system")
+
+
+def test_hook_skips_a_pickled_module_it_may_not_unpickle(tmp_path):
+    """torch.save(model) needs --trust-pickle, which a hook never passes: skipped with a note
+    while its scan finds nothing dangerous; a hostile pickle beside it still fails the commit."""
+    write_pickled_module(tmp_path / "model.pt")
+    write_hostile_pickle(tmp_path / "hostile.pth")
+    write_clean_keras(tmp_path / "clean.keras")
+    needs_trust = ("model.pt: holds a pickled Python object (it references torch.nn.modules.container.Sequential), "
+                   "not only weights; unpickling it runs code from the file. Pass --trust-pickle")
+
+    r = _check("model.pt", "clean.keras", "--no-settings", cwd=tmp_path)  # not a hook: an error, as before
+    assert r.returncode == 2 and r.stderr.startswith("modellint: error: " + needs_trust), r.stderr
+    r = _check("model.pt", "clean.keras", "--no-settings", "--hook", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("modellint: note: skipped " + needs_trust) and len(r.stderr.splitlines()) == 1
+    assert "clean.keras" in r.stdout
+    r = _check("model.pt", "hostile.pth", "clean.keras", "--no-settings", "--hook", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("modellint: note: skipped model.pt: "), r.stderr
+    assert lines[1].startswith("modellint: error: hostile.pth: the pickle references posix.system"), r.stderr
+    assert "refuses to load it" in lines[1]
+    # --trust-pickle in a hook reads it (here it then needs an input shape: an error, not a skip)
+    r = _check("model.pt", "--no-settings", "--hook", "--trust-pickle", "--input-shape", "1,3,32,32", cwd=tmp_path)
+    assert r.returncode in (0, 1) and "skipped" not in r.stderr, r.stderr
 
 
 def test_hook_option_is_documented():

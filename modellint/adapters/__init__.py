@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from ..errors import InputError, ModelLintError
+from ..errors import InputError, ModelLintError, NeedsTrust
 from ..graph import Graph
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -190,7 +190,12 @@ def _load_kind(path: Path, kind: str, config, trust_pickle: bool, input_shape) -
     if kind in ("zip", "pickle"):
         from .torch_files import read_torch_file
 
-        return assume_loss(read_torch_file(path, trust_pickle=trust_pickle, input_shape=input_shape))
+        try:
+            return assume_loss(read_torch_file(path, trust_pickle=trust_pickle, input_shape=input_shape))
+        except InputError as exc:
+            if not trust_pickle and type(exc) is InputError and _needs_trust(exc.problem):
+                raise NeedsTrust(exc.source, exc.problem) from None
+            raise
     if kind == "json":
         from .keras_files import read_json
 
@@ -201,6 +206,14 @@ def _load_kind(path: Path, kind: str, config, trust_pickle: bool, input_shape) -
         graph = read_onnx(path)
         return assume_loss(graph) if exported_by_pytorch(graph) else graph
     raise InputError(path, "unrecognised file format (not HDF5, a zip archive, JSON, a pickle or ONNX)")
+
+
+def _needs_trust(problem: str) -> bool:
+    """The reader's problem asks for ``--trust-pickle``, and is no refusal: the file's
+    scan named no dangerous global (those say that modellint refuses to load it)."""
+    from .torch_files import REFUSES
+
+    return "--trust-pickle" in problem and REFUSES.strip("; ") not in problem
 
 
 def is_keras_model(obj) -> bool:
