@@ -57,6 +57,7 @@ class Report:
     dataset: DatasetFacts = field(default_factory=DatasetFacts)
     errors: list = field(default_factory=list)  # rules that crashed (a bug of ours)
     probes: Optional[object] = None  # a probes.suite.ProbeReport, when probes ran
+    weights: Optional[object] = None  # the analysis.weights.WeightStore the weight rules read, when any
     comparison: Optional[object] = None  # a probes.compare.Comparison, from probe --compare
 
     @property
@@ -132,11 +133,12 @@ class Report:
 
 
 def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
-              probes: Optional[dict] = None) -> Report:
-    """Run ``rules`` on ``graph``; ``probes`` are probe results (name -> result dict) for probe rules."""
+              probes: Optional[dict] = None, weights=None) -> Report:
+    """Run ``rules`` on ``graph``; ``probes`` are probe results (name -> result dict) for probe rules;
+    ``weights`` the model's :class:`~modellint.analysis.weights.WeightStore` for weight rules."""
     dataset = dataset or DatasetFacts()
-    ctx = Context(graph, dataset, probes)
-    report = Report(graph=graph, dataset=dataset)
+    ctx = Context(graph, dataset, probes, weights=weights)
+    report = Report(graph=graph, dataset=dataset, weights=weights)
     order = {n.name: i for i, n in enumerate(graph)}
     ctx.findings = report.findings  # what the rules before this one found (probe rules name static causes)
     # Static rules first, then the probe rules, which read the static findings (a head error explains a
@@ -145,7 +147,10 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
         if "probes" in rule_cls.needs and probes is None:
             report.rules_skipped[rule_cls.code] = "needs probe results: modellint probe MODEL --data DIR"
             continue
-        missing = [need for need in rule_cls.needs if need != "probes" and not dataset.has(need)]
+        if "weights" in rule_cls.needs and (weights is None or weights.empty):
+            report.rules_skipped[rule_cls.code] = _no_weights(weights)
+            continue
+        missing = [need for need in rule_cls.needs if need not in ("probes", "weights") and not dataset.has(need)]
         covered = getattr(rule_cls, "covered_by_data_checks", ())
         if missing and covered and probes is not None:
             report.rules_skipped[rule_cls.code] = (f"covered by the data checks {', '.join(covered)}, which "
@@ -172,6 +177,15 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
     report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], -impact.get(f.code, 2),
                                         f.code not in measured, _first_layer(f, order), f.code))
     return report
+
+
+def _no_weights(store) -> str:
+    if store is not None and store.error:
+        return f"needs the model's weights, which could not be read: {store.error}"
+    if store is not None:
+        return "needs the model's weights: the source holds none (a state_dict: --weights FILE)"
+    return ("needs the model's weights: none read (--no-weights, or a source without them; "
+            "a state_dict: --weights FILE)")
 
 
 #: A rule that reports this many findings of one severity says one thing many times: they

@@ -19,7 +19,7 @@ SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 CATEGORIES = ("activation", "loss", "optimizer", "learning-rate", "normalization", "architecture",
               "capacity", "receptive-field", "regularization", "initialization", "input-shape",
-              "output-head", "efficiency", "data", "training")
+              "output-head", "efficiency", "data", "training", "weights")
 
 
 @dataclass
@@ -81,7 +81,8 @@ class Rule:
     category: ClassVar[str] = ""
     severity: ClassVar[str] = "warning"
     impact: ClassVar[int] = 2  # expected effect on results when fixed: 3 high, 2 medium, 1 low (for ranking)
-    needs: ClassVar[tuple] = ()  # dataset facts the rule needs: "samples", "classes", "image_size"
+    needs: ClassVar[tuple] = ()  # dataset facts the rule needs: "samples", "classes", "image_size";
+    # "probes" (probe results), "weights" (the model's trained weights, ctx.weights)
     references: ClassVar[tuple] = ()
     VALID: ClassVar[list] = []  # example graphs (builder source, see modellint.build) that must not fire
     INVALID: ClassVar[list] = []  # example graphs that must fire

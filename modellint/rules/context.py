@@ -35,10 +35,14 @@ class DatasetFacts:
 
 
 class Context:
-    def __init__(self, graph: Graph, dataset: Optional[DatasetFacts] = None, probes: Optional[dict] = None):
+    def __init__(self, graph: Graph, dataset: Optional[DatasetFacts] = None, probes: Optional[dict] = None,
+                 weights=None):
         self.graph = graph
         self.dataset = dataset or DatasetFacts()
         self.probes = probes  # ProbeReport.to_dict()["results"], when probes ran
+        # the model's weights (modellint.analysis.weights.WeightStore): per-layer statistics of one
+        # streaming pass; None when the source holds none (rules with needs=("weights",) are skipped)
+        self.weights = weights
         self.findings: Optional[list] = None  # the findings of the rules run so far (set by the engine)
 
     def probe(self, name: str) -> Optional[dict]:

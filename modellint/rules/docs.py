@@ -64,6 +64,9 @@ def _needs(rule_cls) -> str:
         return "nothing beyond the model"
     if "probes" in rule_cls.needs:
         return "probe results (`modellint probe MODEL --data DIR`)"
+    if "weights" in rule_cls.needs:
+        return ("the model's trained weights (read from the model file; a PyTorch state_dict with "
+                "`--weights FILE`; `--no-weights` skips)")
     return ", ".join(f"`--{n.replace('_', '-')}`" for n in rule_cls.needs) + " (or `--data DIR`)"
 
 
