@@ -211,8 +211,8 @@ def _ref_list(value, what: str) -> list:
     """``input_layers`` / ``output_layers``: one [name, node, tensor] or a list of them."""
     if not value:
         return []
-    if isinstance(value, dict):  # Keras 3 models with named inputs/outputs: {name: [layer, node, tensor]}
-        value = list(value.values())
+    if isinstance(value, dict):  # Keras 3 models with named inputs/outputs: {name: [layer, node, tensor]},
+        value = [value[k] for k in sorted(value)]   # in the order Keras flattens them (sorted keys)
     if not isinstance(value, list):
         raise KerasConfigError(f"{what} {_short(value)} is not a list of [layer, node, tensor]")
     try:

@@ -88,14 +88,14 @@ def check_registered(path, name: str) -> tuple:
     """``(package, class)`` of a registered name modellint may build, or an InputError (the file
     names something that is not an installed package) / MissingFramework (Keras or the package is
     not installed)."""
+    if name.split(">")[0] in ("__main__", "__mp_main__", "builtins"):
+        raise InputError(path, f"model class {name[:80]!r} is defined in a script ({name.split('>')[0]}), not in "
+                         "an installed package; modellint never runs code from a model file")
     m = _NAME.match(name)
     if not m:
         raise InputError(path, f"names the model class {name[:80]!r}, not a class registered by an "
                          "installed package (package>Class)")
     package, cls = m.groups()
-    if package in ("__main__", "__mp_main__", "builtins"):
-        raise InputError(path, f"model class {name!r} is defined in a script ({package}), not in an installed "
-                         "package; modellint never runs code from a model file")
     if importlib.util.find_spec("keras") is None:
         raise MissingFramework(path, f"the model is {name}, built by its registered class: needs Keras and "
                                f"{package} installed (pip install 'modellint[keras]' {package.replace('_', '-')})")
