@@ -4,6 +4,7 @@ example fires the rule, each VALID example does not."""
 import pytest
 
 from modellint.build import example, example_facts
+from modellint.build_weights import WeightsExample
 from modellint.dataset import facts_from_values
 from modellint.engine import run_rules
 from modellint.rules import all_rules, get_rule
@@ -25,9 +26,15 @@ def _facts(rule, src=""):
 @pytest.mark.parametrize("rule,src,should_fire", CASES,
                          ids=[f"{r.code}-{'bad' if bad else 'good'}{i}" for i, (r, _, bad) in enumerate(CASES)])
 def test_rule_examples(rule, src, should_fire):
-    src, probes = src if isinstance(src, tuple) else (src, None)  # probe rules pair a model with measurements
-    graph = example(src)
-    report = run_rules(graph, [rule], _facts(rule, src), probes=probes)
+    weights = None
+    if isinstance(src, WeightsExample):  # weight rules: a model with small weight arrays
+        graph = src.graph()
+        weights = src.store(graph)
+        src, probes = src.model, None
+    else:
+        src, probes = src if isinstance(src, tuple) else (src, None)  # probe rules pair a model with measurements
+        graph = example(src)
+    report = run_rules(graph, [rule], _facts(rule, src), probes=probes, weights=weights)
     assert not report.errors, report.errors
     assert rule.code in report.rules_run, report.rules_skipped
     fired = [f for f in report.findings if f.code == rule.code]

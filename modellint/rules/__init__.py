@@ -13,13 +13,14 @@ ML7xx   initialization
 ML8xx   regularization
 ML90x   input
 ML95x   efficiency
+ML96x   weights: what the trained weights say (need the weights; ML97x: their spectra)
 ML0xx   data checks (ML00x–ML01x) and probe measurements (ML02x–ML09x): need ``modellint probe``
 ======  ===============================================
 """
 
 from .base import CATEGORIES, REGISTRY, SEVERITIES, Finding, Rule, register  # noqa: F401
 from . import (activation, capacity, data, efficiency, initialization, input, normalization,  # noqa: F401,E402
-               optimizer, output_head, probes, receptive_field, regularization, sequence)
+               optimizer, output_head, probes, receptive_field, regularization, sequence, weights)
 
 
 def all_rules() -> list:

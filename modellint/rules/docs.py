@@ -71,7 +71,16 @@ def _needs(rule_cls) -> str:
 
 
 def _example_lines(example) -> list:
-    """A builder example, or (for probe rules) a model with the measurements a probe reported."""
+    """A builder example, or (for probe rules) a model with the measurements a probe reported,
+    or (for weight rules) a model with its weights."""
+    from ..build_weights import WeightsExample
+
+    if isinstance(example, WeightsExample):
+        spec = example.spec.strip()
+        said = ("with trained-looking weights" + ("" if spec in ("{}", "") else ", changed:")
+                + (" (see `modellint/build_weights.py`)" if spec in ("{}", "") else ""))
+        lines = ["```python", format_example(example.model), "```", "", said, ""]
+        return lines + ([] if spec in ("{}", "") else ["```text", spec, "```", ""])
     if isinstance(example, tuple):
         src, probes = example
         lines = ["```python", format_example(src), "```", "", "with probe measurements:", "", "```json"]
