@@ -31,7 +31,7 @@ def load_graph(source, **kwargs):
 
 
 def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None, data=None, probes=False,
-            budget=180.0, seed=0, task=None, loss=None, from_logits=None, **load_kwargs):
+            budget=180.0, seed=0, task=None, loss=None, from_logits=None, weights=None, **load_kwargs):
     # load_kwargs: config=, trust_pickle=, input_shape=, example_inputs=, training= (see load_graph)
     """Load a model (path or live object), run the rules, return a :class:`~modellint.engine.Report`.
 
@@ -47,6 +47,10 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
     a list of probe names, e.g. ``["lr_range", "train_dynamics"]``) the probes train
     briefly within ``budget`` seconds and their findings join the report
     (``report.probes`` holds the measurements and curves).
+    ``weights``: the weight rules read the weights the source holds (a Keras ``.h5``/``.keras``,
+    ONNX initializers, a state_dict file, a live model) unless ``weights=False``; a path names a
+    PyTorch state_dict (read with ``weights_only=True``) for a code target or a file without
+    weights. ``report.weights`` is the :class:`~modellint.analysis.weights.WeightStore` they read.
 
     Raises :class:`~modellint.errors.InputError` for bad model input,
     :class:`~modellint.errors.ConfigError` for bad settings and
@@ -79,8 +83,9 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
                                              training=stated if loss is not None else load_kwargs.get("training"))
         facts = rule_facts(ds, f"data={data}")
         facts.task = _checked_task(task)
-        report = run_rules(graph, select_rules(select=select, ignore=ignore, extend_select=extend_select),
-                           facts, probes=probe_inputs(probe_report))
+        rules = select_rules(select=select, ignore=ignore, extend_select=extend_select)
+        report = run_rules(graph, rules, facts, probes=probe_inputs(probe_report),
+                           weights=_weight_store(model, graph, weights, rules))
         report.probes = probe_report
         return report
     graph = load_graph(model, **load_kwargs)
@@ -99,7 +104,27 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
         facts = facts or DatasetFacts()
         facts.task = _checked_task(task)
     rules = select_rules(select=select, ignore=ignore, extend_select=extend_select)
-    return run_rules(graph, rules, facts)
+    return run_rules(graph, rules, facts, weights=_weight_store(model, graph, weights, rules))
+
+
+def _weight_store(model, graph, weights, rules):
+    """What analyze(weights=...) reads: None for weights=False or when no weight rule is selected;
+    a path is a state_dict file, read now (a bad one is an InputError/ConfigError)."""
+    import os
+
+    if weights is False or not any("weights" in r.needs for r in rules):
+        return None
+    from .analysis.weights import weights_for
+
+    if isinstance(weights, (str, os.PathLike)):
+        store = weights_for(model, graph, weights)
+        store.stats()
+        if store.error:
+            from .errors import ConfigError
+
+            raise ConfigError(f"weights={str(weights)!r}: {store.error}")
+        return store
+    return weights_for(model, graph)
 
 
 def fix(model, *, out=None, force=False, dry_run=False, dataset=None, select=None, task=None, loss=None,

@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="configuration file (default: nearest modellint.toml or pyproject.toml "
                         "with [tool.modellint])")
     c.add_argument("--no-settings", action="store_true", help="ignore configuration files")
+    w = c.add_argument_group("weights (the weight rules, category 'weights', read the trained weights)")
+    w.add_argument("--weights", metavar="FILE",
+                   help="a PyTorch state_dict (.pt/.pth/.bin) whose weights the weight rules read, for a code "
+                        "target package.module:factory or a model file without weights; loaded with "
+                        "torch.load(weights_only=True) only, never a full unpickler. Weights in the model file "
+                        "itself (Keras .h5/.keras, ONNX initializers, a state_dict) are read without it")
+    w.add_argument("--no-weights", action="store_true",
+                   help="do not read the weights: the weight rules are skipped (faster on very large files)")
     c.add_argument("--hook", action="store_true",
                    help="pre-commit mode (the hook passes it): a file that holds no architecture (a PyTorch "
                         "state_dict or other weights-only file, a Keras weights-only .h5, an HDF5 file that "
@@ -333,7 +341,13 @@ def cmd_check(args) -> int:
             failed = True
             continue
         rules, dataset, fail_on = per_path.get(path)
-        reports.append((run_rules(graph, rules, dataset), fail_on))
+        try:
+            weights = _weights(path, graph, args, rules)
+        except ModelLintError as exc:
+            print(f"modellint: error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        reports.append((run_rules(graph, rules, dataset, weights=weights), fail_on))
     fail_at = [fail_on for _, fail_on in reports]
     reports = [report for report, _ in reports]
     _write_html(reports, args)
@@ -351,6 +365,25 @@ def cmd_check(args) -> int:
     if args.exit_zero:
         return EXIT_OK
     return EXIT_FINDINGS if any(r.at_or_above(f) for r, f in zip(reports, fail_at)) else EXIT_OK
+
+
+def _weights(path, graph, args, rules):
+    """The weights the weight rules read (a lazy WeightStore), or None: --no-weights, no weight
+    rule selected, or a source that holds none. A --weights FILE that cannot be read is an error."""
+    if getattr(args, "no_weights", False) or not any("weights" in r.needs for r in rules):
+        if getattr(args, "weights", None) and getattr(args, "no_weights", False):
+            raise ConfigError("--weights and --no-weights contradict each other")
+        return None
+    from .analysis.weights import weights_for
+
+    store = weights_for(path, graph, getattr(args, "weights", None))
+    if store is not None and getattr(args, "weights", None):
+        store.stats()   # read now: a bad --weights file is bad input (exit 2), not a skipped rule
+        if store.error:
+            raise ConfigError(f"--weights {args.weights}: {store.error}")
+        if store.empty:
+            raise ConfigError(f"--weights {args.weights}: no weight in it belongs to a layer of {path}")
+    return store
 
 
 def _read_plan(path: str) -> dict:

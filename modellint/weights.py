@@ -145,11 +145,13 @@ def _keras_h5(path: Path, graph: Optional[Graph], member):
                     continue
                 arrays = pending.setdefault(node, {})
                 for key, entry in entries:
-                    arrays[key if key not in arrays else f"{layer[0]}/{key}"] = npz[entry]
-            # one layer at a time leaves the npz; a layer's groups are next to each other
+                    arrays[key if key not in arrays else f"{layer[0]}/{key}"] = entry
+            # one layer at a time leaves the npz (its arrays read as it is yielded, never all at once)
             order = {n: i for i, n in enumerate(graph.nodes)} if graph is not None else {}
-            for node, arrays in sorted(pending.items(), key=lambda kv: order.get(kv[0], len(order))):
+            for node, entries in sorted(pending.items(), key=lambda kv: order.get(kv[0], len(order))):
+                arrays = {key: npz[entry] for key, entry in entries.items()}
                 yield node, _name_positional(arrays, graph.nodes.get(node) if graph is not None else None)
+                del arrays
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -498,9 +500,6 @@ def _onnx(path: Path, graph: Optional[Graph]):
     for t in g.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             continue
-        arr = numpy_helper.to_array(t)
-        if arr.dtype.kind not in "fiub" or arr.nbytes > MAX_TENSOR_BYTES:
-            continue
         module, _, local = t.name.rpartition(".")
         node = None
         if graph is not None:
@@ -519,8 +518,16 @@ def _onnx(path: Path, graph: Optional[Graph]):
         else:
             node = module or t.name
             local = local if module else t.name
-        groups.setdefault(node, {})[local] = arr
-    yield from groups.items()
+        groups.setdefault(node, {})[local] = t
+    for node, tensors in groups.items():   # one layer's arrays at a time
+        arrays = {}
+        for local, t in tensors.items():
+            arr = numpy_helper.to_array(t)
+            if arr.dtype.kind in "fiub" and arr.nbytes <= MAX_TENSOR_BYTES:
+                arrays[local] = arr
+        if arrays:
+            yield node, arrays
+        del arrays
 
 
 __all__ = ["read_weights", "iter_weights", "WeightsError", "MAX_TENSOR_BYTES", "MAX_WEIGHT_BYTES"]
