@@ -20,7 +20,7 @@ ML0xx   data checks (ML00x–ML01x) and probe measurements (ML02x–ML09x): need
 
 from .base import CATEGORIES, REGISTRY, SEVERITIES, Finding, Rule, register  # noqa: F401
 from . import (activation, capacity, data, efficiency, initialization, input, normalization,  # noqa: F401,E402
-               optimizer, output_head, probes, receptive_field, regularization, sequence, weights)
+               optimizer, output_head, probes, receptive_field, regularization, sequence, spectral, weights)
 
 
 def all_rules() -> list:
