@@ -47,9 +47,17 @@ $(CORE): pyproject.toml | $(BIN)/python
 	touch $@
 
 # torch goes in first, pinned, so nothing later pulls a CUDA build.
+# The model zoos of the zoo tests (tests/test_torch_zoo.py) and benchmarks/bench_zoo.py go in
+# with --no-deps (pinned in constraints.txt): torchvision's and timm's metadata ask for a torch
+# that pip could fetch as a CUDA build, and keras-hub's for tensorflow-text. Their import-time
+# dependencies go in after them, normally. None of them is a dependency of modellint.
+ZOO      := torchvision timm torchinfo keras-hub
+ZOO_DEPS := huggingface_hub safetensors pyyaml regex tokenizers
 $(DEV): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) install -c constraints.txt torch==2.13.0
 	$(PIP) install -c constraints.txt -e '.[dev]'
+	$(PIP) install -c constraints.txt --no-deps --no-warn-conflicts $(ZOO)
+	$(PIP) install -c constraints.txt --no-warn-conflicts $(ZOO_DEPS)
 	touch $@ $(CORE)
 
 clean:
