@@ -37,9 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "field and MACs per layer, with totals. Reads Keras .h5/.keras/JSON "
                                    "without importing Keras or TensorFlow.")
     p.add_argument("model", metavar="MODEL",
-                   help="model file (.h5, .hdf5, .keras, to_json() .json, .pt2, TorchScript .pt, .onnx) "
-                        "or a code target package.module:factory")
+                   help="model file (.h5, .hdf5, .keras, to_json() .json, .pt2, TorchScript .pt, .onnx), "
+                        "a code target package.module:factory, or the text of a pasted model.summary() / "
+                        "torchinfo table (a .txt file, or - for stdin)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    p.add_argument("--explain", action="store_true",
+                   help="explain every number: each row's parameter arithmetic (3·3·3·32 + 32 = 896), output "
+                        "shape (padding, stride, pooling), receptive-field step and MACs, then what the totals "
+                        "mean and where parameters and compute concentrate")
     _model_options(p)
     p.set_defaults(func=cmd_summary)
 
@@ -48,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "codes: 0 clean, 1 findings at or above --fail-on, 2 bad input or "
                                    "configuration.")
     c.add_argument("paths", nargs="+", metavar="PATH",
-                   help="model files, globs, directories, or code targets package.module:factory")
+                   help="model files, globs, directories, code targets package.module:factory, or the text "
+                        "of a pasted model.summary() / torchinfo table (a .txt file, or - for stdin)")
     sel = c.add_argument_group("rule selection (codes, code prefixes like ML1, or categories)")
     sel.add_argument("--select", action="append", default=[], metavar="RULES",
                      help="comma-separated; replaces the default (all rules)")
@@ -211,7 +217,13 @@ def _load(source, args):
         except ValueError:
             raise ConfigError(f"--input-shape {args.input_shape!r} is not a list of integers "
                               "like 1,3,128,128") from None
-    graph = load_graph(source, config=args.config, trust_pickle=args.trust_pickle, input_shape=shape)
+    if str(source) == "-":  # the text of a model.summary() on stdin
+        from .adapters import load_text
+        from .adapters.summary_text import MAX_TEXT_CHARS
+
+        graph = load_text(sys.stdin.read(MAX_TEXT_CHARS + 1), "<stdin>")
+    else:
+        graph = load_graph(source, config=args.config, trust_pickle=args.trust_pickle, input_shape=shape)
     if args.loss:
         graph.training = stated_training(args.loss, args.from_logits, graph.training)
     return graph
@@ -221,7 +233,7 @@ def cmd_summary(args) -> int:
     from .reports.summary import render_json, render_text, summarize
 
     graph = _load(args.model, args)
-    summary = summarize(graph)
+    summary = summarize(graph, explain=getattr(args, "explain", False))
     print(render_json(summary) if args.format == "json" else render_text(summary))
     return EXIT_OK
 
@@ -327,6 +339,10 @@ def cmd_check(args) -> int:
     if not paths:
         raise ConfigError("no model files found in " + ", ".join(args.paths))
     for path in paths:
+        if not args.no_weights and not args.weights:
+            from .weights import prefetch
+
+            prefetch(path)   # a Keras file's weights are read in a child while the architecture is
         try:
             graph = _load(path, args)
         except (NoArchitecture, MissingFramework, NeedsTrust) as exc:
@@ -347,6 +363,7 @@ def cmd_check(args) -> int:
             print(f"modellint: error: {exc}", file=sys.stderr)
             failed = True
             continue
+        dataset = _with_text_facts(graph, dataset)
         reports.append((run_rules(graph, rules, dataset, weights=weights), fail_on))
     fail_at = [fail_on for _, fail_on in reports]
     reports = [report for report, _ in reports]
@@ -365,6 +382,23 @@ def cmd_check(args) -> int:
     if args.exit_zero:
         return EXIT_OK
     return EXIT_FINDINGS if any(r.at_or_above(f) for r, f in zip(reports, fail_at)) else EXIT_OK
+
+
+def _with_text_facts(graph, dataset):
+    """Dataset facts a pasted question states around its summary table ("8000 images of size
+    128x128", "13 classes"), under every fact given by flags, settings or --data."""
+    facts = getattr(graph, "text_facts", None)
+    if not facts:
+        return dataset
+    from .dataset import facts_from_values, merge
+
+    try:
+        said = facts_from_values(facts.get("samples"), facts.get("classes"), facts.get("image_size"),
+                                 source="the text around the table: " + "; ".join(
+                                     repr(s) for s in facts.get("said", [])))
+    except ModelLintError:
+        return dataset
+    return merge(said, dataset)
 
 
 def _weights(path, graph, args, rules):

@@ -147,6 +147,11 @@ def run_rules(graph: Graph, rules: list, dataset: Optional[DatasetFacts] = None,
         if "probes" in rule_cls.needs and probes is None:
             report.rules_skipped[rule_cls.code] = "needs probe results: modellint probe MODEL --data DIR"
             continue
+        blind = [fact for fact in rule_cls.model_facts() if fact in getattr(graph, "unknown_facts", {})]
+        if blind:
+            why = graph.unknown_facts[blind[0]]
+            report.rules_skipped[rule_cls.code] = f"needs the model's {' and '.join(blind)}: {why}"
+            continue
         if "weights" in rule_cls.needs and (weights is None or weights.empty):
             report.rules_skipped[rule_cls.code] = _no_weights(weights)
             continue

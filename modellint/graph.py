@@ -19,6 +19,10 @@ Conventions
 * A fused activation (``Conv2D(activation="relu")``) becomes its own
   ``activation`` node named ``"<layer>.activation"`` whose ``fused_into`` is the
   layer. A layer without one carries ``attrs["activation"] == "linear"``.
+* A graph read from a pasted summary table (``adapters/summary_text.py``) says how each
+  attribute was obtained in ``node.attrs["provenance"]``: ``{attr: {"how": "read" |
+  "inferred" | "assumed" | "unknown", "why": "..."}}``; an ``unknown`` attribute is absent
+  from ``attrs`` and analyses that need it give no number (:meth:`Node.unknown_attrs`).
 * A layer called several times (shared weights) gives one node per call; the
   first call holds the parameters, later calls name it in ``shares_params_with``
   and hold zero, so sums over nodes count every weight once.
@@ -92,6 +96,11 @@ class Node:
     def non_trainable_params(self) -> int:
         return self.params - self.trainable_params
 
+    def unknown_attrs(self) -> set:
+        """Attributes the source could not tell (``attrs["provenance"]``, pasted summaries)."""
+        prov = self.attrs.get("provenance") or {}
+        return {a for a, p in prov.items() if isinstance(p, dict) and p.get("how") == "unknown"}
+
     @property
     def output_shape(self) -> Optional[Shape]:
         return self.output_shapes[0] if self.output_shapes else None
@@ -156,6 +165,12 @@ class Graph:
     framework_version: Optional[str] = None
     notes: list = field(default_factory=list)
     ledger: list = field(default_factory=list)  # LedgerEntry: weights held that no node reads
+    # facts the source cannot show at all, {fact: why} ("activations" of a pasted model.summary());
+    # rules that read them are skipped with that reason (Rule.needs_model)
+    unknown_facts: dict = field(default_factory=dict)
+    # dataset facts stated in words beside a pasted summary ({"samples": 8000, "said": [...]})
+    text_facts: dict = field(default_factory=dict)
+    table_totals: dict = field(default_factory=dict)  # a pasted summary's own Total/Trainable lines
 
     # -- building ---------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -345,6 +360,7 @@ class Graph:
             "training": self.training.to_dict() if self.training else None,
             "notes": list(self.notes),
             **({"ledger": [e.to_dict() for e in self.ledger]} if self.ledger else {}),
+            **({"unknown_facts": dict(self.unknown_facts)} if self.unknown_facts else {}),
             "submodels": _jsonable(self.submodels),
             "nodes": [n.to_dict() for n in self.nodes.values()],
         }

@@ -196,6 +196,8 @@ def _load_kind(path: Path, kind: str, config, trust_pickle: bool, input_shape) -
             if not trust_pickle and type(exc) is InputError and _needs_trust(exc.problem):
                 raise NeedsTrust(exc.source, exc.problem) from None
             raise
+    if (kind == "unknown" and _is_summary_text(path)) or (kind == "json" and _is_summary_text(path, sniff_only=True)):
+        return read_summary_file(path)
     if kind == "json":
         from .keras_files import read_json
 
@@ -205,7 +207,8 @@ def _load_kind(path: Path, kind: str, config, trust_pickle: bool, input_shape) -
 
         graph = read_onnx(path)
         return assume_loss(graph) if exported_by_pytorch(graph) else graph
-    raise InputError(path, "unrecognised file format (not HDF5, a zip archive, JSON, a pickle or ONNX)")
+    raise InputError(path, "unrecognised file format (not HDF5, a zip archive, JSON, a pickle, ONNX, "
+                           "or the text of a model summary)")
 
 
 def _needs_trust(problem: str) -> bool:
@@ -214,6 +217,41 @@ def _needs_trust(problem: str) -> bool:
     from .torch_files import REFUSES
 
     return "--trust-pickle" in problem and REFUSES.strip("; ") not in problem
+
+
+def _is_summary_text(path: Path, sniff_only: bool = False) -> bool:
+    """Text that holds (or claims to hold) a model.summary() table, or any .txt file; a text
+    starting with ``[`` or ``{`` (``[site]: datascience``) only when a table header is in it."""
+    from .summary_text import sniff_text
+
+    if not sniff_only and path.suffix.lower() in (".txt", ".text", ".md"):
+        return True
+    with open(path, "rb") as f:
+        return sniff_text(f.read(1 << 20))
+
+
+def read_summary_file(path: Path) -> Graph:
+    """A pasted model.summary() / torchinfo table in a text file (``modellint check summary.txt``)."""
+    from .summary_text import MAX_TEXT_CHARS, read_summary_text
+
+    with open(path, "rb") as f:
+        data = f.read(MAX_TEXT_CHARS + 1)
+    if b"\x00" in data[:4096]:
+        raise InputError(path, "binary file, not a model file or the text of a model summary")
+    return read_summary_text(data.decode("utf-8", errors="replace"), path)
+
+
+def load_text(text: str, source: str = "<stdin>") -> Graph:
+    """A graph from the text of a model summary (``modellint check -`` reads stdin)."""
+    from .common import GraphError, check_graph
+    from .summary_text import read_summary_text
+
+    graph = read_summary_text(text, source)
+    try:
+        check_graph(graph)
+    except GraphError as exc:
+        raise InputError(source, _one_line(str(exc))) from None
+    return graph
 
 
 def is_keras_model(obj) -> bool:

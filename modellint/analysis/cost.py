@@ -64,6 +64,8 @@ def node_costs(graph: Graph) -> dict:
             macs = ops.count_macs(node.op, node.attrs, in_shapes, node.output_shapes, graph.layout)
         # an op that never has MACs (element-wise, pooling...) costs 0 whatever its shapes
         macs_known = node.op != "unknown" and (shapes_known or ops.spec(node.op).macs is ops._macs_none)
+        if macs_known and node.attrs.get("provenance") and "kernel" in node.unknown_attrs():
+            macs_known = False  # a pasted summary's conv whose kernel the numbers do not tell
         width = BYTES.get(str(node.attrs.get("dtype", "float32")), 4)
         sizes = [_elements(s) if s is not None else None for s in node.output_shapes] or [None]
         bytes_known = all(n is not None for n in sizes)

@@ -8,7 +8,8 @@ Upsampling and transposed convolutions divide the stride. Padding does not
 change the size. Ops that end the spatial grid (flatten, global pooling, dense
 on a vector) have no receptive field.
 
-Unknown means unknown: an ``unknown`` node (a custom or Lambda layer, an operation
+Unknown means unknown: a window whose size or stride the source could not tell (a
+pasted summary, ``Node.unknown_attrs``) and an ``unknown`` node (a custom or Lambda layer, an operation
 modellint cannot read) may mix positions in any way, so its receptive field and
 that of every node downstream of it is not a number. They are ``None`` like the
 nodes without a grid, and :attr:`ReceptiveFields.unknown` names them, so a rule
@@ -55,6 +56,15 @@ class ReceptiveFields(dict):
         return name in self.unknown
 
 
+#: attributes a window's receptive field needs: unknown in a pasted summary when its numbers allow
+#: several values (Node.unknown_attrs); the field is then not a number, from there on
+_WINDOW_ATTRS = frozenset({"kernel", "strides", "pool_size", "dilation", "size", "inputs"})
+
+
+def _window_unknown(node) -> bool:
+    return bool(node.attrs.get("provenance")) and bool(node.unknown_attrs() & _WINDOW_ATTRS)
+
+
 def _num(x):
     return int(x) if float(x).is_integer() else round(float(x), 4)
 
@@ -72,7 +82,7 @@ def receptive_fields(graph: Graph) -> ReceptiveFields:
             out[node.name] = ReceptiveField((1,) * rank, (1,) * rank) if rank else None
             continue
         producers = [split_ref(r)[0] for r in node.inputs]
-        if node.op == "unknown" or any(p in out.unknown for p in producers):
+        if node.op == "unknown" or _window_unknown(node) or any(p in out.unknown for p in producers):
             out[node.name] = None  # through an unknown node: no number, not "pointwise"
             out.unknown.add(node.name)
             continue

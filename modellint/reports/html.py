@@ -198,9 +198,13 @@ def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) 
             cats.append({"category": cat, "findings": [f for f in of_sev if f["category"] == cat]})
         groups.append({"severity": sev, "count": len(of_sev), "categories": cats})
 
+    from ..analysis.explain import explain as explain_graph
+
+    explained = explain_graph(g)  # how each number comes about: an expandable cell per row
     layer_rows = [{"i": i, "anchor": anchor(i), "name": r.name, "type": r.type, "shape": _shape_text(r.output_shape),
                    "params": r.params, "rf": _rf_text(r.receptive_field), "macs": r.macs,
-                   "codes": hits.get(i, []), "notes": r.notes} for i, r in enumerate(rows)]
+                   "codes": hits.get(i, []), "notes": r.notes, "explain": explained["rows"].get(r.name)}
+                  for i, r in enumerate(rows)]
     return {
         "sfx": suffix,
         "header": _header(report, s),
@@ -208,6 +212,7 @@ def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) 
         "groups": groups,
         "n_findings": len(findings),
         "layers": layer_rows,
+        "explain": {"totals": explained["totals"], "concentration": explained["concentration"]},
         "graph_svg": _graph(g, rows, index, hits, anchor),
         "rf_chart": _rf_chart(s, hits),
         "cost_chart": _cost_chart(rows, hits),

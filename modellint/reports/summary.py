@@ -28,6 +28,7 @@ class Row:
     macs: int
     activation_bytes: int
     notes: list = field(default_factory=list)
+    explain: Optional[dict] = None  # analysis.explain: params/shape/receptive_field/macs arithmetic
 
 
 @dataclass
@@ -38,6 +39,16 @@ class Summary:
     activation_bytes: int
     last_spatial: Optional[dict]
     task: Optional[object] = None  # analysis.task.TaskAnalysis
+    explained: Optional[dict] = None  # analysis.explain.explain(): rows + the two paragraphs
+
+    def layer_dicts(self) -> list:
+        out = []
+        for r in self.rows:
+            d = dict(r.__dict__)
+            if d.get("explain") is None:
+                d.pop("explain", None)
+            out.append(d)
+        return out
 
     def to_dict(self) -> dict:
         g = self.graph
@@ -56,8 +67,11 @@ class Summary:
             "receptive_field": self.last_spatial,
             "training": g.training.to_dict() if g.training else None,
             "task": self.task.to_dict() if self.task is not None else None,
-            "layers": [r.__dict__ for r in self.rows],
+            "layers": self.layer_dicts(),
             "notes": list(g.notes),
+            **({"explain": {"totals": self.explained["totals"],
+                            "concentration": self.explained["concentration"]}} if self.explained else {}),
+            **({"unknown_facts": dict(g.unknown_facts)} if getattr(g, "unknown_facts", None) else {}),
         }
 
 
@@ -65,8 +79,9 @@ def _list(shape):
     return None if shape is None else list(shape)
 
 
-def summarize(graph: Graph, dataset=None) -> Summary:
-    """The layer table and totals; ``dataset`` (DatasetFacts: classes, a stated task) sharpens the task."""
+def summarize(graph: Graph, dataset=None, explain: bool = False) -> Summary:
+    """The layer table and totals; ``dataset`` (DatasetFacts: classes, a stated task) sharpens the task;
+    ``explain``: each row's arithmetic and the two paragraphs (:mod:`modellint.analysis.explain`)."""
     from ..analysis.task import analyse
 
     rfs = receptive_fields(graph)
@@ -103,9 +118,16 @@ def summarize(graph: Graph, dataset=None) -> Summary:
                    "input_size": in_size}
         if in_size and all(in_size):
             spatial["coverage"] = round(min(s / i for s, i in zip(rf.size, in_size)), 4)
+    explained = None
+    if explain:
+        from ..analysis.explain import explain as explain_graph
+
+        explained = explain_graph(graph, rfs, costs)
+        for row in rows:
+            row.explain = explained["rows"].get(row.name)
     return Summary(graph=graph, rows=rows, macs=sum(c.macs for c in costs.values()),
                    activation_bytes=sum(c.activation_bytes for c in costs.values()), last_spatial=spatial,
-                   task=analyse(graph, dataset))
+                   task=analyse(graph, dataset), explained=explained)
 
 
 # -- text -------------------------------------------------------------------
@@ -160,7 +182,10 @@ def render_text(summary: Summary) -> str:
     rule = "─" * (w0 + w1 + w2 + w3 + w4 + 8)
     title = f"{g.source_path or g.name}  {g.framework} {g.model_class} · {layer_count(summary)} layers"
     out = [title, rule, line(header), rule]
-    out += [line(b) for b in body]
+    for r, b in zip(summary.rows, body):
+        out.append(line(b))
+        if r.explain:
+            out += explain_lines(r.explain)
     out.append(rule)
     out.append(f"Total params: {g.total_params:,}  (trainable {g.trainable_params:,}, "
                f"non-trainable {g.non_trainable_params:,})")
@@ -180,11 +205,39 @@ def render_text(summary: Summary) -> str:
         out.append(training_text(g))
     if summary.task is not None:
         out.append(f"Task: {summary.task.text()}")
+    if summary.explained:
+        import textwrap
+
+        for key in ("totals", "concentration"):
+            out.append("")
+            out += textwrap.wrap(summary.explained[key], width=100)
+    if getattr(g, "unknown_facts", None):
+        out.append("Not in the source (rules that need them are skipped): " + ", ".join(g.unknown_facts))
     unknown = [r.name for r in summary.rows if r.op == "unknown"]
     if unknown:
         out.append(f"Unknown layers (kept as opaque nodes, never executed): {', '.join(unknown[:8])}"
                    + (" …" if len(unknown) > 8 else ""))
     return "\n".join(out)
+
+
+_EXPLAIN_LABELS = (("params", "params"), ("shape", "shape"), ("receptive_field", "RF"), ("macs", "MACs"))
+
+
+def explain_lines(ex: dict, indent: str = "    ") -> list:
+    """The arithmetic under one row of ``summary --explain``."""
+    out = []
+    for key, label in _EXPLAIN_LABELS:
+        value = ex.get(key)
+        if value and value != "0":
+            out.append(f"{indent}{label:<7}{value}")
+    prov = ex.get("provenance") or {}
+    inferred = [a for a, how in prov.items() if how.startswith("inferred") and a not in ("output_shape", "params")]
+    if inferred:
+        out.append(f"{indent}{'':<7}inferred from the table: {', '.join(inferred)}")
+    for attr, how in prov.items():
+        if not how.startswith("inferred"):
+            out.append(f"{indent}{'':<7}{attr} {how}")
+    return out
 
 
 def layer_count(summary: Summary) -> int:

@@ -41,6 +41,7 @@ def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, sho
             if i:
                 out.append("")
             out.append(header(report))
+            out.extend(source_lines(report))
             if getattr(getattr(report, "probes", None), "interrupted", False):
                 out.append(f"{INDENT}! probes interrupted (Ctrl-C): results are partial; the probes that did "
                            "not finish gave no findings")
@@ -141,6 +142,46 @@ def header(report) -> str:
         parts.append(f"task {task.task}" + (" (stated)" if task.source == "stated" else
                                             " (assumed)" if task.source == "assumed" else ""))
     return f"{oneline(g.source_path or g.name)}  " + " · ".join(parts)
+
+
+def source_lines(report) -> list:
+    """What a source could not show (a pasted model.summary(): activations, loss...), the rules
+    that skipped for it, what was assumed, and the dataset facts read from the prose around it."""
+    g = report.graph
+    facts = getattr(g, "unknown_facts", None) or {}
+    if not facts:
+        return []
+    out = [f"{INDENT}read from a pasted summary table: shapes and parameter counts are the table's, kernels, "
+           "strides and pool windows inferred from them (modellint summary --explain shows the arithmetic)"]
+    by_fact: dict = {}
+    for code, reason in sorted(report.rules_skipped.items()):
+        for fact in facts:
+            if reason.startswith("needs the model's") and fact in reason.split(":")[0]:
+                by_fact.setdefault(fact, []).append(code)
+    for fact, why in facts.items():
+        codes = by_fact.get(fact, [])
+        if codes:
+            out.extend(_wrap(f"not in a summary: {fact}. {why[0].upper() + why[1:]}. Skipped: "
+                             f"{', '.join(codes)}" + (" (ML201, no non-linearity between layers, needs the "
+                                                      "model file to decide)" if "ML201" in codes else ""),
+                             INDENT, INDENT + "  "))
+    assumed = {}
+    for node in g:
+        for attr, p in (node.attrs.get("provenance") or {}).items():
+            if isinstance(p, dict) and p.get("how") == "assumed":
+                assumed.setdefault(attr, []).append(node.name)
+    if assumed:
+        out.extend(_wrap("assumed, not shown by the table: " + "; ".join(
+            f"{attr} on {len(names)} layer{'s' if len(names) > 1 else ''} ({names[0]}"
+            f"{' …' if len(names) > 1 else ''}): {_first_why(g, names[0], attr)}" for attr, names in assumed.items()),
+            INDENT, INDENT + "  "))
+    if report.dataset is not None and "text around the table" in (report.dataset.source or ""):
+        out.extend(_wrap(f"dataset facts from {report.dataset.source} (flags override them)", INDENT, INDENT + "  "))
+    return out
+
+
+def _first_why(g, name: str, attr: str) -> str:
+    return g[name].attrs["provenance"][attr].get("why", "")
 
 
 def finding_lines(report, f, *, quiet: bool = False, show_evidence: bool = True) -> list:

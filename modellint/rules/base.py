@@ -83,6 +83,10 @@ class Rule:
     impact: ClassVar[int] = 2  # expected effect on results when fixed: 3 high, 2 medium, 1 low (for ranking)
     needs: ClassVar[tuple] = ()  # dataset facts the rule needs: "samples", "classes", "image_size";
     # "probes" (probe results), "weights" (the model's trained weights, ctx.weights)
+    # facts of the model the rule reads that some sources cannot show at all (a pasted
+    # model.summary() has no activations, loss or initialisers): "activations", "training",
+    # "initializers". None: the default of the rule's category (MODEL_FACTS).
+    needs_model: ClassVar[Optional[tuple]] = None
     references: ClassVar[tuple] = ()
     VALID: ClassVar[list] = []  # example graphs (builder source, see modellint.build) that must not fire
     INVALID: ClassVar[list] = []  # example graphs that must fire
@@ -100,6 +104,11 @@ class Rule:
                        references=list(self.references))
 
     @classmethod
+    def model_facts(cls) -> tuple:
+        """What the rule reads of the model that a source may lack (see :data:`MODEL_FACTS`)."""
+        return cls.needs_model if cls.needs_model is not None else MODEL_FACTS.get(cls.category, ())
+
+    @classmethod
     def tables(cls) -> list:
         """``[(title, markdown)]``: reference tables the rule decides by, shown on its page."""
         return []
@@ -110,6 +119,18 @@ class Rule:
 
         return inspect.cleandoc(cls.__doc__ or "")
 
+
+#: What the rules of a category read of the model beyond its layers and shapes. A graph lists
+#: the facts its source cannot show in ``Graph.unknown_facts``; the engine skips a rule that
+#: needs one, saying why, instead of letting it read an absence as "linear" or "no loss".
+MODEL_FACTS = {
+    "activation": ("activations",),
+    "loss": ("activations", "training"),
+    "output-head": ("activations",),
+    "optimizer": ("training",),
+    "learning-rate": ("training",),
+    "initialization": ("initializers",),
+}
 
 REGISTRY: dict = {}
 
