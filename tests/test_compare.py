@@ -97,7 +97,10 @@ def test_plan_fits_seeds_then_sizes_the_subset_for_one_epoch():
     fixed = {"model": Costs(step=0.2, reset=1.0, eval_image=0.01), "other": Costs(step=0.3, reset=1.0, eval_image=0.01)}
     # each run also costs a reset (1 s) and (4 x 128 + 800) evaluated images (13.12 s): 3 x 2 x 14.12 = 84.72 s
     p = plan_comparison(100.0 + 84.72, fixed, n_train=4000, n_val=800, classes=13)
-    assert p["steps"] == 60
+    assert p["steps"] == 60 and p["val_points"] == 4
+    # 30 s for steps with the validation points: 20 steps; without them (6 x 9 s fixed): 40.48 -> 40 steps
+    p = plan_comparison(30.0 + 84.72, fixed, n_train=4000, n_val=800, classes=13)
+    assert (p["seeds"], p["steps"], p["val_points"]) == (3, 40, 0)
 
 
 def test_plan_says_up_front_when_no_verdict_fits():

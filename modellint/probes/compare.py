@@ -304,15 +304,16 @@ def plan_comparison(seconds: float, costs: dict, *, n_train: int, n_val: int, cl
     bs = max(1, min(batch_size, n_train))
     if n_val < classes:
         return {"verdict": False, "why": f"the validation split has {n_val} images for {classes} classes"}
-    for k in range(max(seeds, MIN_SEEDS), MIN_SEEDS - 1, -1):
-        fixed = k * sum(c.run(0, n_eval) for c in costs.values())
+    # fewer seeds only when MIN_STEPS do not fit; before that, the validation points of the curves go
+    for k, points in [(k, p) for k in range(max(seeds, MIN_SEEDS), MIN_SEEDS - 1, -1) for p in (VAL_POINTS, 0)]:
+        fixed = k * sum(c.run(0, n_eval, points) for c in costs.values())
         per_step = k * sum(c.step for c in costs.values())
         fit = int((seconds - fixed) / per_step) if per_step > 0 else max_steps
         steps = min(_grid(fit) if fit >= MIN_STEPS else fit, max_steps)
         if steps >= MIN_STEPS:
             break
     else:
-        need = MIN_SEEDS * sum(c.run(MIN_STEPS, n_eval) for c in costs.values())
+        need = MIN_SEEDS * sum(c.run(MIN_STEPS, n_eval, 0) for c in costs.values())
         return {"verdict": False, "seeds": MIN_SEEDS, "steps": max(fit, 0),
                 "why": (f"no verdict possible in this budget: {max(seconds, 0):.0f} s hold {max(fit, 0)} steps per "
                         f"run for {MIN_SEEDS} seeds of both models, fewer than {MIN_STEPS}; about {need:.0f} s "
@@ -321,8 +322,8 @@ def plan_comparison(seconds: float, costs: dict, *, n_train: int, n_val: int, cl
     if subset < n_train and subset < classes * MIN_PER_CLASS:
         return {"verdict": False, "why": f"{steps} steps make one pass over {subset} images, fewer than "
                                          f"{MIN_PER_CLASS} per class"}
-    total = k * sum(c.run(steps, n_eval) for c in costs.values())
-    return {"verdict": True, "seeds": k, "steps": int(steps), "subset": int(subset), "train_images": int(n_train),
+    total = k * sum(c.run(steps, n_eval, points) for c in costs.values())
+    return {"verdict": True, "seeds": k, "steps": int(steps), "val_points": points, "subset": int(subset), "train_images": int(n_train),
             "eval_images": int(n_eval), "batch_size": int(bs), "epochs": round(steps * bs / subset, 2),
             "planned_s": round(total, 2)}
 
@@ -432,7 +433,8 @@ def compare(model: Source, other: Source, data: str, *, budget: float = 120.0, s
         decided["budget_left_s"] = round(left, 2)
     else:
         decided = {"verdict": True, "replayed": True, **{k: plan[k] for k in
-                                                          ("seeds", "steps", "subset", "eval_images") if k in plan}}
+                                                          ("seeds", "steps", "subset", "eval_images", "val_points")
+                                                          if k in plan}}
         decided.setdefault("batch_size", batch_size)
         decided["train_images"] = int(len(ds.y_train))
     result.plan = decided
@@ -450,7 +452,7 @@ def compare(model: Source, other: Source, data: str, *, budget: float = 120.0, s
         f"({decided['steps'] * decided['batch_size'] / max(len(ds.y_train), 1):.2g} passes)")
     jobs = [RunJob(role=role, source=sources[role], data=str(data), seed=seed + k, steps=decided["steps"],
                    subset=subset, data_seed=seed, eval_images=decided["eval_images"], batch_size=decided["batch_size"],
-                   lr=lr, max_images=max_images)
+                   lr=lr, max_images=max_images, val_points=decided.get("val_points", VAL_POINTS))
             for k in range(decided["seeds"]) for role in ROLES]
     say("compare", f"{len(jobs)} runs ({decided['seeds']} seeds x 2 models, {decided['steps']} steps each) "
                    f"on {executor.name}; {decided['subset_note']}")
