@@ -88,6 +88,10 @@ def analyze(model, *, dataset=None, select=None, ignore=None, extend_select=None
                            weights=_weight_store(model, graph, weights, rules))
         report.probes = probe_report
         return report
+    if weights is None and isinstance(model, (str, os.PathLike)):
+        from .weights import prefetch
+
+        prefetch(model)   # a Keras file's weights are read in a child while the architecture is
     graph = load_graph(model, **load_kwargs)
     if loss is not None:
         graph.training = stated_training(loss, from_logits, graph.training, option="loss=")

@@ -25,6 +25,7 @@ holds one layer's arrays at a time); :func:`read_weights` collects them.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -32,11 +33,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .errors import InputError
+from .errors import InputError, ModelLintError
 from .graph import Graph
 
 #: The largest single weight tensor read (a 1 GiB embedding table is already rare).
@@ -109,6 +111,10 @@ def iter_weights(source, graph: Optional[Graph] = None) -> Iterator[tuple]:
 # -- Keras files: the h5py child ---------------------------------------------------------
 
 def _keras_archive(path: Path, graph: Optional[Graph]):
+    yield from _keras_h5(path, graph, member=_archive_member(path))
+
+
+def _archive_member(path: Path) -> dict:
     from .adapters.keras_files import MAX_INFLATED_WEIGHTS_BYTES, _stored_span
 
     try:
@@ -124,15 +130,63 @@ def _keras_archive(path: Path, graph: Optional[Graph]):
             raise WeightsError(path, f"model.weights.h5 is compressed and {info.file_size:,} bytes, more than "
                                      "modellint decompresses")
         member = {"name": info.filename}
-    yield from _keras_h5(path, graph, member=member)
+    return member
+
+
+#: h5py children started ahead of need (:func:`prefetch`): (path, member) -> (tmp dir, out, process)
+_PREFETCHED: dict = {}
+
+
+def _key(path, member) -> tuple:
+    return str(Path(path).resolve()), json.dumps(member, sort_keys=True)
+
+
+def _task(path, member, out) -> dict:
+    return {"path": str(path), "member": member, "out": out, "max_tensor": MAX_TENSOR_BYTES,
+            "max_total": MAX_WEIGHT_BYTES}
+
+
+def prefetch(source) -> None:
+    """Start reading a Keras file's weights in the background (the h5py child), so that the
+    read overlaps whatever the caller does next (reading the architecture); :func:`iter_weights`
+    on the same file then takes the child's result. Anything else is ignored, as are errors
+    (the read itself reports them)."""
+    try:
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix not in (".h5", ".hdf5", ".keras") or not path.is_file():
+            return
+        member = _archive_member(path) if suffix == ".keras" else None
+        key = _key(path, member)
+        if key in _PREFETCHED:
+            return
+        tmp = tempfile.mkdtemp(prefix="modellint-weights-")
+        out = os.path.join(tmp, "weights.npz")
+        _PREFETCHED[key] = (tmp, out, _start_child(_task(path, member, out)))
+    except (ModelLintError, OSError, TypeError, ValueError):
+        return
+
+
+def _drop_prefetched() -> None:
+    for tmp, _, proc in list(_PREFETCHED.values()):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    _PREFETCHED.clear()
+
+
+atexit.register(_drop_prefetched)
 
 
 def _keras_h5(path: Path, graph: Optional[Graph], member):
-    tmp = tempfile.mkdtemp(prefix="modellint-weights-")
+    pre = _PREFETCHED.pop(_key(path, member), None)
+    tmp, out, proc = pre if pre is not None else (tempfile.mkdtemp(prefix="modellint-weights-"), None, None)
     try:
-        out = os.path.join(tmp, "weights.npz")
-        result = _child({"path": str(path), "member": member, "out": out,
-                         "max_tensor": MAX_TENSOR_BYTES, "max_total": MAX_WEIGHT_BYTES})
+        if proc is None:
+            out = os.path.join(tmp, "weights.npz")
+            proc = _start_child(_task(path, member, out))
+        result = _finish_child(proc)
         if "error" in result:
             raise WeightsError(path, f"weights unreadable: {result.get('message') or result['error']}")
         import numpy as np
@@ -200,23 +254,42 @@ def _name_positional(arrays: dict, node) -> dict:
 
 def _child(task: dict) -> dict:
     """Run the h5py weights task in a child Python bounded by WEIGHTS_TIMEOUT_S and CHILD_MEMORY."""
+    return _finish_child(_start_child(task))
+
+
+def _start_child(task: dict):
     root = str(Path(__file__).resolve().parents[1])
     code = ("import sys; sys.path.insert(0, sys.argv[1]); "
             "from modellint.weights import _child_main; _child_main()")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                HDF5_USE_FILE_LOCKING="FALSE")
+    proc = subprocess.Popen([sys.executable, "-P", "-c", code, root], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc._modellint_started = time.monotonic()
     try:
-        proc = subprocess.run([sys.executable, "-P", "-c", code, root], input=json.dumps(task).encode(),
-                              capture_output=True, timeout=WEIGHTS_TIMEOUT_S, env=env)
+        proc.stdin.write(json.dumps(task).encode())
+        proc.stdin.close()
+    except OSError:
+        pass
+    proc.stdin = None   # written and closed: communicate() only reads
+    return proc
+
+
+def _finish_child(proc) -> dict:
+    left = max(1.0, WEIGHTS_TIMEOUT_S - (time.monotonic() - getattr(proc, "_modellint_started", time.monotonic())))
+    try:
+        stdout, stderr = proc.communicate(timeout=left)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         return {"error": "timeout", "message": f"h5py did not finish within {WEIGHTS_TIMEOUT_S} s"}
     if proc.returncode != 0:
         rc = proc.returncode
         how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
-        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         return {"error": "crash", "message": f"the reader crashed ({how}{': ' + last[0][:120] if last[0] else ''})"}
     try:
-        return json.loads(proc.stdout)
+        return json.loads(stdout)
     except ValueError:
         return {"error": "crash", "message": "the reader gave no result"}
 

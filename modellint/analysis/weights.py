@@ -46,7 +46,7 @@ DUPLICATE_MIN_DIM = 16
 #: Init-likeness is judged on kernels of at least this many values (fewer decide nothing).
 INIT_MIN_SIZE = 256
 #: Values per chunk of the streaming moments (bounds the working memory).
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 
 _KERNEL_NAMES = ("kernel", "weight", "pointwise_kernel", "embeddings", "depthwise_kernel", "W")
 _UNIT_ROLES = ("conv", "conv_transpose", "depthwise_conv", "separable_conv", "dense")
@@ -494,7 +494,7 @@ def _unit_stats(st: LayerStats, kernel: np.ndarray, role: str) -> None:
         return
     if st.arrays[st.kernel].nan or st.arrays[st.kernel].inf:
         F = np.where(np.isfinite(F), F, 0)
-    norms = np.sqrt(np.einsum("ij,ij->i", F, F, dtype=np.float64))
+    norms = np.sqrt(np.einsum("ij,ij->i", F, F).astype(np.float64))   # in F's dtype: no float64 copy of F
     st.unit_norms = norms
     med = float(np.median(norms))
     st.dead_units = [int(i) for i in np.nonzero((norms == 0) | (norms < DEAD_FRACTION * med))[0]]
@@ -507,14 +507,17 @@ def _unit_stats(st: LayerStats, kernel: np.ndarray, role: str) -> None:
     idx = np.nonzero(alive)[0]
     if len(idx) < 2:
         return
-    sub = F[idx].astype(np.float32, copy=True)
+    sub = np.asarray(F[idx], dtype=np.float32)   # the one working copy
     sub /= norms[idx].astype(np.float32)[:, None]
-    G = sub @ sub.T
-    del sub
-    iu = np.triu_indices(len(idx), 1)
-    hit = np.nonzero(G[iu] >= DUPLICATE_COSINE)[0]
-    st.duplicate_pairs = [(int(idx[iu[0][h]]), int(idx[iu[1][h]]), round(float(G[iu[0][h], iu[1][h]]), 4))
-                          for h in hit[:1000]]
+    pairs = []
+    block = 256   # cosines a block of rows at a time: (256 × units) floats beside the one copy
+    for start in range(0, len(idx), block):
+        G = sub[start:start + block] @ sub.T
+        rows, cols = np.nonzero(G >= DUPLICATE_COSINE)
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            if c > start + r and len(pairs) < 1000:
+                pairs.append((int(idx[start + r]), int(idx[c]), round(float(G[r, c]), 4)))
+    st.duplicate_pairs = pairs
 
 
 def _bn_stats(st: LayerStats, node: Optional[Node], arrays: dict) -> None:
