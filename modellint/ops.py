@@ -880,6 +880,9 @@ _op("unknown", OTHER, "a layer modellint does not know (custom, Lambda, ...)", s
 
 def spec(op: str) -> OpSpec:
     return OPS.get(op, OPS["unknown"])
+_op("roi_align", POOLING, "pools a fixed-size map per region of interest (RoIAlign / RoIPool, torchvision's MultiScaleRoIAlign; the number of regions is data-dependent)", rf=None, linear=False)
+_op("nms", OTHER, "non-maximum suppression: the indices of the boxes kept (data-dependent count; no weights)", rf=None, linear=False)
+_op("anchors", OTHER, "anchor / default box generation from the image and feature-map sizes (no weights; output not computed from the values)", rf=None, linear=False)
 
 
 class _Frame:

@@ -332,8 +332,11 @@ def test_fx_meta_falls_back_to_fake_tensors_and_export():
                 x = self.fc(x)
             return x
 
-    graph = graph_from_module(Loop(), input_shape=(1, 4))
-    assert graph.notes[0].startswith("captured with torch.export") and "torch.fx failed" in graph.notes[0]
+    graph = graph_from_module(Loop(), input_shape=(1, 4))  # hooks on meta tensors come before torch.export
+    assert graph.notes[0].startswith("captured with forward hooks on meta tensors") and "torch.fx failed" in graph.notes[0]
+    assert [n.name for n in graph] == ["x", "fc", "fc@1"]
+    graph = graph_from_module(Loop(), input_shape=(1, 4), capture="export")
+    assert graph.notes[0].startswith("captured with torch.export")
     assert [n.name for n in graph] == ["x", "fc", "fc@1"]
 
 

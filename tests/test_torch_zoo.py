@@ -86,3 +86,52 @@ def test_timm(zoo, name, size):
     if name == "tf_efficientnet_b0":
         assert any(n.op == "conv" and n.attrs.get("padding") == "same" for n in g)
     assert not g.ledger
+
+
+DETECTION = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"]
+
+
+@pytest.mark.parametrize("name", DETECTION)
+def test_detection_on_meta(zoo, name):
+    """Detection models (data-dependent post-processing: score thresholds, NMS) are read by
+    forward hooks on meta tensors: no activation, exact totals, the box count as None."""
+    from torchvision import models
+    from torchvision_ops import enable_detection
+
+    from modellint.adapters.torch_live import graph_from_module
+
+    enable_detection()  # the stand-ins let torchvision's wrappers call nms / roi_align, as a working install does
+    with torch.device("meta"):
+        model = models.get_model(name, weights=None, weights_backbone=None)
+    total, trainable, _ = zoo.expected_params(model)
+    g = graph_from_module(model, input_shape=(1, 3, 320, 320), name=name)
+    assert g.notes[0].startswith("captured with forward hooks on meta tensors"), g.notes[0]
+    assert (g.total_params, g.trainable_params) == (total, trainable)
+    assert all(p.is_meta for p in model.parameters())  # nothing was ever materialised
+    assert [g.shape_of(r) for r in g.outputs] == [(None, 4), (None,), (None,)]  # boxes, scores, labels
+    assert any(n.startswith("data-dependent sizes:") and "nms" in n for n in g.notes), g.notes
+    if name.startswith("fasterrcnn"):
+        assert sum(n.op == "nms" for n in g) == 2  # the RPN's and the box head's
+        assert [n.op for n in g if n.name == "roi_heads.box_roi_pool"] == ["roi_align"]
+        assert g["roi_heads.box_head.fc6"].output_shape == (None, 1024)  # one row per proposal: data-dependent
+
+
+def test_detection_real_weights_never_run(zoo, monkeypatch):
+    """A model with real weights is captured on meta stand-ins: its own tensors are never read by an op."""
+    from torchvision import models
+    from torchvision_ops import enable_detection
+
+    from modellint.adapters.torch_live import graph_from_module
+
+    enable_detection()
+    model = models.get_model("ssdlite320_mobilenet_v3_large", weights=None, weights_backbone=None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ran = []
+    real_conv = torch.nn.functional.conv2d
+    monkeypatch.setattr(torch.nn.functional, "conv2d",
+                        lambda x, *a, **k: ran.append(x.device.type) or real_conv(x, *a, **k))
+    g = graph_from_module(model, input_shape=(1, 3, 320, 320))
+    assert "meta stand-ins" in g.notes[0], g.notes[0]
+    assert ran and set(ran) == {"meta"}  # every convolution ran on meta tensors
+    assert g.total_params == zoo.expected_params(model)[0]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -11,6 +11,14 @@ ops (``roi_align``...) are registered by torchvision only when its extension
 loaded, and ``roi_align`` has its own Python fallback. The model zoos' classifiers
 and segmenters need none of them.
 
+Detection models need ``nms`` and ``roi_align`` to run, and torchvision's Python
+wrappers refuse to call them while its extension is missing (``_assert_has_ops``).
+:func:`enable_detection` (after the import) defines ``roi_align`` with torchvision's
+own pure-Python reference as its CPU kernel and a shape-only fake kernel (as
+torchvision's ``_meta_registrations`` does when the extension loads), and lets the
+wrappers call the stand-ins, as a working install would. It changes torchvision's
+``_has_ops`` flags in this process only.
+
 Used by ``benchmarks/bench_zoo.py`` and the zoo tests (``tests/test_torch_zoo.py``).
 """
 
@@ -63,6 +71,40 @@ def install() -> bool:
     lib.impl("qnms", lambda d, s, t: _nms(d.dequantize(), s.dequantize(), t), "CompositeExplicitAutograd")
     _LIB = lib  # the library object must outlive this call, or the ops are removed again
     return True
+
+
+def _roi_align_fake(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
+    return input.new_empty((rois.size(0), input.size(1), pooled_height, pooled_width))
+
+
+def enable_detection() -> bool:
+    """Make torchvision's detection models runnable on the stand-ins (call after :func:`import_torchvision`).
+
+    True if anything was changed (False where the real extension loaded)."""
+    import importlib
+
+    import torch
+
+    ext = importlib.import_module("torchvision.extension")
+    ra = importlib.import_module("torchvision.ops.roi_align")  # the module (torchvision.ops.roi_align is a function)
+
+    if ext._has_ops():
+        return False
+    global _DET_LIB
+    if _DET_LIB is None:
+        reference = getattr(ra._roi_align, "__wrapped__", ra._roi_align)  # not torch.compile'd
+        lib = torch.library.Library("torchvision", "FRAGMENT")
+        lib.define("roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, "
+                   "SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor")
+        lib.impl("roi_align", reference, "CPU")
+        torch.library.register_fake("torchvision::roi_align", _roi_align_fake, lib=lib)
+        _DET_LIB = lib
+    ext._has_ops = lambda: True  # _assert_has_ops reads this one at call time
+    ra._has_ops = lambda: True  # roi_align's own import of it: call the op, not the compiled fallback
+    return True
+
+
+_DET_LIB = None
 
 
 def import_torchvision():

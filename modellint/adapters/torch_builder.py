@@ -401,12 +401,17 @@ def _traceable(module) -> bool:
         pass
     import torch.fx
 
-    try:
+    before = dict(module.__dict__)  # a forward that caches on first call (torchvision's
+    try:  # MultiScaleRoIAlign sets self.scales) must not keep what it cached from proxies
         with _quiet():
             torch.fx.Tracer().trace(module)
         ok = True
     except Exception:  # data-dependent control flow, an untraceable builtin, ...
         ok = False
+    finally:
+        for k in [k for k in module.__dict__ if k not in before]:
+            del module.__dict__[k]
+        module.__dict__.update(before)
     try:
         _TRACEABLE[module] = ok
     except TypeError:
@@ -643,8 +648,10 @@ def _restructure(val, refs: list):
     return walk(val)
 
 
-def _python_call(target, is_method: bool, args, kwargs, val, builder: _Builder, scope: str, bind, rebind=None):
-    """A function or Tensor method between leaf modules (fx and hooks captures)."""
+def _python_call(target, is_method: bool, args, kwargs, val, builder: _Builder, scope: str, bind, rebind=None,
+                 shapes=None):
+    """A function or Tensor method between leaf modules (fx and hooks captures); ``shapes``:
+    the output shapes where they are not those of ``val``'s tensors (a data-dependent size: None)."""
     import torch
 
     raw = target if is_method else _target_name(target)
@@ -652,7 +659,7 @@ def _python_call(target, is_method: bool, args, kwargs, val, builder: _Builder, 
         idx = args[1]
         bind(args[0][idx] if isinstance(idx, int) and idx < len(args[0]) else None)
         return
-    shapes = _shapes(val)
+    shapes = _shapes(val) if shapes is None else shapes
     if not shapes:
         bind(val if not isinstance(val, torch.Tensor) else None)
         return

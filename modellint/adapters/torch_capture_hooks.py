@@ -1,10 +1,16 @@
 """PyTorch capture by forward hooks on every module plus a ``TorchFunctionMode`` that
-records the functions called between leaf modules: on fake tensors, or (the last
-resort, for data-dependent control flow) on a real, random, seeded input under
-``torch.no_grad()``. See :mod:`.torch_live`.
+records the functions called between leaf modules: on meta tensors (shape and
+dtype, no storage; the module's weights swapped for meta stand-ins with
+``torch.func.functional_call`` where they are real; data-dependent ops such as
+``nonzero`` and torchvision's ``nms`` given a stated size by
+:mod:`.torch_datadep`, and what is computed from them recorded with a leading
+``None``), on fake tensors, or (the last resort, for data-dependent control flow)
+on a real, random, seeded input under ``torch.no_grad()``. See :mod:`.torch_live`.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from .torch_builder import (
     STAT_BUFFERS,
@@ -22,9 +28,48 @@ from .torch_builder import (
 from .torch_ops import TArg, _flat
 
 
-def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = True) -> str:
+def _meta_state(module):
+    """``({name: meta stand-in}, {id(stand-in): the module's own tensor})`` for every parameter
+    and buffer that is not on the meta device already (one stand-in per tensor: tied weights
+    stay tied); empty where the whole module is on meta."""
+    import torch
+
+    state: dict = {}
+    standins: dict = {}
+    back: dict = {}
+    named = [*module.named_parameters(remove_duplicate=False), *module.named_buffers(remove_duplicate=False)]
+    if all(t is None or t.is_meta for _, t in named):
+        return {}, {}
+    for name, t in named:
+        if t is None:
+            continue
+        s = standins.get(id(t))
+        if s is None:
+            s = torch.empty(tuple(t.shape), dtype=t.dtype, device="meta", requires_grad=t.requires_grad)
+            standins[id(t)] = s
+            back[id(s)] = t
+        state[name] = s
+    return state, back
+
+
+def _capture_hooks(module, specs, builder: _Builder, live: dict, tensors: str = "fake") -> str:
+    """``tensors``: ``"meta"``, ``"fake"`` or ``"real"`` (see the module docstring)."""
     import torch
     from torch.overrides import TorchFunctionMode
+
+    meta = tensors == "meta"
+    fake = tensors == "fake"
+    state_, back = _meta_state(module) if meta else ({}, {})
+    datadep = None
+    if meta:
+        from .torch_datadep import data_dependent_mode
+
+        datadep = data_dependent_mode()
+
+    def shape(t):
+        if datadep is not None and t.dim() >= 1 and datadep.marked(t):
+            return (None, *t.shape[1:])
+        return tuple(t.shape)
 
     paths = {id(m): p for p, m in live.items()}
     owned = {}
@@ -34,6 +79,9 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
         if b is not None and id(b) not in owned:
             is_stat = name.rsplit(".", 1)[-1] in STAT_BUFFERS
             owned[id(b)] = _param_arg(name, b, key=id(b), is_param=False) if is_stat else TArg("const", tuple(b.shape))
+    for sid, t in back.items():  # the stand-ins read as the tensors they stand for
+        if id(t) in owned:
+            owned[sid] = owned[id(t)]
     values: dict = {}
     keep: list = []
     state = {"depth": 0, "scope": [], "pending": [], "on": False}
@@ -80,10 +128,19 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
         if state["depth"] == 0:
             sub, a, kw = state["pending"].pop()
             path = paths.get(id(sub), "")
-            tensors = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
-            refs = builder.module_call(path, sub, _qualname(sub), a, kw, [tuple(t.shape) for t in tensors],
-                                       _module_params(sub, path))
-            for t, r in zip(tensors, refs):
+            outs = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
+            if datadep is not None:  # made from a Python int (torch.zeros(len(rois), ...)): still one per box
+                lead = {t.shape[0] for t in _flat((args, kwargs))
+                        if isinstance(t, torch.Tensor) and t.dim() >= 1 and datadep.marked(t)}
+                for t in outs:
+                    if t.dim() >= 1 and t.shape[0] in lead:
+                        datadep.mark(t)
+            params = _module_params(sub, path)
+            for p in params:  # a stand-in's key is the module's own tensor's
+                if p.key in back:
+                    p.key = id(back[p.key])
+            refs = builder.module_call(path, sub, _qualname(sub), a, kw, [shape(t) for t in outs], params)
+            for t, r in zip(outs, refs):
                 register(t, r)
 
     class _Recorder(TorchFunctionMode):
@@ -91,15 +148,15 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
             if state["on"] and state["depth"] == 0:
-                tensors = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
-                if tensors:
+                outs = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
+                if outs:
                     scope = state["scope"][-1] if state["scope"] else ""
                     bound = []
                     _python_call(func, False, mapped(list(args)), mapped(dict(kwargs)), out, builder, scope,
-                                 bound.append)
+                                 bound.append, shapes=[shape(t) for t in outs] if datadep is not None else None)
                     res = bound[0] if bound else None
-                    flat = [r for r in _flat(res)] if isinstance(res, (list, tuple)) else [res] * len(tensors)
-                    for t, r in zip(tensors, flat):
+                    flat = [r for r in _flat(res)] if isinstance(res, (list, tuple)) else [res] * len(outs)
+                    for t, r in zip(outs, flat):
                         if isinstance(r, TArg):
                             register(t, r)
             return out
@@ -110,7 +167,9 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
         handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(m.register_forward_hook(post, with_kwargs=True))
     try:
-        if fake:
+        if meta:
+            inputs = [torch.empty(spec.shape, dtype=spec.dtype, device="meta") for spec in specs]
+        elif fake:
             from torch._subclasses.fake_tensor import FakeTensorMode
 
             mode = FakeTensorMode(allow_non_fake_inputs=True)
@@ -122,10 +181,10 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
         for name, spec, x in zip(names, specs, inputs):
             register(x, builder.add_input(name, spec.shape, str(spec.dtype).replace("torch.", "")))
         ctx = mode if fake else torch.no_grad()
-        with ctx:
+        with ctx, (datadep if datadep is not None else contextlib.nullcontext()):
             state["on"] = True
             with _Recorder():
-                out = module(*inputs)
+                out = torch.func.functional_call(module, state_, tuple(inputs)) if state_ else module(*inputs)
             state["on"] = False
         builder.trace_through(live, calls)
         builder.finish([values.get(id(t)) for t in _flat(out) if isinstance(t, torch.Tensor)])
@@ -134,9 +193,18 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, fake: bool = Tr
         for h in handles:
             h.remove()
     pruned = _prune(builder.g)
-    if not fake:
+    if tensors == "real":
         builder.g.notes.append("the graph follows the branches that one random input took")
+    if datadep is not None and datadep.ops:
+        done = ", ".join(f"{k.split('::')[-1]} ({v}x)" for k, v in sorted(datadep.ops.items()))
+        builder.g.notes.append(
+            f"data-dependent sizes: {done} select a number of elements that depends on the values, so every "
+            "tensor computed from them has its leading size (boxes, detections) recorded as None; the capture "
+            "ran them on meta tensors as if every element were kept (nms: none suppressed; unique: one value)")
     if pruned:
         builder.g.notes.append(f"{pruned} calls whose results reach no output were dropped")
+    if meta:
+        return "forward hooks on meta tensors (no activation and no weight allocated" + \
+            ("; the weights swapped for meta stand-ins by torch.func.functional_call)" if state_ else ")")
     return "forward hooks on fake tensors" if fake else \
         "forward hooks on a real forward pass (random input, seed 0, no_grad)"

@@ -53,7 +53,13 @@ parameters, as Keras counts ``moving_mean`` / ``moving_variance``;
 
 Shapes are stored channels-last (``graph.layout == "channels_first"`` remembers
 PyTorch's NCHW, and :meth:`Graph.display_shape` prints it); a tensor's first
-dimension becomes ``None`` (the batch) when it equals the example batch size.
+dimension becomes ``None`` (the batch) when it equals the example batch size. The
+capture follows the batch's axis from the inputs (batch first) through permutes,
+reshapes and indexing, and from modules that say where it is (``batch_first=False``
+RNNs and ``nn.MultiheadAttention``: ``(seq, batch, ...)``): a seq-first tensor shows
+``(17, None, 64)``, and a node whose input has its batch elsewhere than dim 0 records
+``attrs["batch_axis"]`` so MACs are per sample (``nn.TransformerEncoder`` on
+``x.transpose(0, 1)`` counts every token), as the ONNX reader does.
 
 Where the code is: this module chooses the capture (:func:`graph_from_module`);
 :mod:`.torch_capture_fx`, :mod:`.torch_capture_export` and
@@ -139,23 +145,26 @@ def graph_from_module(module, *, input_shape=None, example_inputs=None, name: Op
     reserved = set(live)
     flags = [(m, m.training) for m in module.modules()]
     failures = []
-    attempts = [(c, True) for c in order] + ([("hooks", False)] if "hooks" in order else [])
+    attempts = [(c, "fake") for c in order]
+    if "hooks" in order:  # hooks on meta tensors before export (auto) and fake ones; a real forward last
+        attempts.insert(attempts.index(("hooks", "fake")) if capture != "auto" else 1, ("hooks", "meta"))
+        attempts.append(("hooks", "real"))
     try:
         module.eval()
-        for method, fake in attempts:
+        for method, tensors in attempts:
             graph = Graph(name=gname, framework="torch", source_format="live", model_class=type(module).__name__,
                           layout=LAYOUT, framework_version=torch.__version__)
             builder = _Builder(graph, batch, reserved=reserved)
             try:
                 with _quiet():
                     if method == "hooks":
-                        how = _capture_hooks(module, specs, builder, live, fake=fake)
+                        how = _capture_hooks(module, specs, builder, live, tensors=tensors)
                     else:
                         how = {"export": _capture_export, "fx": _capture_fx}[method](module, specs, builder, live)
             except Exception as exc:
                 label = {"export": "torch.export", "fx": "torch.fx", "hooks": "forward hooks"}[method]
-                failures.append(f"{label}{'' if fake or method != 'hooks' else ' (real tensors)'} failed: "
-                                f"{_one_line(exc)}")
+                kind = f" ({tensors} tensors)" if method == "hooks" else ""
+                failures.append(f"{label}{kind} failed: {_one_line(exc)}")
                 continue
             graph.notes.insert(0, f"captured with {how}" + (f": {'; '.join(failures)}" if failures else ""))
             _account(graph, builder.claimed, _held_by_module(module))

@@ -683,6 +683,29 @@ _register(NAMED, "DropPath", _stochastic_depth("drop_prob"))
 _register(NAMED, "Permute", _permute_module)
 
 
+def _roi_align_module(m, call):
+    """torchvision's RoIAlign / RoIPool / MultiScaleRoIAlign (matched by name: modellint does not import it)."""
+    size = getattr(m, "output_size", None)
+    size = (size, size) if isinstance(size, int) else tuple(int(v) for v in size)
+    attrs = {"pool_size": size, "function": type(m).__name__}
+    for k in ("sampling_ratio", "spatial_scale", "aligned"):
+        v = getattr(m, k, None)
+        if isinstance(v, (int, float, bool)):
+            attrs[k] = v
+    names = getattr(m, "featmap_names", None)
+    if names is not None:
+        attrs["featmap_names"] = list(names)
+    return "roi_align", attrs
+
+
+def _anchors_module(m, call):
+    return "anchors", {"function": type(m).__name__}
+
+
+_register(NAMED, "RoIAlign RoIPool MultiScaleRoIAlign", _roi_align_module)
+_register(NAMED, "AnchorGenerator DefaultBoxGenerator", _anchors_module)
+
+
 def _window_check(m, call, attrs, conv: bool):
     """The traced spatial sizes are the layer's (its own padding, or TF's "same" that timm's
     ``Conv2dSame`` / ``MaxPool2dSame`` pad to at run time): the attrs, possibly with
@@ -1439,6 +1462,10 @@ _register(FUNCTIONS, "sdpa", _sdpa_fn)
 _register(FUNCTIONS, "shifted_window_attention shifted_window_attention_3d", _window_attention_fn)
 _register(FUNCTIONS, "pow rsqrt sqrt exp exp2 expm1 log log2 log10 log1p abs square reciprocal erf sin cos sign "
                      "floor ceil round trunc frac", _elementwise_fn)
+# comparisons and masks (a detection model's score thresholds): element-wise, no weights
+_register(FUNCTIONS, "gt lt ge le eq ne greater less greater_equal less_equal logical_and logical_or logical_not "
+                     "logical_xor isnan isinf isfinite and or xor where", _elementwise_fn)
+_register(FUNCTIONS, "nms qnms batched_nms", lambda call: ("nms", {"iou_threshold": call.arg(2, "iou_threshold")}))
 _register(FUNCTIONS, "normalize", _normalize_fn)
 _register(FUNCTIONS, "norm vector_norm", _norm_fn)
 # values moved, duplicated or dropped, not changed: torch's and torchvision's (Swin, MViT) own helpers

@@ -384,7 +384,8 @@ class UntrainedLayers(_WeightRule):
     """
     ## What it does
     Flags layers whose weights still look freshly initialised while the rest of the model
-    moved, and a model whose every layer does (one finding: untrained). A kernel of 256 or
+    moved (a warning), and a model whose every layer does (one info finding: the file holds
+    an untrained model, normal for an architecture saved before training). A kernel of 256 or
     more values (`INIT_MIN_SIZE`) matches an initializer when, for its fan-in and fan-out
     as the framework computes them, its mean is within 5 standard errors of zero, its
     standard deviation within 5 standard errors (+1 %) of the initializer's, its excess
@@ -434,13 +435,16 @@ class UntrainedLayers(_WeightRule):
         if not moved:
             inits = sorted({st.init.initializer for st in at_init})
             yield self.finding(
-                f"the model is untrained: all {len(at_init)} layers checked still hold their initial weights "
-                f"({', '.join(inits)}{'; BatchNorm γ = 1, β = 0' if bn_init else ''})", layers=[],
+                f"the model is untrained: all {len(at_init)} layers checked hold the initializer's random "
+                f"values ({', '.join(inits)}{'; BatchNorm γ = 1, β = 0' if bn_init else ''})",
+                layers=[], severity="info",
                 evidence={"layers_checked": len(at_init), "initializers": inits,
                           "batchnorm_at_init": len(bn_init), "batchnorm_checked": len(bns),
-                          "layers": [self._evidence(st) for st in at_init[:20]]},
-                explanation="These are the initializer's random weights: the file was saved before training, "
-                            "or training never updated them.",
+                          "layers": [st.node for st in at_init]},
+                explanation="The file holds an untrained model: fine for a question about the architecture, "
+                            "but weight diagnostics describe the initializer, not training. If this file "
+                            "should hold a trained model, it was saved before training or training never "
+                            "updated it.",
                 fix="Train the model (or load the trained weights) before saving it; check that the saved "
                     "file is the one written after training.")
             return
