@@ -459,14 +459,19 @@ def _params_rnn(a, s, o):
     u = a["units"]
     cell = a.get("cell", "simple")
     bias = a.get("use_bias", True)
-    if cell == "lstm":  # cuDNN's LSTM keeps an input and a recurrent bias: 8×units
-        n = 4 * (u * f + u * u) + ((8 if a.get("double_bias") else 4) * u if bias else 0)
-    elif cell == "gru":
-        b = (6 * u if a.get("reset_after", True) else 3 * u) if bias else 0
-        n = 3 * (u * f + u * u) + b
-    else:
-        n = u * f + u * u + (u if bias else 0)
-    return n * (2 if a.get("bidirectional") else 1), 0
+    dirs = 2 if a.get("bidirectional") else 1
+    total = 0
+    for _ in range(int(a.get("num_layers") or 1)):  # PyTorch's num_layers: layer i > 0 reads units * dirs
+        if cell == "lstm":  # cuDNN's LSTM keeps an input and a recurrent bias: 8×units
+            n = 4 * (u * f + u * u) + ((8 if a.get("double_bias") else 4) * u if bias else 0)
+        elif cell == "gru":
+            b = (6 * u if a.get("reset_after", True) else 3 * u) if bias else 0
+            n = 3 * (u * f + u * u) + b
+        else:
+            n = u * f + u * u + (u if bias else 0)
+        total += n * dirs
+        f = u * dirs
+    return total, 0
 
 
 def _params_attention(a, s, o):
@@ -531,10 +536,18 @@ def _macs_dot(a, s, o):
 
 
 def _macs_rnn(a, s, o):
+    """Steps x each layer's per-step products (PyTorch's ``num_layers``: layer i > 0 reads the
+    previous layer's hidden state of every direction; ``proj_size``: an LSTM's projected state)."""
     x = _one(s)
     steps, f, u = x[1] or 0, x[-1], a["units"]
     gates = {"lstm": 4, "gru": 3}.get(a.get("cell"), 1)
-    return steps * gates * (f * u + u * u) * (2 if a.get("bidirectional") else 1)
+    dirs = 2 if a.get("bidirectional") else 1
+    r = a.get("proj_size") or u  # the recurrent state's size
+    per_step = 0
+    for _ in range(int(a.get("num_layers") or 1)):
+        per_step += dirs * (gates * (f * u + r * u) + (r * u if a.get("proj_size") else 0))
+        f = r * dirs
+    return steps * per_step
 
 
 def _macs_attention(a, s, o):
@@ -970,6 +983,17 @@ def _batch_first(shapes: list, axis, rank: int) -> list:
     return out
 
 
+def _with_sizes(shape, sizes, rank: int):
+    """``shape`` (of ``rank``) with its unknown dims at the axes of ``sizes`` (``[(axis, size)]``) filled."""
+    if shape is None or len(shape) != rank:
+        return shape
+    shape = list(shape)
+    for axis, n in sizes:
+        if 0 <= axis < rank and shape[axis] is None:
+            shape[axis] = n
+    return tuple(shape)
+
+
 def count_macs(op: str, attrs: dict, in_shapes: list, out_shapes: list,
                layout: str = "channels_last") -> int:
     """Multiply-adds of one call at batch 1 (0 where unknown)."""
@@ -977,6 +1001,9 @@ def count_macs(op: str, attrs: dict, in_shapes: list, out_shapes: list,
         frame = _Frame(op, attrs, layout)
         ins, outs = frame.into(in_shapes), frame.into(out_shapes)
         if "batch_axis" in attrs and ins and ins[0] is not None:
+            if attrs.get("traced_sizes"):  # dims shown as the batch that the node reads as data
+                ins = [_with_sizes(sh, attrs["traced_sizes"], len(ins[0])) for sh in ins]
+                outs = [_with_sizes(sh, attrs["traced_sizes"], len(ins[0])) for sh in outs]
             ins, outs = _batch_first(ins, attrs["batch_axis"], len(ins[0])), _batch_first(outs, attrs["batch_axis"],
                                                                                           len(ins[0]))
         steps = (frame.steps or 0) if frame.td else 1

@@ -206,7 +206,11 @@ def _real(model, x) -> dict:
 
 
 def canonical(shape, layout, batch):
-    """torch's shape as the graph stores it: batch as None, channels-first dim 1 moved last."""
+    """torch's shape as the graph stores it: batch as None, channels-first dim 1 moved last; a
+    (seq, batch, features) tensor (these models have no other (a, batch, b) with a != batch)
+    shows its batch as None where it is."""
+    if shape[0] != batch and len(shape) == 3 and shape[1] == batch:
+        return (shape[0], None, shape[2])
     shape = (None, *shape[1:]) if shape[0] == batch else tuple(shape)
     if layout == "cf" and len(shape) >= 3:
         return (shape[0], *shape[2:], shape[1])
@@ -266,7 +270,8 @@ def test_seq_first_tensors_keep_features_last():
     model, x, graph = _graph("seq_first_lstm")
     assert graph["x"].output_shape == (None, 10, 6) and isinstance(graph["x"].output_shape, FeaturesLast)
     lstm = graph["lstm"]
-    assert lstm.output_shapes[0] == (10, 4, 16)  # (T, N, F): time first, features last
+    assert lstm.output_shapes[0] == (10, None, 16)  # (T, N, F): time first, features last, the batch None
+    assert graph.display_shape(lstm.output_shapes[0]) == (10, None, 16)
     assert lstm.attrs["batch_first"] is False and lstm.attrs["input_batch_axis"] == 1
     assert graph["fc"].output_shape == (None, 3)
 

@@ -62,20 +62,28 @@ class _Builder:
         self.reads: dict = {}  # node name -> (reader, input activations, the layouts the reader saw)
         self.scopes: dict = {}  # function node name -> the module path it ran in
         self.traced: dict = {}  # module path traced through -> (qualname, calls or None, holds weights)
+        # where the example batch is: activation ref -> axis of its (source) shape, None where not known;
+        # node name -> (axis in its first input, [axis in each output], traced output shapes)
+        self.bax: dict = {}
+        self.node_bax: dict = {}
 
     # -- shapes -----------------------------------------------------------
-    def batched(self, shape):
-        """A traced shape with the example batch size as None (still in the source layout)."""
+    def batched(self, shape, axis=None):
+        """A traced shape with the example batch size as None (still in the source layout): at
+        ``axis``, where the capture followed the batch there (a ``(seq, batch, dim)`` tensor: 1),
+        else at dim 0."""
         if shape is None:
             return None
         shape = tuple(None if d is None else int(d) for d in shape)
+        if isinstance(axis, int) and 0 <= axis < len(shape) and self.batch is not None and shape[axis] == self.batch:
+            return (*shape[:axis], None, *shape[axis + 1:])
         if shape and self.batch is not None and shape[0] == self.batch:
             shape = (None, *shape[1:])
         return shape
 
-    def canon(self, shape, lay=None):
+    def canon(self, shape, lay=None, axis=None):
         """A source shape as stored: features-last ones as they are, others channels-last."""
-        shape = self.batched(shape)
+        shape = self.batched(shape, axis)
         if shape is not None and len(shape) >= 3 and lay is not None and lay.value == T.FL:
             return FeaturesLast(shape)
         return ops.to_canonical(shape, LAYOUT)
@@ -94,6 +102,8 @@ class _Builder:
                     output_shapes=[self.batched(shape)])
         self.g.add(node)
         self.g.inputs.append(node.name)
+        # input shapes are batch first (input_shape=, example_inputs)
+        self.bax[node.name] = 0 if shape is not None and len(shape) and shape[0] == self.batch else None
         lay = T.Layout(T.FL if shape is not None and len(shape) < 3 else None)  # decided by what reads it
         self.lays[node.name] = [lay]
         return TArg("act", shape, ref=node.name, lay=lay)
@@ -196,6 +206,8 @@ class _Builder:
         self.g.add(node)
         lays = _out_layouts(node, call, acts, sources)
         self.lays[node.name] = lays
+        if not self.infer:
+            self._track_batch(node, call, acts)
         if read is not None:
             self.reads[node.name] = (read, acts, _seen(acts))
         n = max(len(sources), 1)
@@ -206,6 +218,20 @@ class _Builder:
             out.append(TArg("act", src, ref=node.name if i == 0 else f"{node.name}:{i}",
                             lay=lays[i] if i < len(lays) else T.Layout()))
         return out
+
+    def _track_batch(self, node: Node, call: Call, acts: list) -> None:
+        """Follow the example batch's axis from the inputs to each output (:func:`_batch_axes`);
+        :meth:`finish` records it on the node (``attrs["batch_axis"]``, where it is not 0, for
+        MACs per sample, as the ONNX reader does) and shows the batch as None there."""
+        outs = list(call.out_shapes or [])
+        known = [(self.bax.get(t.ref), t) for t in acts if isinstance(self.bax.get(t.ref), int) and t.shape]
+        first = self.bax.get(acts[0].ref) if acts else None
+        src = known[0] if known else (None, None)
+        in_axis, out_axes = _batch_axes(node, call, first, acts[0].shape if acts else None, src[0],
+                                        src[1].shape if src[1] is not None else None, outs, self.batch)
+        for i, ax in enumerate(out_axes):
+            self.bax[node.name if i == 0 else f"{node.name}:{i}"] = ax
+        self.node_bax[node.name] = (in_axis, out_axes, outs, acts[0].shape if acts else None)
 
     def _seen_attrs(self, node: Node, acts: list) -> None:
         """What the capture saw that the module does not say: which input axis holds the example batch."""
@@ -239,15 +265,42 @@ class _Builder:
                 self._seen_attrs(node, acts)
         for name, node in self.g.nodes.items():
             lays = self.lays.get(name, [])
+            in_axis, out_axes, traced, _ = self.node_bax.get(name, (None, [], [], None))
             shapes = []
             for i, s in enumerate(node.output_shapes):
                 lay = lays[i] if i < len(lays) else None
-                shapes.append(self.canon(s, lay))
+                ax = out_axes[i] if i < len(out_axes) else None
+                if isinstance(ax, int) and ax != 0 and i < len(traced) and traced[i] is not None:
+                    s = traced[i]  # the batch shown where it is: (seq, None, dim)
+                shapes.append(self.canon(s, lay, ax))
             node.output_shapes = shapes
             if any(isinstance(s, FeaturesLast) for s in shapes):
                 node.attrs["layout"] = T.FL
+        self._record_batch_axes()
         self.adopt()
         return self.g
+
+    def _record_batch_axes(self) -> None:
+        """``attrs["batch_axis"]`` (where it is not 0), read by :func:`modellint.ops.count_macs` for
+        MACs per sample, as the ONNX reader records it; and ``attrs["traced_sizes"]``: ``[(axis,
+        size)]``, input dims shown as the batch (None) that the node reads as data (a time-major
+        RNN called on the batch-first graph input: ML906)."""
+        for name, node in self.g.nodes.items():
+            in_axis, _, _, raw = self.node_bax.get(name, (None, [], [], None))
+            node.attrs.pop("traced_sizes", None)
+            if not isinstance(in_axis, int) or in_axis == 0 or ops.spec(node.op).macs is ops._macs_none \
+                    or not node.inputs or raw is None:
+                continue
+            stored = self.g.shape_of(node.inputs[0])
+            if stored is None or len(stored) != len(raw) or in_axis >= len(raw):
+                continue
+            if not (ops.spec(node.op).source_axes or isinstance(stored, FeaturesLast) or len(stored) < 3):
+                continue  # a channels-first map stored channels last: its axes are not the source's
+            node.attrs["batch_axis"] = in_axis
+            sizes = [(i, int(raw[i])) for i, d in enumerate(stored) if d is None and i != in_axis
+                     and raw[i] is not None]
+            if sizes:
+                node.attrs["traced_sizes"] = sizes
 
     def adopt(self) -> None:
         """A module traced through whose every call ran one function (timm's ``Sigmoid``,
@@ -296,6 +349,81 @@ class _Builder:
         for path, m in live.items():
             if path and _traced_through(m):
                 self.traced[path] = (_qualname(m), (calls or {}).get(path), next(m.parameters(), None) is not None)
+
+
+def _batch_axes(node: Node, call: Call, first, first_shape, axis, shape, outs: list, batch) -> tuple:
+    """``(axis of the batch in the node's first input, [axis in each output])``, None where not known.
+
+    ``first``: the batch axis of the first input as followed so far; ``axis`` / ``shape``: that of
+    the first input whose batch axis is known, and its traced shape. A module that says where
+    its batch is (``batch_first`` of an RNN or ``nn.MultiheadAttention``: ``(seq, batch, ...)`` when
+    False) decides for itself; a permute moves the axis; other calls keep it where the output
+    has the input's dims around it (same rank and size there; dims dropped or inserted
+    elsewhere: an index, a reduction, ``unsqueeze``; a reshape keeping the dims before it)."""
+    if node.op in ("rnn", "attention") and isinstance(node.attrs.get("batch_first"), bool) \
+            and first_shape is not None and len(first_shape) == 3:
+        ax = 0 if node.attrs["batch_first"] else 1
+        if isinstance(first, int) and first != ax:  # called on the batch at another axis (ML906): the
+            return ax, [None] * len(outs)  # layer counts by its own layout, what follows as before
+        # an RNN's states (h_n, c_n) are (layers * directions, batch, hidden); attention weights batch first
+        rest = 1 if node.op == "rnn" else 0
+        return ax, [ax if i == 0 else rest for i in range(len(outs))]
+    if axis is None or shape is None or batch is None:
+        return None, [None] * len(outs)
+    perm = None
+    if call.name in T.PERMUTES:
+        try:
+            perm = list(T.permutation(call))
+        except Exception:
+            perm = None
+    elif node.op in ("permute", "transpose") and node.attrs.get("dims"):
+        dims = list(node.attrs["dims"])
+        perm = dims if node.op == "transpose" else [0, *dims]
+    out_axes = []
+    for out in outs:
+        ax = None
+        if out is not None:
+            if perm is not None and sorted(perm) == list(range(len(shape))) and len(out) == len(shape):
+                ax = perm.index(axis)
+            else:
+                ax = _follow_axis(tuple(shape), axis, tuple(out))
+            if ax is not None and not (0 <= ax < len(out) and out[ax] == batch):
+                ax = None
+        out_axes.append(ax)
+    return (first if isinstance(first, int) else None), out_axes
+
+
+def _follow_axis(src: tuple, axis: int, out: tuple):
+    """Where dim ``axis`` of ``src`` is in ``out`` (see :func:`_batch_axes`), or None."""
+    if len(out) == len(src) and out[axis] == src[axis] and out[:axis] == src[:axis]:
+        return axis
+    if len(out) == len(src) and out[axis] == src[axis]:
+        return axis  # an element-wise op, a layer on the last dim, a matmul...
+    if len(out) != len(src) and max(len(out), len(src)) <= 8:
+        from itertools import combinations
+
+        small, big = (out, src) if len(out) < len(src) else (src, out)
+        found = []
+        for gone in combinations(range(len(big)), len(big) - len(small)):
+            kept = [i for i in range(len(big)) if i not in gone]
+            if tuple(big[i] for i in kept) != small:
+                continue
+            if len(out) < len(src):  # dims dropped: an index, a reduction, squeeze
+                if axis in kept:
+                    found.append(kept.index(axis))
+            else:  # dims inserted: unsqueeze, stack
+                found.append(kept[axis])
+        if found:
+            return found[0]
+    before = 1
+    for d in src[:axis]:
+        before *= d or 0
+    at = 1
+    for j, d in enumerate(out):  # a reshape that keeps the dims before the batch
+        if at == before and d == src[axis]:
+            return j
+        at *= d or 0
+    return None
 
 
 def _seen(acts) -> list:

@@ -4,7 +4,9 @@ Conventions: 1 multiply-add = 1 MAC, FLOPs = 2 x MACs, batch size 1. Only layers
 with weights (conv, dense, RNN, attention, including attention's pairwise
 products) are counted; element-wise ops, normalisation and pooling count zero.
 Activation memory is the node's output size in bytes at batch 1, float32
-unless the node says otherwise.
+unless the node says otherwise (the batch dim is dim 0, or the one None of a
+``(seq, None, dim)`` shape). MACs are per sample where a node records
+``attrs["batch_axis"]`` (its input's batch is not dim 0: :func:`modellint.ops.count_macs`).
 
 Unknown means unknown: an ``unknown`` node (a custom or Lambda layer) may compute
 anything, so its MACs are not a number (``macs_known`` False), and neither are
@@ -44,8 +46,15 @@ class Cost:
 
 
 def _elements(shape) -> Optional[int]:
+    """Elements of one sample: all dims but the batch's, dim 0, or the one None of a shape whose
+    batch is elsewhere (a PyTorch ``(seq, None, dim)`` tensor)."""
+    dims = list(shape)
+    gaps = [i for i, d in enumerate(dims) if d is None]
+    at = 0 if not dims or dims[0] is None or len(gaps) != 1 else gaps[0]
     n = 1
-    for d in shape[1:]:
+    for i, d in enumerate(dims):
+        if i == at:
+            continue
         if d is None:
             return None
         n *= d
