@@ -12,6 +12,7 @@ import numpy as np
 from ..analysis import spectral
 from ..analysis.weights import register_layer_analysis
 from ..build_weights import CHANGES, WeightsExample, _kernel
+from .weights import model_at_init
 from .base import Rule, register
 
 #: The name of the per-layer analysis (``LayerStats.extra["spectral"]``).
@@ -78,7 +79,9 @@ class SpectralAlpha(Rule):
     Marchenko–Pastur spectrum with no heavy tail), α < 2 is a very heavy tail (over-fit, or
     over-regularised by too large a learning rate or too small a batch). Layers out of range
     are grouped into one finding per direction, an info; when the median α of the judged
-    layers is above 6 the finding is a warning: the model looks untrained. The model's average
+    layers is above 6 the finding is a warning: the model looks untrained. When every layer
+    still holds its initializer's values, ML966 says the model is untrained and this rule
+    leaves the under-trained side unsaid. The model's average
     α (WeightWatcher's summary metric) is in the evidence and in the report.
 
     ## Why is this bad
@@ -113,11 +116,12 @@ class SpectralAlpha(Rule):
         "Clauset, Shalizi & Newman 2009, Power-law distributions in empirical data (SIAM Review 51(4))",
         "https://weightwatcher.ai/",
     )
-    INVALID = [WeightsExample(_CNN, "{'*': at_init()}"),
+    INVALID = [WeightsExample(_CNN, "{'*': heavy_tailed(1000)}"),  # near-Gaussian: a random matrix's spectrum
                WeightsExample(_MLP, "{'dense_1': heavy_tailed(2.5), 'dense_2': heavy_tailed(1)}"),
                WeightsExample(_TORCH, "{'conv_2': heavy_tailed(1)}")]
     VALID = [WeightsExample(_MLP, "{'*': heavy_tailed(2.5)}"),
-             WeightsExample(_CNN, "{'*': heavy_tailed(2.5)}")]
+             WeightsExample(_CNN, "{'*': heavy_tailed(2.5)}"),
+             WeightsExample(_CNN, "{'*': at_init()}")]  # every layer at its initializer: ML966's finding
 
     @classmethod
     def tables(cls) -> list:
@@ -141,7 +145,7 @@ class SpectralAlpha(Rule):
                     "layers": {n: {"alpha": round(s["alpha"], 3), "n_evals": s["n_evals"], "n_tail": s["n_tail"],
                                    "D": round(s["D"], 4)} for n, s in items}}
 
-        if high:
+        if high and not model_at_init(ctx):  # a model at its initializer: ML966 says so, once
             median = float(np.median([s["alpha"] for _, s in judged]))
             every = len(judged) >= 2 and median > ALPHA_HIGH
             head = (f"the model looks untrained: its weight spectra have no heavy tail (median α {median:.2f} "

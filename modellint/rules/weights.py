@@ -379,6 +379,23 @@ class DuplicateUnits(_WeightRule):
                             "copies weights."))
 
 
+def _init_checked(ctx) -> tuple:
+    """(kernels, batchnorms): the layers whose statistics were compared with an initializer."""
+    kernels, bns = [], []
+    for st in (_WeightRule.stats(ctx) if ctx.weights is not None else ()):
+        if not st.init_checked or st.nonfinite:
+            continue
+        (bns if st.role == "batchnorm" else kernels).append(st)
+    return kernels, bns
+
+
+def model_at_init(ctx) -> bool:
+    """Whether every layer checked still holds its initializer's values (ML966's untrained model):
+    other weight rules then describe the initializer, and leave the saying to ML966."""
+    kernels, _ = _init_checked(ctx)
+    return bool(kernels) and all(st.init is not None for st in kernels)
+
+
 @register
 class UntrainedLayers(_WeightRule):
     """
@@ -422,11 +439,7 @@ class UntrainedLayers(_WeightRule):
     VALID = [WeightsExample(_CNN), WeightsExample(_TORCH), WeightsExample(_CNN_BN)]
 
     def check(self, ctx):
-        kernels, bns = [], []
-        for st in self.stats(ctx):
-            if not st.init_checked or st.nonfinite:
-                continue
-            (bns if st.role == "batchnorm" else kernels).append(st)
+        kernels, bns = _init_checked(ctx)
         at_init = [st for st in kernels if st.init is not None]
         moved = [st for st in kernels if st.init is None]
         bn_init = [st for st in bns if st.bn_at_init]
