@@ -49,6 +49,8 @@ EVALS_THRESH = 1e-5
 #: Matrices with more rows than this (huge embedding tables) are skipped, as WeightWatcher
 #: does (its ``max_N``).
 MAX_N = 50000
+#: Matrices with at least this many columns are decomposed in float32.
+FLOAT32_FROM = 256
 #: Candidate-block size of the KS search: (candidates x tail) elements per block.
 _BLOCK_ELEMENTS = 1 << 21
 
@@ -127,11 +129,13 @@ def weight_matrices(node, arrays: dict) -> Optional[np.ndarray]:
 def eigenvalues(mats: np.ndarray, conv: bool) -> tuple:
     """``(eigenvalues of X = WᵀW / N pooled over the matrices, sorted ascending, rank loss)``."""
     count, n, m = mats.shape
-    mats = mats.astype(np.float64, copy=False)
     # The Gram matrix WᵀW (M x M) and its symmetric eigenvalues: cheaper than an SVD of the
-    # N x M matrix, and accurate far below the rank-loss threshold in float64.
+    # N x M matrix. float64 for small matrices; float32 from M = FLOAT32_FROM on (3x faster;
+    # eigenvalue errors about 1e-7 λ_max, far below the tail the fit reads).
+    dtype = np.float32 if m >= FLOAT32_FROM else np.float64
+    mats = mats.astype(dtype, copy=False)
     gram = np.matmul(np.swapaxes(mats, 1, 2), mats)
-    evals = np.linalg.eigvalsh(gram).ravel()
+    evals = np.linalg.eigvalsh(gram).ravel().astype(np.float64)
     ww_scale = (count / 2.0) if conv and count > 1 else 1.0  # WeightWatcher's conv2d_norm
     keep = evals * ww_scale > EVALS_THRESH
     return np.sort(evals[keep]) / n, int((~keep).sum())
