@@ -204,5 +204,6 @@ def test_twenty_summaries_never_wrong():
     for name, text, real in cases(quick=False):
         s = score(_read(text, name), real)
         assert s["wrong_list"] == [], name
+        assert all(s[a]["assumed_wrong"] == 0 for a in ("kernel", "strides", "receptive_field")), name
         n += 1
     assert n >= 20

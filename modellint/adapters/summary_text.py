@@ -27,7 +27,9 @@ says how in ``node.attrs["provenance"]``: ``{attr: {"how": ..., "why": ...}}`` w
 * ``"inferred"``: the only value the table's numbers allow, with the arithmetic in
   ``why`` (``3·3·3·32 + 32 = 896``; ``128 → 64 at stride 2``);
 * ``"assumed"``: a framework default the numbers do not contradict but do not prove
-  either, stated (dilation 1; Keras' ``MaxPooling2D()`` pool 2 = stride);
+  either, stated (dilation 1; in a Sequential table, Keras' ``MaxPooling2D()`` pool 2 =
+  stride: a 3×3/2 'same' pool gives the same shapes, so a Functional table, where
+  keras.applications use those, leaves the window unknown);
 * ``"unknown"``: the numbers allow several values (a non-square kernel, a stride hidden
   by padding, a pool window of 2 or 3): the attribute is left out, and analyses that
   need it give no number (the receptive field past that layer is unknown).
@@ -509,6 +511,10 @@ class _Builder:
         self.g = graph
         self.flavour = flavour  # keras | torch
         self.ambiguous = 0
+        # Keras' MaxPooling2D() default (pool = stride) is assumed only in a Sequential table, the
+        # hand-stacked models where it is the usual layer; keras.applications' Functional models use
+        # 3×3/2 pools whose shapes a 2×2/2 one also gives (benchmarks/bench_summary_text.py)
+        self.sequential = False
 
     # each function fills attrs from (input shape, output shape, params); shapes canonical
     def conv(self, node: Node, x, y, params):
@@ -632,8 +638,9 @@ class _Builder:
             node.attrs["padding"] = p.pop() if len(p) == 1 and self.flavour == "keras" else "valid"
             _prov(node, "pool_size", "inferred", f"{shapes}: the only window that fits")
             return
-        default = [next((c for c in cands if c[0] == c[1] and c[2] in ("valid", 0)), None) for cands in per_axis]
-        if self.flavour == "keras" and all(default):
+        # Keras' MaxPooling2D() reading (window = stride > 1, 'valid'); a stride-1 pool has no default
+        default = [next((c for c in cands if c[0] == c[1] > 1 and c[2] in ("valid", 0)), None) for cands in per_axis]
+        if self.flavour == "keras" and self.sequential and all(default):
             node.attrs.update(pool_size=tuple(c[0] for c in default), strides=tuple(c[1] for c in default),
                               padding="valid")
             alt = sorted({c[0] for c in per_axis[0]} - {default[0][0]})
@@ -808,6 +815,7 @@ def _resolve_ref(graph: Graph, ref: str, prev: Optional[str]) -> tuple[Optional[
 
 def _build_keras(graph: Graph, rows: list, functional: bool) -> None:
     b = _Builder(graph, "keras")
+    b.sequential = not functional
     prev = None
     unsure = []
     for i, r in enumerate(rows):

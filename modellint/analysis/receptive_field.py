@@ -82,7 +82,7 @@ def receptive_fields(graph: Graph) -> ReceptiveFields:
             out[node.name] = ReceptiveField((1,) * rank, (1,) * rank) if rank else None
             continue
         producers = [split_ref(r)[0] for r in node.inputs]
-        if node.op == "unknown" or _window_unknown(node) or any(p in out.unknown for p in producers):
+        if node.op == "unknown" or any(p in out.unknown for p in producers):
             out[node.name] = None  # through an unknown node: no number, not "pointwise"
             out.unknown.add(node.name)
             continue
@@ -96,6 +96,10 @@ def receptive_fields(graph: Graph) -> ReceptiveFields:
         ins = [rf for rf in ins if len(rf.size) == rank]
         if not ins:
             out[node.name] = None
+            continue
+        if _window_unknown(node):  # a grid reaches a window whose size or stride the source did not tell
+            out[node.name] = None
+            out.unknown.add(node.name)
             continue
         size = tuple(max(rf.size[i] for rf in ins) for i in range(rank))
         stride = tuple(max(rf.stride[i] for rf in ins) for i in range(rank))
