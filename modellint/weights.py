@@ -10,12 +10,17 @@ file or a live model, in the framework's own naming.
   ``running_mean``, ``running_var``, ``num_batches_tracked``).
 * ONNX: initializers, named by what follows the module path (``weight``), else
   by the initializer's own name.
+* A ``torch.export`` archive (``.pt2``): its program's state_dict, named as a
+  state_dict's; a ``.safetensors`` file (a state_dict's names, for a code target):
+  its JSON header checked and capped, then raw bytes read with numpy.
 
 Security, as for the architecture readers (issue 10): h5py reads untrusted files
 only in a child process (:mod:`modellint.adapters.keras_files`' pattern), bounded
 in time and address space, and hands the arrays back through a temporary ``.npz``
 (numeric arrays only; loaded with ``allow_pickle=False``). A PyTorch file is read
-with ``torch.load(weights_only=True)`` only, never with a full unpickler. Every
+with ``torch.load(weights_only=True)`` only, never with a full unpickler; a ``.pt2`` by
+``torch.export.load`` only after the architecture reader's scan and under its guard
+(:mod:`modellint.adapters.torch_files`), members torch would fully unpickle refused. Every
 reader caps the bytes it reads: one tensor at :data:`MAX_TENSOR_BYTES`, all at
 :data:`MAX_WEIGHT_BYTES`.
 
@@ -94,6 +99,10 @@ def iter_weights(source, graph: Optional[Graph] = None) -> Iterator[tuple]:
             yield from _keras_archive(path, graph)
         elif suffix == ".onnx":
             yield from _onnx(path, graph)
+        elif suffix == ".safetensors":
+            yield from _safetensors(path, graph)
+        elif suffix == ".pt2" or (suffix in (".pt", ".pth") and _is_pt2(path)):
+            yield from _pt2(path, graph)
         elif suffix in (".pt", ".pth", ".bin", ".ckpt", ".tar"):
             yield from _torch_file(path, graph)
         else:
@@ -548,6 +557,156 @@ def _module_node(module: str, graph: Graph) -> Optional[str]:
     return None
 
 
+# -- torch.export archives (.pt2) ----------------------------------------------------------------
+
+def _is_pt2(path: Path) -> bool:
+    from .adapters.torch_files import classify
+
+    try:
+        return classify(path)[0] == "pt2"
+    except OSError:
+        return False
+
+
+def _pt2(path: Path, graph: Optional[Graph]):
+    """The weights of a ``torch.export`` archive: its program's state_dict (parameters and
+    persistent buffers), loaded as the architecture is (:mod:`modellint.adapters.torch_files`):
+    the archive is scanned first and refused when torch would run code from it or unpickle
+    more than tensors, and ``torch.export.load`` runs under the same guard; never a full
+    unpickler."""
+    from .adapters.torch_files import _import_torch, _load_pt2, _prescan_pt2
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise WeightsError(path, str(exc)) from None
+    if size > MAX_WEIGHT_BYTES:
+        raise WeightsError(path, f"{size:,} bytes, more than the {MAX_WEIGHT_BYTES >> 30} GiB modellint reads")
+    try:
+        _prescan_pt2(path, trust_pickle=False)
+        ep = _load_pt2(_import_torch(path), path, trust_pickle=False)
+    except InputError as exc:
+        raise WeightsError(path, getattr(exc, "problem", str(exc))) from None
+    state = getattr(ep, "state_dict", None) or {}
+    items = [(k, v) for k, v in state.items() if hasattr(v, "detach")]
+    del ep
+    yield from _by_module_path(items, graph, path)
+
+
+# -- safetensors -----------------------------------------------------------------------------------
+
+#: safetensors dtype -> (numpy dtype, bytes per value); BF16 is widened to float32 when read.
+_ST_DTYPES = {"F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2),
+              "I64": ("<i8", 8), "I32": ("<i4", 4), "I16": ("<i2", 2), "I8": ("i1", 1),
+              "U64": ("<u8", 8), "U32": ("<u4", 4), "U16": ("<u2", 2), "U8": ("u1", 1), "BOOL": ("?", 1)}
+#: The largest JSON header read (the safetensors library's own limit is 100 MB).
+MAX_SAFETENSORS_HEADER = 100_000_000
+
+
+def safetensors_header(path: Path) -> tuple:
+    """``({name: (dtype, shape, start, end)}, data start)`` of a ``.safetensors`` file, checked:
+    an 8-byte little-endian header length, a JSON object of ``{dtype, shape, data_offsets}``
+    per tensor (``__metadata__`` skipped), offsets inside the file and matching the shape.
+    Raises :class:`WeightsError` naming what is wrong. Reads the header only."""
+    import math
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise WeightsError(path, "not a safetensors file (shorter than its 8-byte header length)")
+            n = int.from_bytes(head, "little")
+            if n > MAX_SAFETENSORS_HEADER or n > size - 8:
+                raise WeightsError(path, f"not a safetensors file (a header of {n:,} bytes in a file of "
+                                         f"{size:,})")
+            raw = f.read(n)
+    except OSError as exc:
+        raise WeightsError(path, str(exc)) from None
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WeightsError(path, "not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise WeightsError(path, "not a safetensors file (its header is not a JSON object)")
+    start = 8 + n
+    room = size - start
+    out: dict = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        what = f"tensor {str(name)[:60]!r}"
+        if not isinstance(entry, dict):
+            raise WeightsError(path, f"{what}: not a {{dtype, shape, data_offsets}} entry")
+        dtype, shape, offs = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 40
+                                                for d in shape) and len(shape) <= 16):
+            raise WeightsError(path, f"{what}: shape {str(shape)[:60]} is not a list of sizes")
+        if not (isinstance(offs, list) and len(offs) == 2 and all(isinstance(o, int) and not isinstance(o, bool)
+                                                                  for o in offs) and 0 <= offs[0] <= offs[1] <= room):
+            raise WeightsError(path, f"{what}: data_offsets {str(offs)[:60]} are not inside the file")
+        if dtype in _ST_DTYPES:
+            nbytes = math.prod(shape) * _ST_DTYPES[dtype][1]
+            if nbytes != offs[1] - offs[0]:
+                raise WeightsError(path, f"{what}: {offs[1] - offs[0]:,} bytes of data for a {dtype} tensor of "
+                                         f"shape {tuple(shape)} ({nbytes:,} bytes)")
+        out[str(name)] = (str(dtype), tuple(shape), offs[0], offs[1])
+    return out, start
+
+
+def _safetensors(path: Path, graph: Optional[Graph]):
+    """A ``.safetensors`` file (a state_dict's names), read here with numpy: the header is
+    checked and capped before any tensor is read, then one layer's tensors at a time. No
+    code and no pickle: the format holds only a JSON header and raw bytes. Tensors of a
+    dtype numpy does not hold (FP8) are skipped; BF16 is widened to float32."""
+    import numpy as np
+
+    header, start = safetensors_header(path)
+    total = 0
+    for name, (dtype, shape, lo, hi) in header.items():
+        if hi - lo > MAX_TENSOR_BYTES:
+            raise WeightsError(path, f"tensor {name[:60]!r} is {hi - lo:,} bytes, more than the "
+                                     f"{MAX_TENSOR_BYTES >> 20} MiB modellint reads for one tensor")
+        total += hi - lo
+        if total > MAX_WEIGHT_BYTES:
+            raise WeightsError(path, f"the weights are more than the {MAX_WEIGHT_BYTES >> 30} GiB modellint reads")
+    groups = _group_by_module([k for k in header if header[k][0] in _ST_DTYPES], graph)
+    try:
+        with open(path, "rb") as f:
+            for node, keys in groups.items():   # one layer's arrays at a time
+                arrays = {}
+                for key, local in keys:
+                    dtype, shape, lo, hi = header[key]
+                    f.seek(start + lo)
+                    buf = f.read(hi - lo)
+                    if len(buf) != hi - lo:
+                        raise WeightsError(path, f"tensor {key[:60]!r} is cut short")
+                    arr = np.frombuffer(buf, dtype=_ST_DTYPES[dtype][0]).reshape(shape)
+                    if dtype == "BF16":
+                        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+                    arrays[local] = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+                yield node, arrays
+                del arrays
+    except OSError as exc:
+        raise WeightsError(path, str(exc)) from None
+
+
+def _group_by_module(keys: list, graph: Optional[Graph]) -> dict:
+    """``{node: [(state_dict key, local name)]}`` as :func:`_by_module_path` maps them."""
+    groups: dict = {}
+    for key in keys:
+        module, _, local = key.rpartition(".")
+        node = module
+        if graph is not None:
+            node = _module_node(module, graph)
+            if node is None:
+                continue
+            if node != module:
+                local = key[len(node) + 1:] if node else key
+        groups.setdefault(node, []).append((key, local))
+    return groups
+
+
 # -- ONNX -------------------------------------------------------------------------------------
 
 def _onnx(path: Path, graph: Optional[Graph]):
@@ -603,4 +762,5 @@ def _onnx(path: Path, graph: Optional[Graph]):
         del arrays
 
 
-__all__ = ["read_weights", "iter_weights", "WeightsError", "MAX_TENSOR_BYTES", "MAX_WEIGHT_BYTES"]
+__all__ = ["read_weights", "iter_weights", "WeightsError", "MAX_TENSOR_BYTES", "MAX_WEIGHT_BYTES",
+           "safetensors_header"]

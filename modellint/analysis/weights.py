@@ -305,15 +305,15 @@ class WeightStore:
 
 #: Model files that may hold weights, by suffix.
 WEIGHT_SUFFIXES = (".h5", ".hdf5", ".keras", ".onnx")
-STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar", ".safetensors")
 
 
 def weights_for(source, graph: Graph, weights=None) -> Optional[WeightStore]:
     """The :class:`WeightStore` of a model, or None when its source cannot hold weights.
 
     ``source`` is what the graph was read from (a path, a code target, a live model);
-    ``weights`` a state_dict file (``--weights FILE``) for a code target or a PyTorch source
-    without weights. Nothing is read here: the store reads on first use."""
+    ``weights`` a state_dict file (``--weights FILE``: ``torch.save`` or ``.safetensors``) for
+    a code target or a PyTorch source without weights; a ``.pt2`` holds its own. Nothing is read here: the store reads on first use."""
     from ..adapters import is_keras_model, is_torch_module
 
     if weights is not None:
@@ -322,7 +322,9 @@ def weights_for(source, graph: Graph, weights=None) -> Optional[WeightStore]:
         suffix = os.path.splitext(str(source))[1].lower()
         if suffix in WEIGHT_SUFFIXES:
             return WeightStore(source, graph)
-        if suffix in STATE_DICT_SUFFIXES and graph.source_format not in ("torchscript", "pt2"):
+        if graph.source_format == "pt2" or suffix == ".pt2":   # the exported program's state_dict
+            return WeightStore(source, graph)
+        if suffix in STATE_DICT_SUFFIXES and graph.source_format != "torchscript":
             return WeightStore(source, graph)
         return None
     if is_keras_model(source) or is_torch_module(source):
