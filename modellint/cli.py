@@ -84,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-settings", action="store_true", help="ignore configuration files")
     w = c.add_argument_group("weights (the weight rules, category 'weights', read the trained weights)")
     w.add_argument("--weights", metavar="FILE",
-                   help="a PyTorch state_dict (.pt/.pth/.bin) whose weights the weight rules read, for a code "
-                        "target package.module:factory or a model file without weights; loaded with "
-                        "torch.load(weights_only=True) only, never a full unpickler. Weights in the model file "
-                        "itself (Keras .h5/.keras, ONNX initializers, a state_dict) are read without it")
+                   help="a PyTorch state_dict (.pt/.pth/.bin, or .safetensors) whose weights the weight rules "
+                        "read, for a code target package.module:factory or a model file without weights; loaded "
+                        "with torch.load(weights_only=True) only, never a full unpickler (a .safetensors header "
+                        "and bytes with numpy). Weights in the model file itself (Keras .h5/.keras, ONNX "
+                        "initializers, a .pt2's program) are read without it")
     w.add_argument("--no-weights", action="store_true",
                    help="do not read the weights: the weight rules are skipped (faster on very large files)")
     c.add_argument("--hook", action="store_true",
@@ -144,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     fx = sub.add_parser("fix", parents=[common], help="write the model with the rules' fixes applied",
                         description="Apply the mechanical fixes of the rules that fire on MODEL and write the "
                                     "improved model in its own framework: Keras OUT.keras and OUT.py (functional "
-                                    "Keras code), PyTorch OUT.py (an nn.Module). Prints each change as a diff of "
+                                    "Keras code), PyTorch OUT.py (an nn.Module) and, when its weights were read (a live "
+                                    "module, a .pt2, --weights), OUT.pt (the kept weights; build_model('OUT.pt') "
+                                    "loads them). Prints each change as a diff of "
                                     "the layer table (params, MACs, receptive field) and says per layer whether "
                                     "its weights were kept, refolded or freshly initialised. Never overwrites "
                                     "MODEL. Exit codes: 0 written (or nothing to fix), 2 bad input or settings.")
@@ -153,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output path stem (default: MODEL's name + _fixed, beside it); .keras/.py are added")
     fx.add_argument("--select", action="append", default=[], metavar="RULES",
                     help="comma-separated codes, prefixes or categories: apply only their fixes")
+    fx.add_argument("--weights", metavar="FILE",
+                    help="a PyTorch state_dict (torch.save, read with weights_only=True, or .safetensors) for a "
+                         "code target: the weights kept or refolded go to OUT.pt beside OUT.py")
     fx.add_argument("--force", action="store_true", help="overwrite existing output files")
     fx.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
     fx.add_argument("--format", choices=("text", "json"), default="text")
@@ -608,11 +614,11 @@ def cmd_fix(args) -> int:
     select = _split(args.select)
     select_rules(select=select)  # a bad selector is refused before anything is read
     graph = _load(args.model, args)
+    weights, why = read_model_weights(args.model, graph, args.weights)
     paths = None
     if not args.dry_run:
-        paths = out_paths(graph, args.output or default_out(args.model))
+        paths = out_paths(graph, args.output or default_out(args.model), weights=weights is not None)
         check_targets(paths, args.model, args.force)
-    weights, why = read_model_weights(args.model, graph)
     result = apply_fixes(graph, facts, select=select or None, weights=weights)
     if why:
         result.notes.append(why)

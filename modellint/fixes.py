@@ -67,7 +67,9 @@ class FixResult:
         for node in self.graph:
             if node.params and not node.shares_params_with:
                 status = self.weight_status.get(node.name, KEPT)
-                out[node.name] = status if self.weights is not None else FRESH
+                if self.weights is None or (status == KEPT and not self.weights.get(node.name)):
+                    status = FRESH   # nothing read for it: the written model initialises it
+                out[node.name] = status
         return out
 
     def to_dict(self) -> dict:
@@ -232,14 +234,31 @@ def render(result: FixResult, source: str = "") -> str:
 
 # -- reading weights, writing the fixed model --------------------------------------
 
-def read_model_weights(source, graph: Graph):
-    """The model's arrays per node (modellint.weights), or (None, why)."""
+def read_model_weights(source, graph: Graph, weights_file=None):
+    """The model's arrays per node (modellint.weights), or (None, why). ``weights_file``: a
+    state_dict (``torch.save`` or ``.safetensors``) for a code target or a PyTorch source
+    without weights; unreadable, or holding no weight of the model, is bad input (raised)."""
     try:
         from .weights import read_weights
     except ImportError:
         return None, "weights not read (modellint.weights is not available)"
+    if weights_file is not None:
+        weights = read_weights(weights_file, graph)   # WeightsError: one line, exit 2
+        if not weights:
+            raise ConfigError(f"--weights {weights_file}: no weight in it belongs to a layer of the model")
+        return weights, None
+    from .adapters import CODE_TARGET, is_torch_module
+
+    if is_torch_module(source):
+        try:
+            return read_weights(source, graph) or None, None
+        except ModelLintError as exc:
+            return None, f"weights not read ({exc})"
     if not isinstance(source, (str, os.PathLike)):
         return None, "weights not read (a live model)"
+    if isinstance(source, str) and CODE_TARGET.match(source) and not Path(source).exists():
+        return None, ("weights not read (a code target builds fresh weights; pass --weights FILE, a state_dict "
+                      "saved with torch.save or safetensors, to keep them)")
     try:
         import inspect
 
@@ -252,15 +271,16 @@ def read_model_weights(source, graph: Graph):
     return (weights or None), None if weights else "the file holds no weights"
 
 
-def out_paths(graph: Graph, out) -> list:
-    """The files to write for output stem ``out`` (an existing directory: ``<model>_fixed`` in it)."""
+def out_paths(graph: Graph, out, weights: bool = False) -> list:
+    """The files to write for output stem ``out`` (an existing directory: ``<model>_fixed`` in it);
+    ``weights``: a PyTorch model's weights were read, and go to ``OUT.pt`` beside ``OUT.py``."""
     base = Path(out)
     if base.is_dir():
         base = base / default_out(graph.source_path or graph.name or "model").name
     if base.suffix in (".keras", ".py"):
         base = base.with_suffix("")
     if graph.framework == "torch":
-        return [base.with_suffix(".py")]
+        return [base.with_suffix(".py")] + ([base.with_suffix(".pt")] if weights else [])
     if graph.framework == "keras":
         return [base.with_suffix(".keras"), base.with_suffix(".py")]
     raise ConfigError(f"fix writes Keras and PyTorch models; this is a {graph.framework or 'unknown'} model "
@@ -293,13 +313,20 @@ def write(result: FixResult, paths: list) -> list:
     g = result.graph
     temps = []
     try:
+        pt = next((p for p in paths if p.suffix == ".pt"), None) if g.framework == "torch" else None
+        state, fresh = torch_state(result) if pt is not None else (None, ())
         for p in paths:
             tmp = p.with_name(f".{p.name}.tmp{os.getpid()}{p.suffix}")
             temps.append((tmp, p))
             if p.suffix == ".keras":
                 save_keras(g, str(tmp), weights=result.weights)
+            elif p is pt:
+                import torch
+
+                torch.save(state, str(tmp))
             elif g.framework == "torch":
-                tmp.write_text(emit_torch(g), encoding="utf-8")
+                tmp.write_text(emit_torch(g, weights=result.weights if pt else None,
+                                          weights_file=pt.name if pt else None, fresh=fresh), encoding="utf-8")
             else:
                 tmp.write_text(emit_keras(g), encoding="utf-8")
         for tmp, p in temps:
@@ -316,12 +343,50 @@ def write(result: FixResult, paths: list) -> list:
     return list(paths)
 
 
+def torch_state(result: FixResult) -> tuple:
+    """``(state_dict, fresh module paths)`` of the fixed PyTorch model: the kept and refolded
+    weights under the emitted module's names, as tensors, each checked against the module
+    :func:`~modellint.emit.build_torch` builds (names and shapes); a layer whose arrays do not
+    fit is left freshly initialised (its status and a note say so)."""
+    import numpy as np
+    import torch
+
+    from .emit.torch_code import build_torch, torch_module_names
+
+    g = result.graph
+    names = torch_module_names(g)
+    own = build_torch(g).state_dict()
+    state: dict = {}
+    loaded: set = set()
+    for node in g:
+        path = names.get(node.name)
+        arrays = (result.weights or {}).get(node.name)
+        if path is None or not arrays or result.weight_status.get(node.name, KEPT) in (FRESH, REMOVED):
+            continue
+        entries = {f"{path}.{k}": v for k, v in arrays.items()}
+        needed = {k for k in own if k.startswith(path + ".") and not k.endswith("num_batches_tracked")}
+        fits = needed <= set(entries) and all(k in own and tuple(own[k].shape) == tuple(np.shape(v))
+                                              for k, v in entries.items())
+        if not fits:
+            result.weight_status[node.name] = FRESH
+            result.notes.append(f"{node.name}: the weights read do not fit the written module "
+                                f"{path} (left freshly initialised)")
+            continue
+        for k, v in entries.items():
+            state[k] = torch.as_tensor(np.ascontiguousarray(v)).to(own[k].dtype)
+        loaded.add(path)
+    fresh = tuple(p for n, p in names.items() if p not in loaded and any(k.startswith(p + ".") for k in own))
+    return state, fresh
+
+
 def fix(model, *, out=None, force: bool = False, dry_run: bool = False, dataset=None, select=None,
-        task=None, loss=None, from_logits=None, **load_kwargs) -> FixResult:
+        task=None, loss=None, from_logits=None, weights=None, **load_kwargs) -> FixResult:
     """The public API: load ``model`` (a path or a live model), apply the fixes, and write the
     result in its framework (``out``: a path stem; default ``<model>_fixed`` beside a file).
     ``dataset``/``task``/``loss`` as :func:`modellint.analyze`; ``select`` the codes whose fixes
-    to apply. Never overwrites the input; an existing output needs ``force=True``."""
+    to apply; ``weights`` a state_dict file (``torch.save`` or ``.safetensors``) for a code
+    target. A PyTorch model's kept weights go to ``OUT.pt`` beside ``OUT.py`` (a live module,
+    a ``.pt2``, or ``weights``). Never overwrites the input; an existing output needs ``force=True``."""
     from . import _checked_task, load_graph
     from .dataset import facts_from_folder, facts_from_values
     from .rules.context import DatasetFacts
@@ -341,14 +406,14 @@ def fix(model, *, out=None, force: bool = False, dry_run: bool = False, dataset=
     if task is not None:
         facts = facts or DatasetFacts()
         facts.task = _checked_task(task)
+    if not dry_run and out is None and not isinstance(model, (str, os.PathLike)):
+        raise ConfigError("fix(out=...) is needed for a live model")
+    arrays, why = read_model_weights(model, graph, weights)
     paths = None
     if not dry_run:
-        if out is None and not isinstance(model, (str, os.PathLike)):
-            raise ConfigError("fix(out=...) is needed for a live model")
-        paths = out_paths(graph, out if out is not None else default_out(model))
+        paths = out_paths(graph, out if out is not None else default_out(model), weights=arrays is not None)
         check_targets(paths, model, force)
-    weights, why = read_model_weights(model, graph)
-    result = apply_fixes(graph, facts, select=select, weights=weights)
+    result = apply_fixes(graph, facts, select=select, weights=arrays)
     if why:
         result.notes.append(why)
     if paths and result.changes:

@@ -402,7 +402,7 @@ class _TorchWriter:
             return f"{owner}.{last} = {expr}"
         return f"{owner}.add_module({lit(last)}, {expr})"
 
-    def write(self) -> str:
+    def write(self, weights_file: Optional[str] = None, fresh=()) -> str:
         forward = []
         order = topo_nodes(self.g)
         args = []
@@ -437,8 +437,12 @@ class _TorchWriter:
         if not outs:
             raise EmitError(None, "the graph has no outputs")
         forward.append("return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"))
-        lines = [header(self.g, "A PyTorch module"), "import torch", "import torch.nn.functional as F",
-                 "from torch import nn", "", "", "class Model(nn.Module):",
+        lines = [header(self.g, "A PyTorch module"), "import torch",
+                 "import torch.nn.functional as F", "from torch import nn", "",
+                 "#: The state_dict file written beside this one (None: no weights were kept).",
+                 f"WEIGHTS_FILE = {lit(weights_file)}",
+                 "#: Modules whose weights are not in it: they start freshly initialised.",
+                 f"FRESH_LAYERS = {lit(tuple(fresh))}", "", "", "class Model(nn.Module):",
                  "    def __init__(self):", "        super().__init__()"]
         lines += ["        " + x for x in self.init] or ["        pass"]
         lines += ["", f"    def forward(self, {', '.join(args)}):"]
@@ -448,10 +452,23 @@ class _TorchWriter:
                   else "" for n in self.g.inputs]
         example = ", ".join(f"torch.zeros({', '.join(str(1 if d is None else int(d)) for d in s)}{dt})"
                             if s is not None else "None" for s, dt in zip(shapes, dtypes))
-        lines += ["", "", "def build_model():", "    return Model()", "",
+        lines += ["", "", "def build_model(weights=None):",
+                  '    """The model, freshly initialised; ``weights``: a state_dict file (``WEIGHTS_FILE``) loaded',
+                  "    with torch.load(weights_only=True) and load_state_dict(strict=False). Only FRESH_LAYERS",
+                  '    may be missing from it; anything else missing or left over is an error."""',
+                  "    model = Model()",
+                  "    if weights is not None:",
+                  '        state = torch.load(weights, map_location="cpu", weights_only=True)',
+                  "        result = model.load_state_dict(state, strict=False)",
+                  "        missing = [k for k in result.missing_keys",
+                  '                   if not any(k.startswith(m + ".") for m in FRESH_LAYERS)]',
+                  "        if missing or result.unexpected_keys:",
+                  '            raise ValueError(f"{weights}: not this model\'s weights (missing {missing[:5]}, "',
+                  '                             f"unexpected {result.unexpected_keys[:5]})")',
+                  "    return model", "",
                   f"INPUT_SHAPES = {lit([tuple(1 if d is None else int(d) for d in s) for s in shapes if s is not None])}",
                   "", "", 'if __name__ == "__main__":',
-                  f"    print(build_model()({example}).shape)", ""]
+                  f"    print(build_model().eval()({example}).shape)", ""]
         return "\n".join(lines)
 
     def ref(self, ref: str) -> str:
@@ -465,18 +482,21 @@ class _TorchWriter:
         return v
 
 
-def emit_torch(graph: Graph, weights: Optional[dict] = None) -> str:
-    """Python source of a ``torch.nn.Module`` (``class Model``, ``build_model()``) that
-    computes ``graph``. ``weights`` only adds a comment (load them with
-    :func:`build_torch` or ``load_state_dict``). Raises :class:`EmitError` for a node
-    it cannot write."""
-    src = _TorchWriter(graph).write()
+def emit_torch(graph: Graph, weights: Optional[dict] = None, *, weights_file: Optional[str] = None,
+               fresh=()) -> str:
+    """Python source of a ``torch.nn.Module`` (``class Model``, ``build_model(weights=None)``)
+    that computes ``graph``. ``weights_file`` names the state_dict file written beside it
+    (``WEIGHTS_FILE``), ``fresh`` the module paths it does not hold (``FRESH_LAYERS``);
+    ``build_model(path)`` loads such a file. ``weights`` only adds a comment. Raises
+    :class:`EmitError` for a node it cannot write."""
+    src = _TorchWriter(graph).write(weights_file, fresh)
     if weights is not None:
         names = torch_module_names(graph)
-        kept = [n for n in weights if n in names]
+        kept = [n for n in weights if n in names and names[n] not in set(fresh)]
         first = src.index('"""\n', 3) + 4
+        where = f"in {weights_file}: build_model({weights_file!r})" if weights_file else "load them with load_state_dict"
         src = src[:first] + (f"# Weights: {len(kept)} module(s) keep the source model's weights "
-                             "(load them with load_state_dict); the rest start freshly initialised.\n") + src[first:]
+                             f"({where}); the rest start freshly initialised.\n") + src[first:]
     return src
 
 
