@@ -19,6 +19,7 @@ reports, in ``report.findings`` order.
 
 from __future__ import annotations
 
+import collections
 import math
 import textwrap
 from typing import Iterable
@@ -275,15 +276,11 @@ def summary_line(reports: list) -> str:
             skipped.setdefault(code, reason)
     parts = [head, f"{len(ran)} rule{'' if len(ran) == 1 else 's'} ran"]
     if skipped:
-        data = sum("dataset facts" in reason for reason in skipped.values())
-        probe = sum("probe results" in reason for reason in skipped.values())
-        checked = sum("covered by the data checks" in reason for reason in skipped.values())
-        if data + probe + checked == len(skipped):
-            why = ([f"{data} need --data"] if data else []) + ([f"{probe} need probes"] if probe else []) + \
-                ([f"{checked} covered by the data checks"] if checked else [])
-            parts.append(f"{len(skipped)} skipped ({', '.join(why)})")
-        else:
-            parts.append(f"{len(skipped)} skipped (--explain says why)")
+        counts = collections.Counter(_skip_kind(reason) for reason in skipped.values())
+        why = [f"{counts[kind]} {label}" for kind, label in _SKIP_KINDS if counts[kind]]
+        if counts[None]:
+            why.append(f"{counts[None]} more: --explain says why")
+        parts.append(f"{len(skipped)} skipped ({', '.join(why)})")
     errors = sum(len(r.errors) for r in reports)
     if errors:
         parts.append(f"{errors} crashed")
@@ -298,3 +295,15 @@ def skipped_lines(reports: list) -> list:
     if not skipped:
         return []
     return ["skipped:"] + [f"{INDENT}{code}  {oneline(reason)}" for code, reason in sorted(skipped.items())]
+
+
+# Why a rule was skipped, as the one-line summary counts it: (kind, label), read from the
+# engine's reason by the phrase in _SKIP_PHRASES.
+_SKIP_KINDS = (("data", "need --data"), ("probes", "need probes"), ("weights", "need weights"),
+               ("checked", "covered by the data checks"))
+_SKIP_PHRASES = (("dataset facts", "data"), ("probe results", "probes"), ("model's weights", "weights"),
+                 ("covered by the data checks", "checked"))
+
+
+def _skip_kind(reason: str):
+    return next((kind for phrase, kind in _SKIP_PHRASES if phrase in reason), None)

@@ -390,19 +390,24 @@ def _init_checked(ctx) -> tuple:
 
 
 def model_at_init(ctx) -> bool:
-    """Whether every layer checked still holds its initializer's values (ML966's untrained model):
-    other weight rules then describe the initializer, and leave the saying to ML966."""
+    """Whether the model is at its initialisation (ML966's untrained model): more than half of the
+    layers checked still hold an initializer's values. The rest may hold an initializer not in the
+    table (orthogonal recurrent kernels, an embedding's uniform(-0.05, 0.05), a custom init) rather
+    than trained values, so a minority is not evidence that training happened. Other weight rules
+    then describe the initializer, and leave the saying to ML966."""
     kernels, _ = _init_checked(ctx)
-    return bool(kernels) and all(st.init is not None for st in kernels)
+    return bool(kernels) and 2 * sum(st.init is not None for st in kernels) > len(kernels)
 
 
 @register
 class UntrainedLayers(_WeightRule):
     """
     ## What it does
-    Flags layers whose weights still look freshly initialised while the rest of the model
-    moved (a warning), and a model whose every layer does (one info finding: the file holds
-    an untrained model, normal for an architecture saved before training). A kernel of 256 or
+    Flags layers whose weights still look freshly initialised while most of the model
+    moved (a warning), and a model where more than half of the layers checked do (one info
+    finding: the file holds an untrained model, normal for an architecture saved before
+    training; the other layers may use an initializer not in the table, such as an LSTM's
+    orthogonal recurrent kernel). A kernel of 256 or
     more values (`INIT_MIN_SIZE`) matches an initializer when, for its fan-in and fan-out
     as the framework computes them, its mean is within 5 standard errors of zero, its
     standard deviation within 5 standard errors (+1 %) of the initializer's, its excess
@@ -445,15 +450,18 @@ class UntrainedLayers(_WeightRule):
         bn_init = [st for st in bns if st.bn_at_init]
         if not kernels:
             return
-        if not moved:
+        if model_at_init(ctx):
             inits = sorted({st.init.initializer for st in at_init})
+            share = (f"all {len(at_init)} layers checked hold" if not moved else
+                     f"{len(at_init)} of {len(kernels)} layers checked hold")
             yield self.finding(
-                f"the model is untrained: all {len(at_init)} layers checked hold the initializer's random "
+                f"the model is untrained: {share} the initializer's random "
                 f"values ({', '.join(inits)}{'; BatchNorm γ = 1, β = 0' if bn_init else ''})",
                 layers=[], severity="info",
-                evidence={"layers_checked": len(at_init), "initializers": inits,
+                evidence={"layers_checked": len(kernels), "initializers": inits,
                           "batchnorm_at_init": len(bn_init), "batchnorm_checked": len(bns),
-                          "layers": [st.node for st in at_init]},
+                          "layers": [st.node for st in at_init],
+                          "unmatched": [st.node for st in moved]},
                 explanation="The file holds an untrained model: fine for a question about the architecture, "
                             "but weight diagnostics describe the initializer, not training. If this file "
                             "should hold a trained model, it was saved before training or training never "
