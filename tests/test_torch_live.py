@@ -184,6 +184,67 @@ def test_data_dependent_control_flow_falls_back():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def paste_masks_in_image(masks, boxes, img_shape, padding=1):
+    """Mask R-CNN's paste pattern (torchvision's own is folded the same way): one Python loop per
+    box, sizes read from its values (``int(...)`` calls ``.item()``), impossible on meta tensors."""
+    res = []
+    for m, b in zip(masks, boxes):
+        w, h = max(int(b[2] - b[0] + 1), 1), max(int(b[3] - b[1] + 1), 1)
+        pasted = torch.nn.functional.interpolate(m[None], size=(h, w), mode="bilinear")[0, 0]
+        canvas = torch.zeros(img_shape, dtype=m.dtype)
+        x0, y0 = min(int(b[0]), img_shape[1] - 1), min(int(b[1]), img_shape[0] - 1)
+        part = pasted[:img_shape[0] - y0, :img_shape[1] - x0]
+        canvas[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
+        res.append(canvas)
+    return torch.stack(res)[:, None]
+
+
+class TinyDetector(nn.Module):
+    """Detection post-processing on a toy head: score threshold, cat / split / & along the box
+    axis, keep_mask[i] = True, and the per-box mask paste."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Conv2d(3, 8, 3, padding=1)
+        self.score = nn.Conv2d(8, 1, 1)
+        self.box = nn.Conv2d(8, 4, 1)
+        self.mask = nn.Conv2d(8, 1, 1)
+        self.pool = nn.AdaptiveAvgPool2d(7)
+
+    def forward(self, x):
+        f = self.backbone(x)
+        scores = self.score(f).flatten()
+        deltas = self.box(f).permute(0, 2, 3, 1).reshape(-1, 4).abs() * 4
+        boxes = torch.cat([deltas[:, :2], deltas[:, :2] + deltas[:, 2:]], dim=1)
+        keep = scores > 0
+        boxes, scores = boxes[keep], scores[keep]
+        both = torch.cat([boxes, boxes], dim=0)  # along the box axis
+        boxes = both.split([len(boxes), len(boxes)], dim=0)[0]
+        valid = (scores > -1e9) & (scores < 1e9)
+        keep_mask = torch.zeros_like(scores, dtype=torch.bool)
+        keep_mask[torch.where(valid)[0]] = True
+        idx = torch.where(keep_mask)[0]
+        boxes, scores = boxes[idx], scores[idx]
+        masks = boxes[:, :1, None, None] * 0 + self.pool(self.mask(f))  # (boxes, 1, 7, 7)
+        return boxes, scores, paste_masks_in_image(masks, boxes.round().long(), tuple(x.shape[-2:]))
+
+
+def test_detection_post_processing_on_meta():
+    """Ops along a data-dependent box axis (cat, split, &, x[i] = v) are known ops, and a paste loop
+    that calls .item() per box is one paste_masks node: the module is read on meta, never run."""
+    model = TinyDetector()
+    real = model(torch.randn(1, 3, 16, 16))  # the truth for everything but the number of boxes
+    graph = graph_from_module(model, input_shape=(1, 3, 16, 16))
+    assert graph.notes[0].startswith("captured with forward hooks on meta tensors"), graph.notes[0]
+    assert graph.total_params == sum(p.numel() for p in model.parameters())
+    assert [n.name for n in graph if n.op == "unknown"] == []
+    shapes = [graph.display_shape(graph.shape_of(r)) for r in graph.outputs]
+    assert shapes == [(None, *t.shape[1:]) for t in real] == [(None, 4), (None,), (None, 1, 16, 16)]
+    assert [n.op for n in graph if n.op == "paste_masks"] == ["paste_masks"]
+    assert any(n.op == "concat" for n in graph) and any(n.op == "split" for n in graph)
+    assert any(n.attrs.get("function") == "setitem" for n in graph)  # keep_mask[i] = True reaches the output
+
+
 # -- (d) in-place ReLU after a residual add -------------------------------------------
 
 class ResidualNet(nn.Module):

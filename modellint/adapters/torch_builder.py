@@ -159,6 +159,7 @@ class _Builder:
     def function_call(self, fname: str, raw: str, dialect: str, args, kwargs, out_shapes, scope: str,
                       source_type: str) -> list:
         call = Call(fname, dialect=dialect, args=args, kwargs=kwargs, out_shapes=out_shapes)
+        call.batch = None if self.infer else self.batch  # traced sizes: a None is data-dependent, not the batch
         T.constrain_inputs(call)
 
         def read():

@@ -143,23 +143,47 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, tensors: str = 
             for t, r in zip(outs, refs):
                 register(t, r)
 
+    def record(func, args, kwargs, out):
+        outs = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
+        if not outs:
+            return
+        scope = state["scope"][-1] if state["scope"] else ""
+        bound = []
+        _python_call(func, False, mapped(list(args)), mapped(dict(kwargs)), out, builder, scope,
+                     bound.append, shapes=[shape(t) for t in outs] if datadep is not None else None)
+        res = bound[0] if bound else None
+        flat = [r for r in _flat(res)] if isinstance(res, (list, tuple)) else [res] * len(outs)
+        for t, r in zip(outs, flat):
+            if isinstance(r, TArg):
+                register(t, r)
+
     class _Recorder(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
             if state["on"] and state["depth"] == 0:
-                outs = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
-                if outs:
-                    scope = state["scope"][-1] if state["scope"] else ""
-                    bound = []
-                    _python_call(func, False, mapped(list(args)), mapped(dict(kwargs)), out, builder, scope,
-                                 bound.append, shapes=[shape(t) for t in outs] if datadep is not None else None)
-                    res = bound[0] if bound else None
-                    flat = [r for r in _flat(res)] if isinstance(res, (list, tuple)) else [res] * len(outs)
-                    for t, r in zip(outs, flat):
-                        if isinstance(r, TArg):
-                            register(t, r)
+                if func is torch.Tensor.__setitem__ and args and isinstance(args[0], torch.Tensor):
+                    record(func, args, kwargs, args[0])  # x[i] = v: x is a new value from here on
+                else:
+                    record(func, args, kwargs, out)
             return out
+
+    def fold(func, rule, args, kwargs):
+        """A folded helper (:data:`.torch_datadep.FOLDED`): its stated output, one node."""
+        on = state["on"]
+        state["on"] = False  # the rule's own calls are not the model's
+        try:
+            out = rule(*args, **kwargs)
+        finally:
+            state["on"] = on
+        if any(isinstance(t, torch.Tensor) and t.dim() >= 1 and datadep.marked(t) for t in _flat((args, kwargs))):
+            datadep.mark(out)  # one row per box, as its input
+        if on and state["depth"] == 0:
+            record(func, args, kwargs, out)
+        folds_run[func.__name__] = folds_run.get(func.__name__, 0) + 1
+        return out
+
+    folds_run: dict = {}
 
     calls: dict = {}
     handles = []
@@ -181,7 +205,12 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, tensors: str = 
         for name, spec, x in zip(names, specs, inputs):
             register(x, builder.add_input(name, spec.shape, str(spec.dtype).replace("torch.", "")))
         ctx = mode if fake else torch.no_grad()
-        with ctx, (datadep if datadep is not None else contextlib.nullcontext()):
+        folds = contextlib.nullcontext()
+        if datadep is not None:
+            from .torch_datadep import folded
+
+            folds = folded(live.values(), fold)
+        with ctx, (datadep if datadep is not None else contextlib.nullcontext()), folds:
             state["on"] = True
             with _Recorder():
                 out = torch.func.functional_call(module, state_, tuple(inputs)) if state_ else module(*inputs)
@@ -201,6 +230,11 @@ def _capture_hooks(module, specs, builder: _Builder, live: dict, tensors: str = 
             f"data-dependent sizes: {done} select a number of elements that depends on the values, so every "
             "tensor computed from them has its leading size (boxes, detections) recorded as None; the capture "
             "ran them on meta tensors as if every element were kept (nms: none suppressed; unique: one value)")
+    if folds_run:
+        done = ", ".join(f"{k} ({v}x)" for k, v in sorted(folds_run.items()))
+        builder.g.notes.append(
+            f"folded: {done} loop over the boxes reading sizes from their values (.item()), which meta tensors do "
+            "not have; each call is one node whose output has a stated size (one row per box)")
     if pruned:
         builder.g.notes.append(f"{pruned} calls whose results reach no output were dropped")
     if meta:

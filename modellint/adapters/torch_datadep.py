@@ -18,9 +18,24 @@ present runs once). Nothing is ever computed: the tensors are meta.
 
 Ops are recognised by name (``aten::nonzero``, ``torchvision::nms``); this module
 does not import torchvision.
+
+Some post-processing is not an op but a Python loop over the boxes that reads sizes
+from the values (``int(box[2] - box[0])``, ``.item()``), which no meta tensor can
+answer: torchvision's ``paste_masks_in_image`` (Mask R-CNN: each box's mask resized
+to the box and pasted into an image-sized canvas) and ``heatmaps_to_keypoints``
+(Keypoint R-CNN: each box's heatmaps resized to the box, their argmax). :func:`folded`
+swaps such a helper, found by its name and parameters among the globals of the
+modules that define the model's classes, for one call whose output has a stated size
+(:data:`FOLDED`): the capture records it as one node, and it runs once instead of
+once per box.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import sys
 
 _DATA_DEPENDENT = frozenset({"aten::nonzero", "aten::argwhere", "aten::masked_select", "aten::_unique2",
                              "aten::unique_dim", "aten::unique_consecutive", "aten::_unique",
@@ -126,3 +141,64 @@ def data_dependent_mode():
     if _CLASS is None:
         _CLASS = _mode_class()
     return _CLASS()
+
+
+def _paste_masks(masks, boxes, img_shape, padding=1):
+    """``paste_masks_in_image``: (boxes, 1, M, M) masks -> (boxes, 1, image height, image width)."""
+    im_h, im_w = (int(v) for v in img_shape)
+    return masks.new_empty((masks.shape[0], 1, im_h, im_w))
+
+
+def _heatmaps_to_keypoints(maps, rois):
+    """``heatmaps_to_keypoints``: (boxes, keypoints, H, W) heatmaps -> (boxes, keypoints, 3) x, y, visibility
+    and (boxes, keypoints) scores."""
+    k, n = maps.shape[0], maps.shape[1]
+    return maps.new_empty((k, n, 3)), maps.new_empty((k, n))
+
+
+# helper name -> (its parameters, the rule that makes its output on meta tensors)
+FOLDED = {
+    "paste_masks_in_image": (("masks", "boxes", "img_shape", "padding"), _paste_masks),
+    "heatmaps_to_keypoints": (("maps", "rois"), _heatmaps_to_keypoints),
+}
+
+
+def _params(fn) -> tuple:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+@contextlib.contextmanager
+def folded(modules, fold):
+    """While in the block, each helper of :data:`FOLDED` among the globals of the Python modules that
+    define ``modules``' classes calls ``fold(helper, rule, args, kwargs)`` instead where it is given
+    a meta tensor (the capture runs ``rule`` and records one node); restored on exit."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    patched = []
+    seen: set = set()
+    for m in modules:
+        ns = sys.modules.get(type(m).__module__)
+        if ns is None or id(ns) in seen:
+            continue
+        seen.add(id(ns))
+        for name, (params, rule) in FOLDED.items():
+            fn = ns.__dict__.get(name)
+            if not inspect.isfunction(fn) or fn.__name__ != name or _params(fn) != params:
+                continue
+
+            def call(*args, __fn=fn, __rule=rule, **kwargs):
+                if not any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
+                    return __fn(*args, **kwargs)
+                return fold(__fn, __rule, args, kwargs)
+
+            patched.append((ns, name, fn))
+            setattr(ns, name, functools.wraps(fn)(call))
+    try:
+        yield [f"{ns.__name__}.{name}" for ns, name, _ in patched]
+    finally:
+        for ns, name, fn in reversed(patched):
+            setattr(ns, name, fn)

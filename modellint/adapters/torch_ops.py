@@ -133,6 +133,9 @@ class Call:
         self.kwargs = dict(kwargs or {})
         self.module = module
         self.out_shapes = out_shapes  # None where unknown (TorchScript: inferred afterwards)
+        # the example batch size where the shapes are traced sizes (a None there is a data-dependent
+        # size, the number of boxes of a detection model, not the batch); None where not known
+        self.batch = None
 
     # -- arguments ----------------------------------------------------------
     def arg(self, pos: Optional[int], key: Optional[str] = None, default=None):
@@ -883,6 +886,8 @@ ALIASES = {
     "msort": "sort", "pow_": "pow", "rpow": "pow", "special_erf": "erf", "linalg_vector_norm": "vector_norm",
     "scaled_dot_product_attention_math": "sdpa", "_scaled_dot_product_attention_math": "sdpa",
     "_scaled_dot_product_cudnn_attention": "sdpa", "unfold_copy": "unfold", "roll_copy": "roll",
+    "iand": "and", "ior": "or", "ixor": "xor", "mod": "remainder", "floordiv": "floor_divide",
+    "ifloordiv": "floor_divide", "bitwise_and": "and", "bitwise_or": "or", "bitwise_xor": "xor",
 }
 
 # Node names for ATen ops whose Python function has another name (same names whichever capture).
@@ -892,7 +897,8 @@ DISPLAY = {"upsample_nearest": "interpolate", "upsample_bilinear": "interpolate"
 
 # Pure pass-throughs: no node; consumers read the input directly.
 ELIDE = frozenset({"contiguous", "clone", "detach", "alias", "lift_fresh_copy", "lift_fresh", "_to_copy", "to",
-                   "type_as", "float", "double", "half", "bfloat16", "cpu", "cuda", "requires_grad",
+                   "type_as", "float", "double", "half", "bfloat16", "long", "int", "short", "byte", "bool",
+                   "cpu", "cuda", "requires_grad",
                    "data", "_assert_tensor_metadata", "dequantize", "identity", "_assert_async", "type",
                    "dropout_eval"})
 
@@ -1160,12 +1166,15 @@ def _split_fn(call):
         raise ValueError("input shape unknown")
     if call.name == "unbind":
         dim = _dim(call, 1)
+        if src[dim] is None and call.batch is not None and call.out_shapes:  # a data-dependent size: as traced
+            return "split", {"dim": dim, "parts": len(call.out_shapes), "squeeze": True, "traced_parts": True}
         if src[dim] is None:
             raise ValueError("unbind along a dim of unknown size")
         return "split", {"dim": dim, "parts": int(src[dim]), "squeeze": True}
     dim = _dim(call, 2)
     if call.out_shapes:
-        sizes = tuple(int(s[dim]) for s in call.out_shapes if s is not None)
+        sizes = tuple(None if s[dim] is None else int(s[dim])  # None: a data-dependent size (boxes per image)
+                      for s in call.out_shapes if s is not None)
     else:  # TorchScript: from the arguments
         n, arg = src[dim], call.arg(1)
         if isinstance(arg, (list, tuple)):
@@ -1313,10 +1322,19 @@ def _permute_fn(call):
     return "permute", {"dims": tuple(dims[1:])}
 
 
+def _lead_not_batch(call) -> bool:
+    """Is the leading axis of every input something else than the example batch (traced sizes: a
+    data-dependent None, the boxes, detections or anchors of a detection model, or a size other
+    than the batch's)?"""
+    shapes = call.in_shapes
+    return call.batch is not None and bool(shapes) and all(
+        s is not None and len(s) >= 1 and (s[0] is None or s[0] != call.batch) for s in shapes)
+
+
 def _cat_fn(call):
     dim = call.arg(1, "dim", 0)
     rank = len(call.in_shape) if call.in_shape is not None else None
-    if int(dim) % (rank or 1) == 0 and rank:
+    if int(dim) % (rank or 1) == 0 and rank and not _lead_not_batch(call):
         raise ValueError("concatenation along the batch axis")
     return "concat", {"axis": call.canon_axis(dim, rank) if rank else dim}
 
@@ -1456,16 +1474,24 @@ for _fn in ("sum", "std", "var", "prod", "logsumexp", "nansum", "nanmean", "any"
     _register(FUNCTIONS, _fn, _reduce_fn(_fn))
 _register(FUNCTIONS, "chunk split tensor_split unbind", _split_fn)
 _register(FUNCTIONS, "sort topk", _sort_fn)
+_register(FUNCTIONS, "unique unique_consecutive",  # sorted distinct values (a data-dependent count)
+          lambda call: ("sort", {"k": None, "dim": 0, "function": call.name}))
 _register(FUNCTIONS, "stack", _stack_fn)
 _register(FUNCTIONS, "einsum", _einsum_fn)
 _register(FUNCTIONS, "sdpa", _sdpa_fn)
 _register(FUNCTIONS, "shifted_window_attention shifted_window_attention_3d", _window_attention_fn)
 _register(FUNCTIONS, "pow rsqrt sqrt exp exp2 expm1 log log2 log10 log1p abs square reciprocal erf sin cos sign "
-                     "floor ceil round trunc frac", _elementwise_fn)
+                     "floor ceil round trunc frac remainder fmod floor_divide", _elementwise_fn)
 # comparisons and masks (a detection model's score thresholds): element-wise, no weights
 _register(FUNCTIONS, "gt lt ge le eq ne greater less greater_equal less_equal logical_and logical_or logical_not "
                      "logical_xor isnan isinf isfinite and or xor where", _elementwise_fn)
 _register(FUNCTIONS, "nms qnms batched_nms", lambda call: ("nms", {"iou_threshold": call.arg(2, "iou_threshold")}))
+# x[i] = v (the hooks capture records the write: what reads x afterwards reads its result)
+_register(FUNCTIONS, "setitem index_put masked_fill masked_scatter index_fill scatter",
+          lambda call: ("elementwise", {"function": call.name}))
+# torchvision's detection post-processing, folded into one call each on meta tensors (torch_datadep.FOLDED)
+_register(FUNCTIONS, "paste_masks_in_image", lambda call: ("paste_masks", {"padding": call.arg(3, "padding", 1)}))
+_register(FUNCTIONS, "heatmaps_to_keypoints", lambda call: ("heatmap_keypoints", {}))
 _register(FUNCTIONS, "normalize", _normalize_fn)
 _register(FUNCTIONS, "norm vector_norm", _norm_fn)
 # values moved, duplicated or dropped, not changed: torch's and torchvision's (Swin, MViT) own helpers
