@@ -317,3 +317,42 @@ def test_per_position_head_is_seen():
     assert report.graph["head"].output_shape == (None, 100, 1)
     (f,) = [f for f in report.findings if f.code == "ML304"]
     assert f.evidence["output_shape"] == [None, 100, 1] and f.evidence["positions"] == [100]
+
+
+class ChannelShuffle(nn.Module):
+    """A ShuffleNet v2 unit's shape: conv, channel shuffle (view -> transpose -> view), chunk,
+    a 1x1 conv and a depthwise 3x3 on one half, concat, a 1x1 conv. Width 5 on purpose: neither
+    the channels (8) nor their halves (4)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(3, 8, 1, bias=False)
+        self.pw = nn.Conv2d(4, 4, 1, bias=False)
+        self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
+        self.head = nn.Conv2d(8, 10, 1, bias=False)
+
+    def forward(self, x):
+        x = self.conv0(x)
+        b, c, h, w = x.shape
+        x = x.view(b, 2, c // 2, h, w)
+        x = torch.transpose(x, 1, 2).contiguous()
+        x = x.view(b, c, h, w)
+        x1, x2 = x.chunk(2, dim=1)
+        return self.head(torch.cat((x1, self.dw(self.pw(x2))), dim=1))
+
+
+@pytest.mark.parametrize("capture", ["fx", "export", "hooks"])
+def test_channel_shuffle_keeps_the_channels_at_dim_1(capture):
+    """After the shuffle the features are back at dim 1: the convs read 4 and 8 input channels,
+    not the width (5). MACs per sample by hand, on the 6 x 5 map: conv0 6*5*3*8 = 720,
+    pw 6*5*4*4 = 480, dw 6*5*4*9 = 1,080, head 6*5*8*10 = 2,400 (torchvision's
+    shufflenet_v2_x0_5 stage2.1.branch2.0 read 526,848 MACs for 28*28*24*24 = 451,584)."""
+    graph = graph_from_module(ChannelShuffle(), input_shape=(2, 3, 6, 5), capture=capture)
+    macs = node_costs(graph)
+    assert {n: macs[n].macs for n in ("conv0", "pw", "dw", "head")} == \
+        {"conv0": 720, "pw": 480, "dw": 1080, "head": 2400}
+    assert graph["pw"].output_shape == (None, 6, 5, 4) and not isinstance(graph["pw"].output_shape, FeaturesLast)
+    shuffled = [n for n in graph if n.op == "reshape"][-1]  # the view that merges the groups back
+    assert shuffled.output_shape == (None, 6, 5, 8) and not isinstance(shuffled.output_shape, FeaturesLast)
+    assert graph.display_shape(shuffled.output_shape) == (None, 8, 6, 5)
+    assert graph["head"].output_shape == (None, 6, 5, 10)

@@ -435,7 +435,7 @@ def _out_layouts(node: Node, call: Call, acts: list, sources: list) -> list:
     """The :class:`~.torch_ops.Layout` of each output of a node, linked to its inputs'."""
     first = acts[0] if acts else None
     out = []
-    for shape in sources:
+    for i, shape in enumerate(sources):
         if shape is None or len(shape) < 3:
             out.append(T.Layout(T.FL))  # (N, F): one layout either way
             continue
@@ -459,7 +459,9 @@ def _out_layouts(node: Node, call: Call, acts: list, sources: list) -> list:
                 T.link(t.lay, lay, T.SAME)
         elif first is not None and first.lay is not None and first.lay.value is not None and first.shape \
                 and len(first.shape) >= 3:
-            lay.resolve(T.reshaped(first.shape, first.lay.value, shape))
+            raw = call.out_shapes[i] if call.out_shapes and i < len(call.out_shapes) else None  # batch as traced
+            lay.resolve(T.reshaped(first.shape, first.lay.value, shape if raw is None else tuple(raw),
+                                   first.lay.axis))
         elif same:
             T.link(same[0].lay, lay, T.SAME)
         out.append(lay)

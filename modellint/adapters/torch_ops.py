@@ -52,44 +52,79 @@ class Layout:
     input's; ``transpose(1, 2)`` swaps it); when one is learnt, :meth:`resolve`
     passes it along every link. A link maps a layout to the other tensor's
     (``OTHER``: features neither at dim 1 nor last, kept as the source has them).
+
+
+    A tensor whose features a permute moved to neither place (channel shuffle's
+    ``(N, g, C/g, H, W).transpose(1, 2)``) is kept as the source has it (``FL``) and
+    remembers the axis that holds them (:attr:`axis`, from an ``(OTHER, axis)`` value), so
+    that the reshape that merges the groups back (``.view(N, C, H, W)``) finds the features
+    at dim 1 again instead of taking the size that happens to sit last (the width) for them.
     """
 
-    __slots__ = ("value", "links")
+    __slots__ = ("value", "links", "axis")
 
     def __init__(self, value: Optional[str] = None):
         self.value = value
         self.links: list = []
+        self.axis: Optional[int] = None  # where value came from (OTHER, axis): the source axis of the features
 
-    def resolve(self, value: Optional[str]) -> None:
+    @property
+    def state(self):
+        """The value as links map it: ``CF``, ``FL``, ``(OTHER, axis)`` or None."""
+        return (OTHER, self.axis) if self.axis is not None else self.value
+
+    def resolve(self, value) -> None:
         stack = [(self, value)]
         while stack:
             lay, v = stack.pop()
             if lay.value is not None or v is None:
                 continue
-            lay.value = FL if v == OTHER else v
+            if is_other(v):
+                lay.value = FL
+                lay.axis = v[1] if isinstance(v, tuple) else None
+            else:
+                lay.value = v
             stack.extend((other, fmap.get(v)) for other, fmap in lay.links)
 
     def __repr__(self):
-        return f"Layout({self.value})"
+        return f"Layout({self.value}{'' if self.axis is None else f', axis {self.axis}'})"
 
 
 OTHER = "other"
-SAME = {CF: CF, FL: FL}
+
+
+def is_other(v) -> bool:
+    """Is ``v`` a layout with the features neither at dim 1 nor last (``OTHER`` or ``(OTHER, axis)``)?"""
+    return v == OTHER or (isinstance(v, tuple) and len(v) == 2 and v[0] == OTHER)
+
+
+class _Same(dict):
+    """The identity map of layouts (an element-wise op): ``(OTHER, axis)`` maps to itself."""
+
+    def get(self, key, default=None):
+        return key if is_other(key) else super().get(key, default)
+
+
+SAME = _Same({CF: CF, FL: FL})
 
 
 def link(src: "Layout", dst: "Layout", fmap: dict) -> None:
     """``dst``'s layout is ``fmap[src's]``; learning either tells the other where ``fmap`` is one to one."""
-    inverse: dict = {}
-    for u, v in fmap.items():
-        if v in (CF, FL):
-            inverse.setdefault(v, []).append(u)
-    back = {v: us[0] for v, us in inverse.items() if len(us) == 1}
-    src.links.append((dst, dict(fmap)))
+    if isinstance(fmap, _Same):
+        fmap = back = SAME
+    else:
+        inverse: dict = {}
+        for u, v in fmap.items():
+            if v in (CF, FL) or is_other(v):
+                inverse.setdefault(v, []).append(u)
+        back = {v: us[0] for v, us in inverse.items() if len(us) == 1}
+        fmap = dict(fmap)
+    src.links.append((dst, fmap))
     dst.links.append((src, back))
     if src.value is not None:
-        dst.resolve(fmap.get(src.value))
+        dst.resolve(fmap.get(src.state))
     elif dst.value is not None:
-        src.resolve(back.get(dst.value))
+        src.resolve(back.get(dst.state))
 
 
 class TArg:
@@ -1637,16 +1672,55 @@ def output_layout(op: str, call: Call) -> Optional[str]:
 
 
 def permuted(dims: list, rank: int) -> dict:
-    """Input layout -> output layout of a permutation (``dims[i]``: the input dim at output position i)."""
-    out = {}
-    for layout, axis in ((CF, 1), (FL, rank - 1)):
-        p = dims.index(axis)
-        out[layout] = FL if p == rank - 1 else CF if p == 1 else OTHER
+    """Input layout -> output layout of a permutation (``dims[i]``: the input dim at output position i).
+    Features that land neither at dim 1 nor last map to ``(OTHER, position)``; an input with its
+    features at another axis (``(OTHER, axis)``) maps the same way."""
+    def at(p):
+        return FL if p == rank - 1 else CF if p == 1 else (OTHER, p)
+
+    out = {CF: at(dims.index(1)), FL: at(dims.index(rank - 1))}
+    for axis in range(rank):
+        if axis not in (1, rank - 1):
+            out[(OTHER, axis)] = at(dims.index(axis))
     return out
 
 
-def reshaped(src: tuple, layout: str, out: tuple) -> str:
-    """The layout of a reshape of a tensor: where the input's feature size turns up, else the input's."""
+def _reshape_groups(src: tuple, out: tuple):
+    """[(input dims, output dims)] that a reshape merges or splits into one another (sizes
+    matched by their products, left to right); None where they cannot be matched (an
+    unknown or zero size)."""
+    if any(not isinstance(d, int) or d <= 0 for d in (*src, *out)):
+        return None
+    groups, i, j = [], 0, 0
+    while i < len(src) and j < len(out):
+        pa, pb, ia, jb = src[i], out[j], [i], [j]
+        while pa != pb:
+            if pa < pb:
+                i += 1
+                if i >= len(src):
+                    return None
+                pa *= src[i]
+                ia.append(i)
+            else:
+                j += 1
+                if j >= len(out):
+                    return None
+                pb *= out[j]
+                jb.append(j)
+        groups.append((ia, jb))
+        i, j = i + 1, j + 1
+    return groups
+
+
+def reshaped(src: tuple, layout: str, out: tuple, axis: Optional[int] = None):
+    """The layout of a reshape of a tensor: where the input's feature size turns up, else the input's.
+    ``axis``: the input holds its features at this axis, neither dim 1 nor last (a channel shuffle's
+    transposed groups): the output has them where the reshape puts that axis."""
+    if axis is not None:
+        for ia, jb in _reshape_groups(tuple(src), tuple(out)) or ():
+            if axis in ia and (len(ia) == 1 or len(jb) == 1):  # merged into one dim, or split (the major part)
+                p = jb[0]
+                return CF if p == 1 else FL if p == len(out) - 1 else (OTHER, p)
     feat = src[1] if layout == CF else src[-1]
     if layout == FL and out[-1] == feat:
         return FL
