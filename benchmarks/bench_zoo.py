@@ -432,6 +432,22 @@ def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def capture_kind(note):
+    """A short name for the capture that made a graph, from ``graph.notes[0]``: ``fx/meta``,
+    ``fx/fake`` (the fx trace's shapes fell back from meta to fake tensors), ``hooks/meta``, ..."""
+    note = note or ""
+    if note.startswith("captured with torch.fx on meta"):
+        return "fx/meta"
+    if note.startswith("captured with torch.fx"):
+        return "fx/fake" if "fake tensors" in note else "fx"
+    if note.startswith("captured with torch.export"):
+        return "export"
+    if note.startswith("captured with forward hooks"):
+        rest = note[len("captured with forward hooks"):]
+        return "hooks/" + ("meta" if rest.startswith(" on meta") else "fake" if rest.startswith(" on fake") else "real")
+    return "other"
+
+
 def summarise(rows, zoo):
     """The per-zoo table as lines (printed by main); rows of any zoo with the keys of run_one."""
     rows = [r for r in rows if r["zoo"] == zoo]
@@ -495,6 +511,13 @@ def summarise(rows, zoo):
         if off:
             print("  MACs differ               " + ", ".join(
                 f"{r['model']} {r['macs'] / r['ptflops']['macs']:.3f}" for r in off[:10]))
+    captures = collections.Counter(capture_kind(r.get("capture")) for r in read)
+    s["captures"] = dict(captures)
+    print("  captures                  " + ", ".join(f"{k} {c}" for k, c in captures.most_common())
+          + " (fx/fake: meta tensors failed, the traced graph ran on fake tensors)")
+    fake = [r["model"] for r in read if capture_kind(r.get("capture")) == "fx/fake"]
+    if fake:
+        print("  fx fell back to fake      " + ", ".join(fake[:12]) + (" ..." if len(fake) > 12 else ""))
     kinds = collections.Counter(k for r in read for k in r.get("unknown_kinds", ()))
     if kinds:
         print("  unknown kinds (graphs):   " + ", ".join(f"{k} {c}" for k, c in kinds.most_common(12)))

@@ -566,3 +566,31 @@ def test_module_zoo(name):
     ts = graph_from_torchscript(torch.jit.load(buf), input_shape=shape)
     assert [(n.op, n.output_shape, n.params) for n in ts if n.op != "input"] == \
         [(n.op, n.output_shape, n.params) for n in nodes]
+
+
+def test_meta_rules_size_norms_and_attention_as_torch_does():
+    """The fx capture sizes normalisations and sdpa by rule on meta tensors (torch's Python
+    decompositions are slow there): the shapes are torch's own, and a call whose weights do not
+    fit the input is left to torch, which rejects it."""
+    import torch.nn.functional as F
+
+    from modellint.adapters.torch_capture_fx import _MetaRules
+
+    m = lambda *s: torch.empty(s, device="meta")  # noqa: E731
+    x, seq = m(2, 6, 5, 3), m(2, 4, 7, 8)
+    calls = [
+        lambda: F.batch_norm(x, m(6), m(6), m(6), m(6)),
+        lambda: F.layer_norm(seq, (8,), m(8), m(8)),
+        lambda: F.group_norm(x, 3, m(6), m(6)),
+        lambda: F.rms_norm(seq, (7, 8), m(7, 8)),
+        lambda: F.scaled_dot_product_attention(seq, m(2, 4, 9, 8), m(2, 4, 9, 5)),
+        lambda: F.scaled_dot_product_attention(seq, m(2, 4, 9, 8), m(2, 4, 9, 5), attn_mask=m(7, 9)),
+    ]
+    for call in calls:
+        with _MetaRules():
+            ruled = call()
+        assert ruled.is_meta and ruled.shape == call().shape
+    with pytest.raises(RuntimeError), _MetaRules():
+        F.batch_norm(x, m(5), m(5))
+    with pytest.raises(RuntimeError), _MetaRules():
+        F.layer_norm(seq, (7,))
