@@ -294,3 +294,27 @@ def test_json_report_lists_weight_findings(keras_files):
     data = json.loads(r.stdout)
     found = [f for f in data["reports"][0]["findings"] if f["code"] == "ML962"]
     assert found and found[0]["layers"] == ["c2"] and found[0]["evidence"]["dead"] == 8
+
+
+@pytest.mark.skipif(not have_keras, reason="needs Keras")
+def test_fresh_models_with_initializers_outside_the_table_are_untrained_not_warned():
+    """A fresh Embedding + LSTM model (uniform(-0.05, 0.05) embeddings, orthogonal recurrent kernels) and
+    a fresh model whose convolutions use variance scaling on fan-out (EfficientNet's init): kernels that
+    match no initializer of the table are not evidence of training, so the model is untrained (info), and
+    no layer is warned about as 'still at init while the others moved'."""
+    import keras
+    from keras import layers
+
+    from modellint import analyze
+
+    text = keras.Sequential([keras.Input((40,)), layers.Embedding(2000, 32), layers.LSTM(32),
+                             layers.Dense(1, activation="sigmoid")])
+    scaled = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+    conv = keras.Sequential([keras.Input((32, 32, 3))] + [
+        m for _ in range(3) for m in (layers.Conv2D(32, 3, use_bias=False, kernel_initializer=scaled),
+                                      layers.BatchNormalization(), layers.ReLU())
+    ] + [layers.GlobalAveragePooling2D(), layers.Dense(10, activation="softmax", kernel_initializer=scaled)])
+    for model in (text, conv):
+        weight = [f for f in analyze(model).findings if f.category == "weights"]
+        assert [(f.code, f.severity) for f in weight] == [("ML966", "info")], [f.message for f in weight]
+        assert "untrained" in weight[0].message

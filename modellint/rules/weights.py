@@ -389,25 +389,46 @@ def _init_checked(ctx) -> tuple:
     return kernels, bns
 
 
+#: Excess kurtosis above which a kernel's values are heavy-tailed, as training makes them: the
+#: initializers of the table give -1.2 (uniform), -0.64 (truncated normal) or 0 (normal).
+TRAINED_KURTOSIS = 1.0
+
+
+def trained_evidence(ctx) -> list:
+    """Layers whose weights show that training happened: a BatchNorm that left γ = 1, β = 0, or
+    a kernel matching no initializer whose values are heavy-tailed (excess kurtosis above
+    :data:`TRAINED_KURTOSIS`). A kernel that merely matches no initializer of the table is not
+    evidence (an LSTM's orthogonal kernel, EfficientNet's variance scaling, a custom init)."""
+    kernels, bns = _init_checked(ctx)
+    moved_bn = [st.node for st in bns if not st.bn_at_init]
+    heavy = [st.node for st in kernels if st.init is None and st.kernel_stats is not None
+             and st.kernel_stats.kurtosis > TRAINED_KURTOSIS]
+    return moved_bn + heavy
+
+
 def model_at_init(ctx) -> bool:
-    """Whether the model is at its initialisation (ML966's untrained model): more than half of the
-    layers checked still hold an initializer's values. The rest may hold an initializer not in the
-    table (orthogonal recurrent kernels, an embedding's uniform(-0.05, 0.05), a custom init) rather
-    than trained values, so a minority is not evidence that training happened. Other weight rules
-    then describe the initializer, and leave the saying to ML966."""
-    kernels, _ = _init_checked(ctx)
-    return bool(kernels) and 2 * sum(st.init is not None for st in kernels) > len(kernels)
+    """Whether the model is at its initialisation (ML966's untrained model): some layers still
+    hold an initializer's values (or BatchNorm's γ = 1, β = 0) and either they are the majority of the layers checked or no
+    layer shows evidence of training (:func:`trained_evidence`). Other weight rules then describe
+    the initializer, and leave the saying to ML966."""
+    kernels, bns = _init_checked(ctx)
+    at_init = sum(st.init is not None for st in kernels)
+    if not (at_init or any(st.bn_at_init for st in bns)):
+        return False
+    return 2 * at_init > len(kernels) or not trained_evidence(ctx)
 
 
 @register
 class UntrainedLayers(_WeightRule):
     """
     ## What it does
-    Flags layers whose weights still look freshly initialised while most of the model
-    moved (a warning), and a model where more than half of the layers checked do (one info
-    finding: the file holds an untrained model, normal for an architecture saved before
-    training; the other layers may use an initializer not in the table, such as an LSTM's
-    orthogonal recurrent kernel). A kernel of 256 or
+    Flags layers whose weights still look freshly initialised while the rest of the model
+    trained (a warning), and a model that is at its initialisation (one info finding: the file
+    holds an untrained model, normal for an architecture saved before training): more than
+    half of the layers checked match an initializer, or none shows evidence of training — a
+    BatchNorm that left γ = 1, β = 0, or a heavy-tailed kernel (excess kurtosis above 1,
+    `TRAINED_KURTOSIS`). A kernel that merely matches no initializer of the table (an LSTM's
+    orthogonal recurrent kernel, a custom init) is not evidence. A kernel of 256 or
     more values (`INIT_MIN_SIZE`) matches an initializer when, for its fan-in and fan-out
     as the framework computes them, its mean is within 5 standard errors of zero, its
     standard deviation within 5 standard errors (+1 %) of the initializer's, its excess
@@ -452,11 +473,18 @@ class UntrainedLayers(_WeightRule):
             return
         if model_at_init(ctx):
             inits = sorted({st.init.initializer for st in at_init})
-            share = (f"all {len(at_init)} layers checked hold" if not moved else
-                     f"{len(at_init)} of {len(kernels)} layers checked hold")
+            what = [", ".join(inits)] if inits else []
+            if bn_init:
+                what.append(f"BatchNorm γ = 1, β = 0 in {len(bn_init)} of {len(bns)}")
+            if not moved:
+                head = f"all {len(at_init)} layers checked hold the initializer's random values ({'; '.join(what)})"
+            elif at_init:
+                head = (f"{len(at_init)} of {len(kernels)} layers checked hold the initializer's random values "
+                        f"({'; '.join(what)})")
+            else:
+                head = f"{'; '.join(what)}, and no layer shows signs of training"
             yield self.finding(
-                f"the model is untrained: {share} the initializer's random "
-                f"values ({', '.join(inits)}{'; BatchNorm γ = 1, β = 0' if bn_init else ''})",
+                f"the model is untrained: {head}",
                 layers=[], severity="info",
                 evidence={"layers_checked": len(kernels), "initializers": inits,
                           "batchnorm_at_init": len(bn_init), "batchnorm_checked": len(bns),
