@@ -373,6 +373,8 @@ def cmd_check(args) -> int:
         reports.append((run_rules(graph, rules, dataset, weights=weights), fail_on))
     fail_at = [fail_on for _, fail_on in reports]
     reports = [report for report, _ in reports]
+    if failed and not reports:  # nothing read: the error lines say it all, and no file is written
+        return EXIT_ERROR
     _write_html(reports, args)
     text = _render(reports, args)
     if args.output_file:

@@ -144,3 +144,14 @@ def test_lambda_layer_recorded_not_executed(tmp_path):
     # the shape after the Lambda is recovered from the next layer's build_config
     assert evil["output_shape"] == [None, 8]
     assert data["params"]["total"] == 8 * 2 + 2
+
+
+def test_unreadable_file_prints_one_line_and_writes_nothing(tmp_path):
+    """Nothing read: one error line on stderr, nothing on stdout, no report file written."""
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"garbage")
+    html = tmp_path / "report.html"
+    r = run_cli("check", bad, "--html", html)
+    assert r.returncode == 2 and r.stdout.strip() == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and str(bad) in r.stderr
+    assert not html.exists()
