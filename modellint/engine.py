@@ -74,7 +74,7 @@ class Report:
         return [f for f in self.findings if SEVERITY_RANK[f.severity] >= SEVERITY_RANK[severity]]
 
     def to_dict(self) -> dict:
-        from .reports.summary import summarize
+        from .reports.summary import summarize, weights_block
 
         s = summarize(self.graph, self.dataset).to_dict()
         return {
@@ -89,6 +89,7 @@ class Report:
             "rules_run": list(self.rules_run),
             "rules_skipped": dict(self.rules_skipped),
             "errors": list(self.errors),
+            "weights": weights_block(self),
             "probes": self.probes.to_dict() if self.probes is not None else None,
             "comparison": self.comparison.to_dict() if self.comparison is not None else None,
         }

@@ -580,3 +580,154 @@ def test_graph_text_and_training_charts_keep_10px():
     # natively as wide as the column they get side by side, so the browser does not shrink their text
     assert training.count('viewBox="0 0 520 ') == 2
     assert ".mlr svg .edge{stroke:#667" in html
+
+
+# -- the weights block (issue 14): one builder for JSON, text and HTML ------------------------------
+
+TRAINED = ROOT / "examples" / "fashion_cnn_trained.keras"
+
+
+def _trained_path() -> str:
+    rel = os.path.relpath(TRAINED)
+    return str(TRAINED) if rel.startswith("..") else rel
+
+
+def _planted_copy(tmp_path, change) -> Path:
+    """A copy of the trained .keras with ``change(h5 file)`` applied to its model.weights.h5
+    (h5py on the zip's member: no Keras needed)."""
+    import h5py
+
+    src, dst = zipfile.ZipFile(TRAINED), tmp_path / "planted.keras"
+    raw = tmp_path / "model.weights.h5"
+    raw.write_bytes(src.read("model.weights.h5"))
+    with h5py.File(raw, "r+") as f:
+        change(f)
+    with zipfile.ZipFile(dst, "w") as z:
+        for name in src.namelist():
+            z.writestr(name, raw.read_bytes() if name == "model.weights.h5" else src.read(name))
+    return dst
+
+
+def _kernel(f, shape):
+    """The one kernel of ``shape`` in a Keras 3 weights file."""
+    found = []
+    f.visititems(lambda n, o: found.append(o) if getattr(o, "shape", None) == shape else None)
+    assert len(found) == 1, shape
+    return found[0]
+
+
+def _check_json(capsys, path, *extra) -> dict:
+    assert main(["check", str(path), "--format", "json", "--exit-zero", *extra]) == 0
+    return json.loads(capsys.readouterr().out)["reports"][0]
+
+
+def test_json_weights_block_equals_model_alpha(capsys):
+    from modellint import analyze
+    from modellint.rules.spectral import model_alpha
+
+    block = _check_json(capsys, _trained_path())["weights"]
+    truth = model_alpha(analyze(_trained_path()).weights)
+    assert block["source"] == _trained_path()
+    assert block["average_alpha"] == pytest.approx(truth["average_alpha"], rel=1e-12)
+    fitted = {n: v["alpha"] for n, v in truth["layers"].items() if v.get("alpha") is not None}
+    assert len(fitted) >= 2
+    assert {n: v["alpha"] for n, v in block["layers"].items() if v["alpha"] is not None} == pytest.approx(fitted)
+    assert 2 <= block["average_alpha"] <= 6  # trained to convergence: inside the healthy band
+    for name, v in block["layers"].items():
+        assert set(v) >= {"alpha", "dead_units", "units", "init", "nonfinite"}
+        assert v["dead_units"] == 0 and v["nonfinite"] == 0 and v["init"] is None, name
+    # the units are the layers' widths in the file: conv 32/64/128/64, dense 10
+    assert sorted(v["units"] for v in block["layers"].values() if v["role"] != "batchnorm") == [10, 32, 64, 64, 128]
+    assert block["at_init"] is False
+
+
+def test_json_weights_block_counts_planted_faults(tmp_path, capsys):
+    import numpy as np
+
+    def change(f):
+        k = _kernel(f, (3, 3, 32, 64))  # the 64-filter conv
+        k[..., :8] = 0
+        k2 = _kernel(f, (3, 3, 64, 128))
+        a = k2[...]
+        a[0, 0, :3, 5] = np.nan
+        k2[...] = a
+
+    block = _check_json(capsys, _planted_copy(tmp_path, change))["weights"]
+    dead = {n: v for n, v in block["layers"].items() if v["dead_units"]}
+    assert [(v["dead_units"], v["units"]) for v in dead.values()] == [(8, 64)]
+    bad = {n: v["nonfinite"] for n, v in block["layers"].items() if v["nonfinite"]}
+    assert list(bad.values()) == [3] and block["layers"][next(iter(bad))]["units"] == 128
+    assert block["dead_units"] == 8 and block["nonfinite"] == 3
+
+
+def test_weights_null_without_weights(capsys):
+    rep = _check_json(capsys, _trained_path(), "--no-weights")
+    assert rep["weights"] is None
+    g = seq(inp(32, 32, 3), conv(8, 3), relu(), gap(), dense(10))
+    report = run_rules(g, select_rules())
+    assert report.to_dict()["weights"] is None
+    assert "weights:" not in report.to_text()
+    assert 'id="weights"' not in html_report.render([report])
+
+
+def test_text_weights_line(capsys):
+    assert main(["check", _trained_path()]) in (0, 1)
+    out = capsys.readouterr().out.splitlines()
+    line = next(ln for ln in out if ln.strip().startswith("weights:"))
+    assert out.index(line) == 1  # right under the header
+    assert re.fullmatch(r"\s+weights: 9 layers read · average α 2\.\d\d \(healthy 2–6\) · 0 dead units", line), line
+    assert "at initialisation" not in line
+
+
+def test_text_weights_line_says_untrained_seed(capsys):
+    """The seed is saved before training: ML966 says so, and so does the weights line."""
+    seed_keras = ROOT / "examples" / "seed_cnn.keras"
+    assert main(["check", str(seed_keras), "--exit-zero"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("weights:"))
+    assert line.endswith("· at initialisation") and "ML966" in out
+
+
+def test_html_weights_section_iff_weights(tmp_path, capsys):
+    with_w, without = tmp_path / "w.html", tmp_path / "n.html"
+    main(["check", _trained_path(), "--html", str(with_w)])
+    main(["check", _trained_path(), "--no-weights", "--html", str(without)])
+    capsys.readouterr()
+    page, bare = with_w.read_text(encoding="utf-8"), without.read_text(encoding="utf-8")
+    assert 'id="weights"' not in bare and 'class="band"' not in bare
+    sec = page[page.index('<section id="weights">'):]
+    sec = sec[: sec.index("</section>")]
+    # after the layer table, before the end of the model
+    assert page.index('id="layers"') < page.index('id="weights"')
+    assert "average α 2." in sec and "healthy 2–6" in sec
+    svg = sec[sec.index("<svg"): sec.index("</svg>")]
+    # one α bar per fitted layer, with its value; the healthy band shaded once; a dead-unit bar per kernel
+    block = json.loads(__import__("modellint").analyze(_trained_path()).to_json())["weights"]
+    fitted = {n: v["alpha"] for n, v in block["layers"].items() if v["alpha"] is not None}
+    for name, a in fitted.items():
+        assert f"<title>{name}: {a:.2f}</title>" in svg
+    assert svg.count('class="band"') == 1
+    assert svg.count('class="bar s1"') == sum(v["role"] != "batchnorm" for v in block["layers"].values())
+    assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")
+    # deterministic: the same bytes again
+    again = tmp_path / "w2.html"
+    main(["check", _trained_path(), "--html", str(again)])
+    capsys.readouterr()
+    assert again.read_text(encoding="utf-8") == page
+
+
+def test_example_report_is_small_and_shows_the_weights():
+    """examples/fashion_cnn_trained_report.html: check --html of the trained example, with its
+    weights section and the α of each fitted layer as the analysis gives it today."""
+    from modellint import analyze
+    from modellint.rules.spectral import model_alpha
+
+    shipped = ROOT / "examples" / "fashion_cnn_trained_report.html"
+    assert shipped.stat().st_size < 300_000
+    page = shipped.read_text(encoding="utf-8")
+    assert page.count('<section id="weights">') == 1 and "<script" not in page
+    truth = model_alpha(analyze(str(TRAINED)).weights)
+    assert f"average α {truth['average_alpha']:.2f}" in page
+    for name, v in truth["layers"].items():
+        if v.get("alpha") is not None:
+            assert f"<title>{name}: {v['alpha']:.2f}</title>" in page

@@ -15,7 +15,7 @@ Functions:
 * :func:`rf_growth` — receptive-field size per layer against the input size.
 * :func:`bars` — horizontal bars, one row per layer, one or more value columns
   (linear or log scale, optional reference line); params/MACs, gradient norms,
-  update ratios, dead fractions.
+  update ratios, dead fractions, spectral α with its healthy band shaded.
 * :func:`columns` — compact per-layer columns by layer index, for models too large for
   one labelled row per layer.
 * :func:`line_chart` — lines on linear or log axes with marked x positions
@@ -373,7 +373,8 @@ def bars(labels: list, cols: list, hits: Sequence = (), width: float = 680, row_
     """Horizontal bars: one row per label, one panel per column.
 
     ``cols``: [{"title": str, "values": [float|None], "log": bool, "ref": float|None,
-    "ref_label": str, "max": float|None, "fmt": callable}]; ``hits``: row indices drawn
+    "ref_label": str, "max": float|None, "fmt": callable, "band": (lo, hi)|None, "band_label": str}]
+    (``band``: a shaded range of healthy values behind the bars, linear columns only); ``hits``: row indices drawn
     as layers with findings."""
     if not labels or not cols:
         return Markup("")
@@ -405,6 +406,14 @@ def bars(labels: list, cols: list, hits: Sequence = (), width: float = 680, row_
         body.append(f'<text class="small b" x="{_n(x0)}" y="12">{_e(col["title"])}</text>')
         body.append(f'<line class="axis" x1="{_n(x0)}" x2="{_n(x0)}" y1="{top - 4}" '
                     f'y2="{_n(top + row_h * len(labels))}"/>')
+        band = col.get("band")  # (lo, hi): a shaded range of good values behind the bars
+        if band and _finite(band[0]) and _finite(band[1]) and not log:
+            bx0, bx1 = sc(max(band[0], lo)), sc(min(band[1], hi))
+            if bx1 > bx0:
+                body.append(f'<rect class="band" x="{_n(bx0)}" y="{top - 4}" width="{_n(bx1 - bx0)}" '
+                            f'height="{_n(row_h * len(labels) + 4)}"><title>{_e(col.get("band_label") or "")}'
+                            f'</title></rect><text class="small muted" x="{_n((bx0 + bx1) / 2)}" y="22" '
+                            f'text-anchor="middle">{_e(col.get("band_label") or "")}</text>')
         ref = col.get("ref")
         if _finite(ref) and (ref > 0 or not log):
             rx = sc(ref)

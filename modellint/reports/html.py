@@ -15,6 +15,8 @@ Structure (templates in ``templates/``, Jinja2 with ``autoescape=True``)::
       _findings.html.j2     #recommendations  ranked: what to change first (macros.finding)
                             #findings         all findings by severity, then category
       _layers.html.j2       #layers           the layer table; rows named in findings marked
+      _weights.html.j2      #weights          when weights were read: per-layer spectral α (healthy band
+                                              shaded) and dead-unit share (summary.weights_block)
                             #graph            the layer-graph diagram
                             #charts-rf        receptive field growth against the input size
                             #charts-cost      parameters and MACs per layer
@@ -46,7 +48,7 @@ from typing import Iterable, Optional
 from markupsafe import Markup, escape
 
 from . import charts
-from .summary import _rf_text, _shape_text, human, human_bytes, layer_count, summarize
+from .summary import _rf_text, _shape_text, human, human_bytes, layer_count, summarize, weights_block, weights_line
 from .text import _value, summary_line
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -216,6 +218,7 @@ def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) 
         "graph_svg": _graph(g, rows, index, hits, anchor),
         "rf_chart": _rf_chart(s, hits),
         "cost_chart": _cost_chart(rows, hits),
+        "weights": _weights(report),
         "probes": _probes(report, index, hits),
         "verdict": _verdict(report),
         "errors": [str(e) for e in report.errors],
@@ -225,6 +228,30 @@ def model_context(report, *, suffix: str = "", rule_base: Optional[str] = None) 
             str(c.get("code")) for c in (getattr(getattr(report, "probes", None), "data", None) or {}).get("checks")
             or [] if c.get("code")}),
     }
+
+
+def _weights(report) -> Optional[dict]:
+    """The weights section (#weights): None when no weights were read. Numbers from
+    :func:`~modellint.reports.summary.weights_block`, as in the JSON and text reports."""
+    block = weights_block(report)
+    if block is None:
+        return None
+    lo, hi = block["range"]
+    # one row per layer with a kernel (conv, dense...): BatchNorm has no spectrum and no units to die
+    names = [n for n, v in block["layers"].items() if v["role"] not in ("batchnorm", "other") and v["units"]]
+    flagged = {name for f in report.findings if f.code.startswith(("ML96", "ML97")) for name in f.layers}
+    alphas = [block["layers"][n]["alpha"] for n in names]
+    dead = [block["layers"][n]["dead_units"] / block["layers"][n]["units"] for n in names]
+    top = max([a for a in alphas if _finite(a)] + [hi]) * 1.1
+    svg = charts.bars(names, [
+        {"title": "spectral α (power-law exponent of WᵀW)", "values": alphas, "max": top, "band": (lo, hi),
+         "band_label": f"healthy {lo:g}–{hi:g}", "fmt": lambda v: f"{v:.2f}"},
+        {"title": "dead units (share of the layer's)", "values": dead, "max": 1.0, "fmt": _pct}],
+        [i for i, n in enumerate(names) if n in flagged],
+        label="spectral alpha and dead units per layer") if names else Markup("")
+    no_alpha = [n for n, a in zip(names, alphas) if a is None]
+    return {"line": weights_line(block), "source": block["source"], "svg": svg, "no_alpha": no_alpha,
+            "range": f"{lo:g}–{hi:g}", "at_init": block["at_init"], "n_layers": len(block["layers"])}
 
 
 def _categories(findings) -> list:

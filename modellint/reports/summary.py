@@ -259,3 +259,60 @@ def training_text(g: Graph) -> str:
 
 def render_json(summary: Summary) -> str:
     return json.dumps(summary.to_dict(), indent=2)
+
+
+# -- the weights block of a report (JSON, text and HTML all read this) ----------------------------
+
+def weights_block(report) -> Optional[dict]:
+    """What the weights in the file say, for the reports: None when no weights were read
+    (none in the source, ``--no-weights``, or unreadable: ``rules_skipped`` says why), else::
+
+        {"source": str,
+         "layers": {node: {"alpha": float|None, "dead_units": int, "units": int,
+                           "init": initializer name|None, "nonfinite": int, "role": str}},
+         "average_alpha": float|None, "range": [2.0, 6.0],
+         "dead_units": int, "units": int, "nonfinite": int, "at_init": bool}
+
+    ``alpha`` and ``average_alpha`` are :func:`~modellint.rules.spectral.model_alpha`'s;
+    ``dead_units`` counts the units (filters) ML962 calls dead; ``nonfinite`` the NaN and Inf
+    values; ``at_init``: ML966 reported the whole model untrained."""
+    store = getattr(report, "weights", None)
+    if store is None or store.empty:
+        return None
+    from ..rules.spectral import ALPHA_HIGH, ALPHA_LOW, model_alpha
+
+    spec = model_alpha(store) or {}
+    alphas = spec.get("layers") or {}
+    layers = {}
+    for node, st in store.stats().items():
+        a = (alphas.get(node) or {}).get("alpha")
+        layers[node] = {"alpha": float(a) if a is not None else None, "dead_units": len(st.dead_units),
+                        "units": int(st.units), "init": st.init.initializer if st.init is not None else None,
+                        "nonfinite": int(sum(n + i for n, i in st.nonfinite.values())), "role": st.role}
+    avg = spec.get("average_alpha")
+    at_init = any(f.code == "ML966" and f.severity == "info" and not f.layers for f in report.findings)
+    return {"source": store.what, "layers": layers, "average_alpha": float(avg) if avg is not None else None,
+            "range": [float(ALPHA_LOW), float(ALPHA_HIGH)],
+            "dead_units": sum(v["dead_units"] for v in layers.values()),
+            "units": sum(v["units"] for v in layers.values() if v["role"] != "batchnorm"),
+            "nonfinite": sum(v["nonfinite"] for v in layers.values()), "at_init": at_init}
+
+
+def weights_line(block: Optional[dict]) -> Optional[str]:
+    """The text report's one line about the weights (None without weights)."""
+    if not block:
+        return None
+    n = len(block["layers"])
+    parts = [f"weights: {n} layer{'' if n == 1 else 's'} read"]
+    lo, hi = block["range"]
+    if block["average_alpha"] is not None:
+        parts.append(f"average α {block['average_alpha']:.2f} (healthy {lo:g}–{hi:g})")
+    else:
+        parts.append("average α — (no layer large enough to fit)")
+    d = block["dead_units"]
+    parts.append(f"{d} dead unit{'' if d == 1 else 's'}")
+    if block["nonfinite"]:
+        parts.append(f"{block['nonfinite']:,} NaN/Inf values")
+    if block["at_init"]:
+        parts.append("at initialisation")
+    return " · ".join(parts)

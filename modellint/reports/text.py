@@ -24,7 +24,7 @@ import math
 import textwrap
 from typing import Iterable
 
-from .summary import human, layer_count, summarize
+from .summary import human, layer_count, summarize, weights_block, weights_line
 
 INDENT = "    "
 WIDTH = 100
@@ -43,6 +43,9 @@ def render(reports: Iterable, *, quiet: bool = False, explain: bool = False, sho
                 out.append("")
             out.append(header(report))
             out.extend(source_lines(report))
+            wl = weights_line(weights_block(report))
+            if wl:
+                out.append(INDENT + wl)
             if getattr(getattr(report, "probes", None), "interrupted", False):
                 out.append(f"{INDENT}! probes interrupted (Ctrl-C): results are partial; the probes that did "
                            "not finish gave no findings")
