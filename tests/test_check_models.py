@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,7 +65,8 @@ def test_check_cli_exit_codes_and_formats(tmp_path):
 def test_check_directory_and_glob():
     r = run_cli("check", EXAMPLES, "--format", "json", "--exit-zero")
     paths = {rep["model"]["path"] for rep in json.loads(r.stdout)["reports"]}
-    assert len(paths) == 4  # seed and fixed, .h5 and .keras
+    assert {Path(p).name for p in paths} == {"seed_cnn.h5", "seed_cnn.keras", "seed_cnn_fixed.h5",
+                                            "seed_cnn_fixed.keras", "fashion_cnn_trained.keras"}
     r = run_cli("check", str(EXAMPLES / "seed_cnn*.keras"), "--format", "json", "--exit-zero")
     assert len(json.loads(r.stdout)["reports"]) == 2
 

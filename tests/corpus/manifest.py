@@ -55,7 +55,7 @@ from typing import Optional
 #: The project's fixed category vocabulary (modellint.rules.base.CATEGORIES; a test checks they agree).
 CATEGORIES = ("activation", "loss", "optimizer", "learning-rate", "normalization", "architecture",
               "capacity", "receptive-field", "regularization", "initialization", "input-shape",
-              "output-head", "efficiency", "data", "training")
+              "output-head", "efficiency", "data", "training", "weights")
 
 #: Tasks a user can state when the file cannot tell (issue 11's list).
 TASKS = {
