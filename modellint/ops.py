@@ -880,8 +880,11 @@ _op("elementwise", OTHER, "element-wise math (pow, sqrt, exp, ...; function in a
 _op("sdpa", MERGE, "scaled dot-product attention of given q, k, v (no weights)", shape=_shape_sdpa, macs=_macs_sdpa, rf=None, linear=False, source_axes=True)
 _op("einsum", MERGE, "Einstein summation (equation in attrs)", shape=_shape_einsum, macs=_macs_einsum, rf=None, linear=False, source_axes=True)
 _op("window_attention", LEARNABLE, "shifted-window multi-head attention (Swin)", macs=_macs_window_attention, rf=None, linear=False, source_axes=True)
+_op("roi_align", POOLING, "pools a fixed-size map per region of interest (RoIAlign / RoIPool, torchvision's MultiScaleRoIAlign; the number of regions is data-dependent)", rf=None, linear=False)
+_op("nms", OTHER, "non-maximum suppression: the indices of the boxes kept (data-dependent count; no weights)", rf=None, linear=False)
 _op("paste_masks", OTHER, "instance masks resized to their boxes and pasted into image-sized canvases (Mask R-CNN post-processing; one per box: data-dependent count; no weights)", rf=None, linear=False)
 _op("heatmap_keypoints", OTHER, "keypoint coordinates and scores from per-box keypoint heatmaps (Keypoint R-CNN post-processing: each heatmap resized to its box, its argmax; no weights)", rf=None, linear=False)
+_op("anchors", OTHER, "anchor / default box generation from the image and feature-map sizes (no weights; output not computed from the values)", rf=None, linear=False)
 _op("conv_rnn", LEARNABLE, "convolutional LSTM (ConvLSTM1D/2D/3D)", shape=_shape_conv_rnn, params=_params_conv_rnn, macs=_macs_conv_rnn, rf=None, linear=False)
 _op("dot_attention", MERGE, "attention of given query, value (and key) without projections: Keras Attention, AdditiveAttention", shape=_shape_dot_attention, params=_params_dot_attention, macs=_macs_dot_attention, rf=None, linear=False, source_axes=True)
 _op("slice", RESHAPE, "x[key]: slices and indices along the leading axes (Keras GetItem)", shape=_shape_slice, rf=None, source_axes=True)
@@ -895,9 +898,6 @@ _op("unknown", OTHER, "a layer modellint does not know (custom, Lambda, ...)", s
 
 def spec(op: str) -> OpSpec:
     return OPS.get(op, OPS["unknown"])
-_op("roi_align", POOLING, "pools a fixed-size map per region of interest (RoIAlign / RoIPool, torchvision's MultiScaleRoIAlign; the number of regions is data-dependent)", rf=None, linear=False)
-_op("nms", OTHER, "non-maximum suppression: the indices of the boxes kept (data-dependent count; no weights)", rf=None, linear=False)
-_op("anchors", OTHER, "anchor / default box generation from the image and feature-map sizes (no weights; output not computed from the values)", rf=None, linear=False)
 
 
 class _Frame:
