@@ -166,7 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     fdata.add_argument("--samples", type=int, metavar="N", help="number of training images")
     fdata.add_argument("--classes", type=int, metavar="C", help="number of classes")
     fdata.add_argument("--image-size", metavar="HxW", help="training image size, e.g. 128x128")
-    fdata.add_argument("--data", metavar="DIR", help="folder of class sub-folders (counted, not loaded)")
+    fdata.add_argument("--data", metavar="DIR",
+                       help="folder of class sub-folders, or an .npz with x/y: counted, and the learning-rate "
+                            "range test (probe lr_range) runs on it first, so that ML024's fix can set the "
+                            "optimizer's learning rate to the test's confirmed suggestion (without --data that "
+                            "fix does not apply)")
+    fdata.add_argument("--budget", type=float, default=120.0, metavar="SECONDS",
+                       help="with --data: seconds for loading the data and the range test (default 120; a range "
+                            "test whose suggestion can be confirmed takes about 100 steps)")
+    fdata.add_argument("--seed", type=int, default=0, help="with --data: the range test's random seed (default 0)")
+    fdata.add_argument("--no-cache", action="store_true", help="with --data: ignore and do not write cached "
+                                                               "probe results")
     _model_options(fx)
     fx.set_defaults(func=cmd_fix)
 
@@ -605,25 +615,31 @@ def _compare(args, shape, with_probes: bool):
 def cmd_fix(args) -> int:
     import json
 
-    from .dataset import facts_from_folder, facts_from_values, merge
+    from .dataset import facts_from_values, merge
     from .engine import select_rules
     from .fixes import (apply_fixes, check_targets, default_out, out_paths, read_model_weights, render,
                         write)
 
     facts = facts_from_values(args.samples, args.classes, args.image_size, source="flags", task=args.task)
-    if args.data:
-        facts = merge(facts_from_folder(args.data), facts)
     select = _split(args.select)
     select_rules(select=select)  # a bad selector is refused before anything is read
+    if args.budget <= 0:
+        raise ConfigError("--budget must be positive")
     graph = _load(args.model, args)
+    probes = None
+    if args.data:
+        probes, counted, not_run = _fix_range_test(args)
+        facts = merge(counted, facts)
     weights, why = read_model_weights(args.model, graph, args.weights)
     paths = None
     if not args.dry_run:
         paths = out_paths(graph, args.output or default_out(args.model), weights=weights is not None)
         check_targets(paths, args.model, args.force)
-    result = apply_fixes(graph, facts, select=select or None, weights=weights)
+    result = apply_fixes(graph, facts, select=select or None, weights=weights, probes=probes)
     if why:
         result.notes.append(why)
+    if args.data and probes is None:
+        result.notes.append(f"the learning-rate range test did not run on --data {args.data}: {not_run}")
     if paths and result.changes:
         write(result, paths)
     if args.format == "json":
@@ -631,6 +647,28 @@ def cmd_fix(args) -> int:
     else:
         print(render(result, args.model))
     return EXIT_OK
+
+
+def _fix_range_test(args):
+    """``fix --data``: run the learning-rate range test (probe lr_range) on the data; returns
+    ``(probe results for the rules, the dataset facts counted from the data, None)``. When it cannot
+    run (no training framework, unreadable images): ``(None, the folder counted, why)``."""
+    from .dataset import facts_from_folder
+    from .losses import stated_training
+    from .probes.api import probe_inputs, rule_facts, run_probes
+
+    shape = None
+    if args.input_shape:
+        shape = tuple(int(x) for x in args.input_shape.replace("x", ",").split(",") if x.strip())
+    training = stated_training(args.loss, args.from_logits) if args.loss else None
+    try:
+        _, dataset, report = run_probes(args.model, args.data, budget=args.budget, seed=args.seed,
+                                        probes=("lr_range",), input_shape=shape, training=training,
+                                        use_cache=not args.no_cache,
+                                        clock_start=getattr(args, "started", None), progress=_progress)
+    except ModelLintError as exc:
+        return None, facts_from_folder(args.data), str(exc)
+    return probe_inputs(report), rule_facts(dataset, f"--data {args.data}"), None
 
 
 def cmd_data_synth(args) -> int:

@@ -85,9 +85,11 @@ def fixable(rules) -> list:
 
 
 def apply_fixes(graph: Graph, dataset=None, rules=None, select=None, weights: Optional[dict] = None,
-                max_rounds: int = MAX_ROUNDS) -> FixResult:
+                max_rounds: int = MAX_ROUNDS, probes: Optional[dict] = None) -> FixResult:
     """Fix a copy of ``graph``: ``rules`` to run (default: all), ``select`` the codes whose
-    fixes to apply (default: every fixable one), ``weights`` the model's arrays per node."""
+    fixes to apply (default: every fixable one), ``weights`` the model's arrays per node,
+    ``probes`` probe results (:func:`modellint.probes.api.probe_inputs`) for the probe rules
+    (ML024's fix sets the range test's learning rate; without probes it never fires)."""
     from .engine import run_rules, select_rules
     from .rules import REGISTRY
     from .rules.fixing import FixContext
@@ -96,12 +98,13 @@ def apply_fixes(graph: Graph, dataset=None, rules=None, select=None, weights: Op
     chosen = {r.code for r in fixable(select_rules(select=select) if select else rules)}
     g = graph.copy()
     editor = GraphEditor(g, weights)
-    first = run_rules(g, rules, dataset)
+    first = run_rules(g, rules, dataset, probes=probes)
     result = FixResult(graph=g, original=graph, findings_before=list(first.findings))
     done: set = set()
     report = first
     for _ in range(max_rounds):
-        todo = [f for f in report.findings if f.code in chosen and (f.code, tuple(f.layers)) not in done]
+        todo = [f for f in report.findings if f.code in chosen and (f.code, tuple(f.layers)) not in done
+                and REGISTRY[f.code].fix.applies_to(f)]
         if not todo:
             break
         finding = min(todo, key=lambda f: (ORDER.index(f.code) if f.code in ORDER else len(ORDER), f.code))
@@ -115,7 +118,7 @@ def apply_fixes(graph: Graph, dataset=None, rules=None, select=None, weights: Op
         if lines:
             result.changes.append(Change(finding.code, fix.title, fix.applicability, fix.weights, finding.message,
                                          list(lines), before, _table(g, dataset)))
-            report = run_rules(g, rules, dataset)
+            report = run_rules(g, rules, dataset, probes=probes)
     result.findings_after = list(report.findings)
     result.weights = editor.weights
     result.weight_status = dict(editor.weight_status)
@@ -380,12 +383,13 @@ def torch_state(result: FixResult) -> tuple:
 
 
 def fix(model, *, out=None, force: bool = False, dry_run: bool = False, dataset=None, select=None,
-        task=None, loss=None, from_logits=None, weights=None, **load_kwargs) -> FixResult:
+        task=None, loss=None, from_logits=None, weights=None, probes=None, **load_kwargs) -> FixResult:
     """The public API: load ``model`` (a path or a live model), apply the fixes, and write the
     result in its framework (``out``: a path stem; default ``<model>_fixed`` beside a file).
     ``dataset``/``task``/``loss`` as :func:`modellint.analyze`; ``select`` the codes whose fixes
     to apply; ``weights`` a state_dict file (``torch.save`` or ``.safetensors``) for a code
-    target. A PyTorch model's kept weights go to ``OUT.pt`` beside ``OUT.py`` (a live module,
+    target; ``probes`` probe results (:func:`modellint.probes.api.probe_inputs`), for the fixes of
+    the probe rules (the range test's learning rate). A PyTorch model's kept weights go to ``OUT.pt`` beside ``OUT.py`` (a live module,
     a ``.pt2``, or ``weights``). Never overwrites the input; an existing output needs ``force=True``."""
     from . import _checked_task, load_graph
     from .dataset import facts_from_folder, facts_from_values
@@ -413,7 +417,7 @@ def fix(model, *, out=None, force: bool = False, dry_run: bool = False, dataset=
     if not dry_run:
         paths = out_paths(graph, out if out is not None else default_out(model), weights=arrays is not None)
         check_targets(paths, model, force)
-    result = apply_fixes(graph, facts, select=select, weights=arrays)
+    result = apply_fixes(graph, facts, select=select, weights=arrays, probes=probes)
     if why:
         result.notes.append(why)
     if paths and result.changes:

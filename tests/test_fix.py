@@ -186,3 +186,114 @@ def test_cli_fix_bad_input_is_one_line(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5"]
+
+
+# -- ML024: the learning rate from the range test (probe results faked, nothing trains) ------------
+
+LR_MODEL = ("seq(inp(32, 32, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), gap(), "
+            "dense(10, act='softmax'), loss='sparse_categorical_crossentropy', optimizer='adam', lr=0.1)")
+SUGGESTED = 0.0025
+
+
+def _lr_probes(configured=0.1, suggested=SUGGESTED):
+    """What a readable range test confirmed by training reports: suggestion 2.5e-3, the configured 0.1
+    blows up (the shape of probe lr_range's metrics; see ML024's examples)."""
+    return {"lr_range": {"status": "ok", "metrics": {
+        "suggested_lr": suggested, "steepest_lr": suggested, "configured_lr": configured, "steps": 120,
+        "per_decade": 15.0, "loss_drop": 0.45, "fall_noise": 12.0, "optimizer": "adam",
+        "working_range": [1e-4, 3e-3],
+        "confirm": {"rate": suggested, "steps": 40, "configured_loss": None, "suggested_loss": 0.9,
+                    "configured_nonfinite": True, "suggested_nonfinite": False, "improvement": 1.0}}}}
+
+
+def _ml024(graph, probes):
+    return [f for f in run_rules(graph, select_rules(), probes=probes).findings if f.code == "ML024"]
+
+
+def test_lr_fix_sets_the_range_tests_rate_and_compile_model_writes_it():
+    graph, probes = example(LR_MODEL), _lr_probes()
+    assert [f.severity for f in _ml024(graph, probes)] == ["warning"]
+    result = apply_fixes(graph, select=["ML024"], probes=probes)
+    assert [c.code for c in result.changes] == ["ML024"]
+    assert result.changes[0].applicability == "unsafe" and result.changes[0].weights == "kept"
+    t = result.graph.training
+    assert t.learning_rate == SUGGESTED and t.optimizer == "adam"
+    assert t.loss == "sparse_categorical_crossentropy"       # the rest of the compile settings kept
+    assert graph.training.learning_rate == 0.1               # the input graph untouched
+    # the same probe facts no longer fire ML024 on the fixed model
+    assert _ml024(result.graph, probes) == []
+    # the emitted script's compile_model, built by Keras itself, trains at the suggested rate
+    pytest.importorskip("modellint.emit")
+    keras = pytest.importorskip("keras")
+    from modellint.emit import emit_keras
+
+    code = emit_keras(result.graph)
+    assert "learning_rate=0.0025" in code
+    ns: dict = {}
+    exec(compile(code, "<fixed>", "exec"), ns)
+    model = ns["compile_model"](ns["build_model"]())
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(SUGGESTED)
+
+
+def test_lr_fix_needs_probes_and_a_confirmed_suggestion():
+    graph = example(LR_MODEL)
+    # without --data (no probe results) ML024 cannot fire, so its fix never applies
+    assert not apply_fixes(graph, select=["ML024"]).changes
+    # a reading the confirmation runs did not back (an info) is left alone
+    probes = _lr_probes()
+    probes["lr_range"]["metrics"]["confirm"].update(configured_nonfinite=False, configured_loss=1.0,
+                                                    suggested_loss=0.98, improvement=0.02)
+    assert [f.severity for f in _ml024(graph, probes)] == ["info"]
+    result = apply_fixes(graph, select=["ML024"], probes=probes)
+    assert not result.changes and result.graph.training.learning_rate == 0.1
+
+
+def test_lr_fix_on_pytorch_names_the_torch_optim_rate():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10))
+    graph = load_graph(module, input_shape=(1, 3, 32, 32))
+    probes = _lr_probes(configured=0.1)
+    result = apply_fixes(graph, select=["ML024"], probes=probes)
+    assert [c.code for c in result.changes] == ["ML024"]
+    assert result.graph.training.learning_rate == SUGGESTED
+    assert "torch.optim.Adam(model.parameters(), lr=0.0025)" in result.changes[0].lines[0]
+    assert _ml024(result.graph, probes) == []
+
+
+def test_cli_fix_with_data_runs_the_range_test_and_applies_it(tmp_path, monkeypatch, capsys):
+    """``fix --data``: the range test's results (faked here: no training) reach ML024's fix."""
+    pytest.importorskip("modellint.emit")
+    import json
+
+    from modellint import cli
+    from modellint.probes import api
+    from modellint.probes.data import Dataset
+    from modellint.probes.suite import ProbeReport, ProbeResult
+
+    src = tmp_path / "model.keras"
+    keras = pytest.importorskip("keras")
+    from modellint.emit import save_keras
+
+    save_keras(example(LR_MODEL), str(src))
+    calls = []
+
+    def fake_run_probes(model, data, **kw):
+        calls.append((model, data, kw))
+        metrics = _lr_probes()["lr_range"]["metrics"]
+        ds = Dataset(x_train=np.zeros((40, 32, 32, 3), np.float32), y_train=np.arange(40) % 10,
+                     x_val=np.zeros((10, 32, 32, 3), np.float32), y_val=np.arange(10) % 10,
+                     class_names=[f"c{i}" for i in range(10)])
+        return None, ds, ProbeReport(results={"lr_range": ProbeResult("lr_range", metrics=metrics)})
+
+    monkeypatch.setattr(api, "run_probes", fake_run_probes)
+    out = tmp_path / "fixed"
+    rc = cli.main(["fix", str(src), "--data", str(tmp_path), "--budget", "30", "-o", str(out),
+                   "--select", "ML024", "--format", "json"])
+    assert rc == 0
+    assert calls and calls[0][2]["probes"] == ("lr_range",) and calls[0][2]["budget"] == 30
+    report = json.loads(capsys.readouterr().out)
+    assert [c["code"] for c in report["changes"]] == ["ML024"]
+    written = keras.saving.load_model(str(out) + ".keras", compile=True)
+    assert float(keras.ops.convert_to_numpy(written.optimizer.learning_rate)) == pytest.approx(SUGGESTED)

@@ -57,13 +57,18 @@ class Fix:
     ``edit(fx)`` receives a :class:`modellint.rules.fixing.FixContext` (the graph editor,
     the finding, a rule context on the current graph) and returns one line per change it
     made (empty: nothing to do). ``may_reveal``: rules whose finding the fix can uncover
-    because the layer it moves hid it (the Fixit test allows exactly those)."""
+    because the layer it moves hid it (the Fixit test allows exactly those). ``applies``: which of
+    the rule's findings the fix can act on (None: all), e.g. only a confirmed learning-rate reading."""
 
     title: str
     applicability: str
     weights: str
     edit: Callable
     may_reveal: tuple = ()
+    applies: Optional[Callable] = None
+
+    def applies_to(self, finding) -> bool:
+        return self.applies is None or bool(self.applies(finding))
 
     def __post_init__(self):
         assert self.applicability in APPLICABILITY, self.applicability

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from ..probes.suite import LR_CONFIRM_MIN, LR_CONFIRM_SHARE, LR_FACTOR, LR_MIN_SWEEP, LR_PER_DECADE, lr_unreadable
-from .base import REGISTRY, Rule, register
+from .base import REGISTRY, Fix, Rule, register
 
 _MODEL = "seq(inp(32, 32, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), gap(), dense(10, act='softmax'))"
 
@@ -307,6 +307,8 @@ class LearningRateFarFromRangeTest(Measured):
 
     A sweep of at least 30 steps whose loss blew up at or below the configured
     rate still warns without a suggestion: that rate was itself tried.
+    A model compiled, since the probe ran, with a rate within 10x of the
+    suggestion (as `modellint fix --data` leaves it) is not flagged.
     The probe's steps fund the sweep and the confirmation together, so a range
     test that can warn needs about 100 steps (a 60-step sweep and two 20-step
     runs); below that the sweep gets every step and a far reading is an info.
@@ -320,7 +322,10 @@ class LearningRateFarFromRangeTest(Measured):
 
     ## Fix
     Use a rate near the suggestion (or a schedule that warms up to it). When
-    the finding is inconclusive: a larger `--budget`, or a GPU.
+    the finding is inconclusive: a larger `--budget`, or a GPU. `modellint fix
+    --data DIR` runs the range test and, when its suggestion is confirmed, sets
+    the optimizer's learning rate to it (a PyTorch module carries no optimizer:
+    the fix says which `torch.optim` rate to use).
     """
 
     code = "ML024"
@@ -345,6 +350,9 @@ class LearningRateFarFromRangeTest(Measured):
                               "optimizer": "adam", "working_range": [1e-4, 3e-3]}))]
     VALID = [(_MODEL, _m(lr_range={"suggested_lr": 3e-3, "steepest_lr": 3e-3, "configured_lr": 1e-3, "steps": 120,
                                    "per_decade": 15.0, "loss_drop": 0.45, "fall_noise": 12.0}))]
+    fix = Fix("the learning rate from the range test", "unsafe", "kept",
+              lambda fx: _use_suggested_lr(fx),
+              applies=lambda f: f.severity == "warning" and bool(f.evidence.get("suggested_lr")))
 
     def measure(self, ctx):
         m = ctx.probe("lr_range")
@@ -364,6 +372,10 @@ class LearningRateFarFromRangeTest(Measured):
         reading = sugg or m.get("steepest_lr")
         if not reading:
             return
+        t = ctx.graph.training
+        now = t.learning_rate if t is not None else None
+        if sugg and now and now != conf and 1 / LR_FACTOR <= now / sugg <= LR_FACTOR:
+            return  # compiled since the probe ran with a rate near its suggestion (modellint fix --data)
         ratio = conf / reading
         if 1 / LR_FACTOR <= ratio <= LR_FACTOR:
             return
@@ -399,7 +411,7 @@ class LearningRateFarFromRangeTest(Measured):
         at_sugg = "blew up" if c.get("suggested_nonfinite") else f"{fb:.3g}"
         said = (f"{c['steps']} steps from the same weights end at training loss {at_sugg} at {sugg:.2g} and "
                 f"{at_conf} at {conf:g}")
-        evidence = {**evidence, "suggested_lr": sugg, "confirm": c, "margin": margin}
+        evidence = {**evidence, "suggested_lr": sugg, "confirm": c, "margin": margin, "optimizer": m.get("optimizer")}
         if c.get("improvement", 0) >= margin:
             yield self.finding(f"{far} suggestion {sugg:.2g}; {said}", evidence=evidence,
                                explanation="Trained side by side, the suggested rate beats the configured one" +
@@ -412,6 +424,34 @@ class LearningRateFarFromRangeTest(Measured):
                                explanation="Trained side by side, the configured rate does about as well: the "
                                            "sweep's reading does not hold" + usual + ".",
                                fix="Keep the configured rate; a longer run (a larger --budget) tells more.")
+
+
+#: torch.optim's spelling of the optimizers the probes train with
+_TORCH_OPTIM = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad",
+                "adadelta": "Adadelta", "adamax": "Adamax", "nadam": "NAdam"}
+
+
+def _use_suggested_lr(fx) -> list:
+    """ML024's fix: the optimizer's learning rate set to the range test's confirmed suggestion. Keras
+    writes it in ``compile_model``; a PyTorch module carries no optimizer, so the line names the
+    ``torch.optim`` rate to train with."""
+    f = fx.finding
+    sugg = f.evidence.get("suggested_lr")
+    if not sugg:
+        return []
+    sugg = float(sugg)
+    t = fx.graph.training
+    had = t.optimizer if t is not None and t.optimizer else None
+    name = (had or f.evidence.get("optimizer") or "adam").lower().split(">")[-1]
+    old = f.evidence.get("configured_lr")
+    was = f" (was {old:g})" if old else ""
+    if fx.torch:
+        fx.editor.set_training(learning_rate=sugg)
+        return [f"learning rate {sugg:.2g}{was}, the range test's confirmed suggestion; the module carries no "
+                f"optimizer: train it with torch.optim.{_TORCH_OPTIM.get(name, name)}(model.parameters(), "
+                f"lr={sugg:.2g})"]
+    fx.editor.set_training(learning_rate=sugg, **({} if had else {"optimizer": name}))
+    return [f"optimizer: {name}(learning_rate={sugg:.2g}){was}, the range test's confirmed suggestion"]
 
 
 def _times(ratio: float) -> str:
