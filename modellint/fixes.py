@@ -250,9 +250,9 @@ def read_model_weights(source, graph: Graph, weights_file=None):
         if not weights:
             raise ConfigError(f"--weights {weights_file}: no weight in it belongs to a layer of the model")
         return weights, None
-    from .adapters import CODE_TARGET, is_torch_module
+    from .adapters import CODE_TARGET, is_keras_model, is_torch_module
 
-    if is_torch_module(source):
+    if is_torch_module(source) or is_keras_model(source):
         try:
             return read_weights(source, graph) or None, None
         except ModelLintError as exc:

@@ -118,6 +118,22 @@ def test_bias_fold_on_the_seed_keeps_outputs_keras(tmp_path):
     np.testing.assert_allclose(ref.predict(x, verbose=0), fixed.predict(x, verbose=0), atol=1e-5)
 
 
+def test_live_keras_model_keeps_its_weights(tmp_path):
+    """A live keras.Model is fixed from its own weights, as its file is: the bias fold of the
+    loaded seed gives Keras' own predictions of the seed within 1e-5."""
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("modellint.emit")
+    import modellint
+
+    ref = keras.saving.load_model(str(SEED), compile=False)
+    result = modellint.fix(ref, out=tmp_path / "live", select=["ML102"])
+    assert result.layer_weights()["conv2d_1"] == "refolded"
+    assert "fresh" not in " ".join(result.layer_weights().values())
+    fixed = keras.saving.load_model(str(tmp_path / "live.keras"), compile=False)
+    x = np.random.default_rng(2).uniform(0, 255, size=(4, 128, 128, 3)).astype("float32")
+    np.testing.assert_allclose(ref.predict(x, verbose=0), fixed.predict(x, verbose=0), atol=1e-5)
+
+
 # -- the seed ------------------------------------------------------------------------
 
 def test_seed_fix_clears_its_architecture_findings():
