@@ -791,3 +791,70 @@ def test_cache_sees_a_code_targets_init_code(tmp_path, monkeypatch, one_thread, 
     (tmp_path / "cached_models.py").write_text(TORCH_MODULE + "\n# init changed: nn.init.zeros_(...)\n")
     run_probes("cached_models:cnn", npz, budget=5, probes=("init_loss",), input_shape=(1, 3, S, S), clock=clock)
     assert len(built) == 2
+
+
+# ---------------------------------------------------------------------------
+# planning for a verdict: train_dynamics on a subset it covers, and saying up front when none fits
+# ---------------------------------------------------------------------------
+
+def _big_run(budget, said=None):
+    """The suite on 8,000 training images of 13 classes (a whole pass would take 250 steps of 32)."""
+    runner = SleepRunner()
+    data = _dataset(n=8000, nv=400, s=4, classes=13)
+    report = run_suite(runner, data, NO_GRAPH, ProbeSettings(budget=budget), clock=runner.clock,
+                       progress=(lambda name, msg: said.append((name, msg))) if said is not None else None)
+    return report, data
+
+
+def test_verdict_subset_is_stratified_covered_and_fixed_by_the_seed():
+    from modellint.probes.suite import VERDICT_STEPS, verdict_subset
+
+    y = np.arange(8000) % 13
+    settings = ProbeSettings(batch_size=32, seed=3)
+    idx = verdict_subset(120, y, settings)
+    assert len(idx) == 120 * 32 and np.all(np.diff(idx) > 0)          # one pass of 120 steps of 32
+    counts = np.bincount(y[idx], minlength=13)
+    assert counts.max() - counts.min() <= 1, counts                     # every class in its share
+    assert np.array_equal(idx, verdict_subset(120, y, settings))        # a replay trains on the same
+    assert not np.array_equal(idx, verdict_subset(120, y, ProbeSettings(batch_size=32, seed=4)))
+    assert verdict_subset(VERDICT_STEPS - 1, y, settings) is None       # no verdict anyway: the whole split
+    assert verdict_subset(250, y, settings) is None                     # the steps cover the whole split
+
+
+def test_train_dynamics_trains_on_a_subset_its_steps_cover():
+    report, data = _big_run(12.0)
+    td = report.results["train_dynamics"]
+    steps = report.settings["plan"]["steps"]["train_dynamics"]
+    assert steps >= 100 and steps * 32 < len(data.y_train)
+    assert td.metrics["train_images"] == steps * 32 and td.metrics["train_split"] == 8000
+    assert td.metrics["epochs"] == pytest.approx(1.0, abs=0.05)        # every image it learns from, once
+    assert f"subset of {steps * 32:,} of the 8,000 training images" in td.notes[0]
+    assert report.settings["plan"]["verdict"] == {"possible": True, "steps": steps}
+
+
+def test_no_verdict_is_said_before_training():
+    said = []
+    report, data = _big_run(3.0, said)
+    verdict = report.settings["plan"]["verdict"]
+    assert verdict["possible"] is False and verdict["steps"] < 100
+    assert "no verdict about learning is possible in this budget" in verdict["why"]
+    # said before the first probe that trains
+    names = [n for n, _ in said]
+    assert names.index("plan") < names.index("overfit_batch")
+    # too few steps for a verdict: the whole split, not a subset
+    assert report.results["train_dynamics"].metrics["train_images"] == 8000
+    # the suggested budget is enough: with it, the plan finds a verdict
+    more = float(verdict["why"].split("a --budget about ")[1].split(" s larger")[0])
+    assert _big_run(3.0 + more)[0].settings["plan"]["verdict"]["possible"]
+
+
+def test_the_verdict_opens_with_the_budget_line():
+    from modellint.reports.verdict import lines
+
+    report, _ = _big_run(3.0)
+    r = types.SimpleNamespace(probes=report, findings=[], comparison=None)
+    out = lines(r)
+    assert out[0]["label"] == "budget" and out[0]["mark"] == "?" and "no verdict" in out[0]["text"]
+    report, _ = _big_run(12.0)
+    r.probes = report
+    assert all(line["label"] != "budget" for line in lines(r))

@@ -68,14 +68,18 @@ def test_rules_needing_data_are_skipped_without_it():
     assert all("--" in reason for reason in report.rules_skipped.values())
 
 
-@pytest.mark.parametrize("epochs, severity", [(0.46, "info"), (0.99, "info"), (1.0, "warning"), (12.0, "warning"),
-                                              (None, "warning")])
-def test_linear_baseline_comparison_needs_an_epoch(epochs, severity):
-    """ML030 warns only when the network saw every training image at least once (the logistic regression
-    is fit to convergence); a shorter run is an inconclusive info; a report without epochs still warns."""
+@pytest.mark.parametrize("steps, epochs, severity", [
+    (150, 0.46, "info"), (150, 0.99, "info"), (150, 1.0, "warning"), (150, 12.0, "warning"), (150, None, "warning"),
+    # 100 steps at least: a healthy net 30 steps into a small dataset has seen it twice and learned nothing
+    (30, 2.0, "info"), (99, 12.0, "info"), (100, 1.0, "warning"), (None, None, "warning")])
+def test_linear_baseline_comparison_needs_an_epoch_and_100_steps(steps, epochs, severity):
+    """ML030 warns only when the network trained 100 steps and saw every training image at least once (the
+    logistic regression is fit to convergence); a shorter run is an inconclusive info; a report without
+    steps or epochs still warns."""
     from modellint.rules import get_rule
 
-    td = {"val_accuracy": 0.07, "steps": 15, **({"epochs": epochs} if epochs is not None else {})}
+    td = {"val_accuracy": 0.07, **({"steps": steps} if steps is not None else {}),
+          **({"epochs": epochs} if epochs is not None else {})}
     probes = {"linear_baseline": {"status": "ok", "metrics": {"val_accuracy": 0.32}},
               "train_dynamics": {"status": "ok", "metrics": td}}
     graph = example("seq(inp(32, 32, 3), conv(8, act='relu'), gap(), dense(4, act='softmax'))")
@@ -84,11 +88,12 @@ def test_linear_baseline_comparison_needs_an_epoch(epochs, severity):
     assert found[0].message.startswith("inconclusive") == (severity == "info")
 
 
-@pytest.mark.parametrize("epochs, severity", [(0.15, "info"), (1.0, "warning"), (None, "warning")])
-def test_zero_input_comparison_needs_an_epoch(epochs, severity):
+@pytest.mark.parametrize("steps, epochs, severity", [(120, 0.15, "info"), (120, 1.0, "warning"), (120, None, "warning"),
+                                                     (5, 1.0, "info"), (99, None, "info")])
+def test_zero_input_comparison_needs_an_epoch_and_100_steps(steps, epochs, severity):
     from modellint.rules import get_rule
 
-    zi = {"real_val_accuracy": 0.08, "zero_val_accuracy": 0.08, "steps": 5,
+    zi = {"real_val_accuracy": 0.08, "zero_val_accuracy": 0.08, "steps": steps,
           **({"epochs": epochs} if epochs is not None else {})}
     graph = example("seq(inp(32, 32, 3), conv(8, act='relu'), gap(), dense(4, act='softmax'))")
     found = run_rules(graph, [get_rule("ML022")], probes={"zero_input": {"status": "ok", "metrics": zi}}).findings

@@ -29,6 +29,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .data import stratified_subset
+
 #: seeds per model when the budget allows; fewer (down to MIN_SEEDS) only when they do not fit
 SEEDS = 3
 MIN_SEEDS = 2
@@ -131,21 +133,6 @@ def _dataset(data: str, size: tuple, seed: int, max_images: Optional[int]):
 
         _DATA[key] = load_dataset(data, image_size=size[:2], channels=size[2], seed=seed, max_images=max_images)
     return _DATA[key]
-
-
-def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Rows of ``y`` (sorted) for a class-stratified subset of ``n`` images, fixed by ``seed``; every row
-    when ``n`` is 0 or at least ``len(y)``. Every class keeps at least one image when ``n`` allows."""
-    m = len(y)
-    if not n or n >= m:
-        return np.arange(m)
-    from sklearn.model_selection import train_test_split
-
-    try:
-        keep, _ = train_test_split(np.arange(m), train_size=int(n), stratify=y, random_state=seed)
-    except ValueError:  # a class with one image, or fewer images than classes
-        keep = np.random.default_rng(seed).permutation(m)[:n]
-    return np.sort(keep)
 
 
 def val_rows(y: np.ndarray, n: int) -> np.ndarray:

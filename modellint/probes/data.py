@@ -787,3 +787,18 @@ def run_checks(ld: _Loaded, train_idx, val_idx, size, channels) -> list:
 
 def _fmt(vals) -> str:
     return "[" + ", ".join(f"{v:.3g}" for v in vals) + "]"
+
+
+def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Rows of ``y`` (sorted) for a class-stratified subset of ``n`` images, fixed by ``seed``; every row
+    when ``n`` is 0 or at least ``len(y)``. Every class keeps at least one image when ``n`` allows."""
+    m = len(y)
+    if not n or n >= m:
+        return np.arange(m)
+    from sklearn.model_selection import train_test_split
+
+    try:
+        keep, _ = train_test_split(np.arange(m), train_size=int(n), stratify=y, random_state=seed)
+    except ValueError:  # a class with one image, or fewer images than classes
+        keep = np.random.default_rng(seed).permutation(m)[:n]
+    return np.sort(keep)

@@ -145,6 +145,16 @@ LR_CONFIRM_SHARE = 0.2
 LR_CONFIRM_MIN = 20
 
 
+#: A verdict about learning (ML022: the network against zeroed inputs, ML029: against its own training
+#: data, ML030: against a linear model) needs a run of at least VERDICT_STEPS steps that saw every image
+#: it trains on at least VERDICT_EPOCHS times: Adam moves each weight by about its learning rate per step
+#: whatever the gradient, so a few dozen steps tell a network that cannot learn from one that has not yet,
+#: and half an epoch tells nothing against a logistic regression fit to convergence. Shorter runs give
+#: inconclusive (info) findings; the plan says so before the budget is spent (:func:`_verdict_plan`).
+VERDICT_STEPS = 100
+VERDICT_EPOCHS = 1.0
+
+
 #: A replayed plan may ask for at most this many steps per probe (a recorded plan has at most
 #: MAX_STEPS_ACCELERATOR; a hand-edited one is the user's choice, within reason).
 REPLAY_MAX_STEPS = 100_000
@@ -767,6 +777,20 @@ def _confirm(runner, data, settings, slot: Slot, configured: float, suggested: f
             {"confirm_configured": a, "confirm_suggested": b})
 
 
+def verdict_subset(steps: int, y_train, settings) -> Optional[np.ndarray]:
+    """train_dynamics' training rows: None (the whole training split) unless its ``steps`` reach
+    VERDICT_STEPS but their batches cannot show every training image VERDICT_EPOCHS times; then the
+    rows of a class-stratified subset they can (fixed by the seed, so a replay trains on the same)."""
+    n = len(y_train)
+    bs = max(1, min(settings.batch_size, n))
+    size = int(steps * bs / VERDICT_EPOCHS)
+    if steps < VERDICT_STEPS or size >= n:
+        return None
+    from .data import stratified_subset
+
+    return stratified_subset(np.asarray(y_train), size, settings.seed)
+
+
 def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResult:
     lr = _configured_lr(graph, settings)
     runner.reset(settings.seed, lr)
@@ -774,7 +798,13 @@ def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResu
     xv, yv = _val(data, slot.eval_images)
     n_act = min(128, len(xv))
     c = slot.c()
-    norm_batches = _norm_batches(data.x_train, settings)
+    idx = verdict_subset(steps, data.y_train, settings)
+    n_train = len(data.y_train) if idx is None else len(idx)
+    notes = [] if idx is None else [
+        f"trained on a class-stratified subset of {n_train:,} of the {len(data.y_train):,} training images, so "
+        f"that its {steps} steps show each of them once: a verdict needs every image a run learns from seen "
+        f"(the whole split would take {math.ceil(len(data.y_train) / max(1, settings.batch_size)):,} steps)"]
+    norm_batches = _norm_batches(data.x_train, settings, idx)
     xs, ys = xv[:VAL_SUBSET], yv[:VAL_SUBSET]
     points = _val_points(steps)
     curve = {"val_step": [], "val_loss": [], "val_accuracy": []}
@@ -788,7 +818,7 @@ def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResu
             curve["val_accuracy"].append(acc)
         return run
 
-    losses, stats = _train(runner, data.x_train, data.y_train, steps, settings, slot, measure=True,
+    losses, stats = _train(runner, data.x_train, data.y_train, steps, settings, slot, measure=True, idx=idx,
                            reserve=c.eval(len(xv)) + c.act(n_act) + (len(points) + 1) * c.norm() +
                            len(points) * c.eval(len(xs)),
                            after={i: validate(i) for i in points})
@@ -813,13 +843,13 @@ def probe_train_dynamics(runner, data, graph, settings, slot: Slot) -> ProbeResu
     first_last = grad[names[0]] / grad[names[-1]] if len(names) >= 2 and grad[names[-1]] > 0 else None
     nonfinite = any(s.nonfinite for s in stats) or any(not math.isfinite(v) for v in losses)
     return ProbeResult("train_dynamics", metrics={
-        "lr": lr, "steps": len(losses), "epochs": _epochs(len(losses), settings, len(data.x_train)),
-        "first_loss": losses[0] if losses else None,
+        "lr": lr, "steps": len(losses), "epochs": _epochs(len(losses), settings, n_train),
+        "train_images": n_train, "train_split": int(len(data.y_train)), "first_loss": losses[0] if losses else None,
         "final_loss": float(np.mean(losses[-5:])) if losses else None, "val_loss": val_loss, "val_accuracy": val_acc,
         "val_samples": int(len(yv)), "grad_norm": grad, "update_ratio": ratio, "first_last_grad_ratio": first_last,
         "nonfinite": nonfinite, "dead_fraction": act.dead_fraction, "saturated_fraction": act.saturated_fraction,
         **({"confusion": confusion} if confusion is not None else {})},
-        curves={"loss": losses, **curve})
+        curves={"loss": losses, **curve}, notes=notes)
 
 
 def probe_zero_input(runner, data, graph, settings, slot: Slot) -> ProbeResult:
@@ -1031,6 +1061,24 @@ def _plan_probe(name, later, left, c, n_eval, data, settings):
     return steps, _fixed(name, c, n_eval, data, settings) + _step_cost(name, steps, c, data, settings), later_need
 
 
+def _verdict_plan(todo: list, left: float, c: _Costs, n_eval, data, settings) -> dict:
+    """Before any probe trains: can train_dynamics reach a verdict (VERDICT_STEPS steps) in ``left``
+    seconds with the probes ``todo``? ``{"possible", "steps", "why"}``; ``why`` says, when no verdict
+    is possible, what one would take (about how much more budget)."""
+    decided = _plan_probe("train_dynamics", [p for p in todo if p != "train_dynamics"], left, c, n_eval, data,
+                          settings)
+    steps = decided[0] if decided else 0
+    out = {"possible": steps >= VERDICT_STEPS, "steps": int(steps), "why": None}
+    if not out["possible"]:
+        shares = sum(STEP_SHARE[p] for p in todo if p in STEP_SHARE) or 1.0
+        more = (_step_cost("train_dynamics", VERDICT_STEPS, c, data, settings) -
+                _step_cost("train_dynamics", steps, c, data, settings)) * shares / STEP_SHARE["train_dynamics"]
+        out["why"] = (f"no verdict about learning is possible in this budget: train_dynamics fits about {steps} "
+                      f"steps of {c.step():.2f} s and a verdict needs {VERDICT_STEPS} (ML022, ML029 and ML030 will "
+                      f"say 'inconclusive'); a --budget about {math.ceil(more / 10) * 10:.0f} s larger, or a GPU, would give one")
+    return out
+
+
 def _warm_up(runner, timed, costs, data, graph, settings, probes, clock=time.perf_counter):
     """Trace and time: a reset, a first step (graph building), a few timed steps, two evaluations.
 
@@ -1100,6 +1148,11 @@ def run_suite(runner, data, graph, settings: ProbeSettings,
                     n_eval = int(replay.get("eval_images") or min(MAX_EVAL, len(data.y_val)))
                 else:
                     n_eval = _eval_images(aim - clock(), costs, data, settings, order[i:])
+                    if "train_dynamics" in order[i:]:  # said before any budget is spent on training
+                        decided = _verdict_plan(order[i:], aim - clock(), costs, n_eval, data, settings)
+                        plan["verdict"] = {k: v for k, v in decided.items() if v is not None}
+                        if decided["why"]:
+                            say("plan", decided["why"])
                 plan["eval_images"] = n_eval
             now = clock()
             left = aim - now

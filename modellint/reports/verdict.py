@@ -8,7 +8,9 @@ the range test, and the comparison when there is one. Each line is a mark and a 
 * ``✗`` its rule fired at warning or error severity (the finding's own message, so a consequence of a
   head error says "likely caused by ML302");
 * ``?`` its rule fired as an info (inconclusive, e.g. under one epoch) or the probe gave no reading;
-* ``–`` the probe did not run (with why).
+* ``–`` the probe did not run (with why);
+* a ``budget`` line (``?``) when the probe plan said, before training, that the budget cannot hold a
+  verdict about learning (:data:`modellint.probes.suite.VERDICT_STEPS`).
 
 The verdict decides nothing itself: the marks come from the findings the rules wrote. A static head or
 loss error (the causes the probe rules name) comes first, as the cause of what follows.
@@ -41,6 +43,12 @@ def _results(report) -> dict:
     return d.get("results") or {}
 
 
+def _plan(report) -> dict:
+    probes = getattr(report, "probes", None)
+    settings = (probes.to_dict() if hasattr(probes, "to_dict") else dict(probes or {})).get("settings") or {}
+    return settings.get("plan") or {}
+
+
 def _passed(name: str, results: dict) -> str:
     m = lambda p: (results.get(p) or {}).get("metrics") or {}  # noqa: E731
     if name == "ML023":
@@ -52,7 +60,10 @@ def _passed(name: str, results: dict) -> str:
         return f"validation accuracy {_pct(z.get('real_val_accuracy'))} on the images, " \
                f"{_pct(z.get('zero_val_accuracy'))} on zeros, after {z.get('steps')} steps"
     if name == "ML030":
-        return f"network {_pct(m('train_dynamics').get('val_accuracy'))}, linear model on pixels " \
+        td = m("train_dynamics")
+        on = f" (trained on a class-stratified {td['train_images']:,} of {td['train_split']:,} training images)" \
+            if isinstance(td.get("train_images"), int) and td["train_images"] < td.get("train_split", 0) else ""
+        return f"network {_pct(td.get('val_accuracy'))}{on}, linear model on pixels " \
                f"{_pct(m('linear_baseline').get('val_accuracy'))} validation accuracy"
     lr = m("lr_range")
     configured = lr.get("configured_lr")
@@ -74,6 +85,9 @@ def lines(report) -> list:
     for f in causes:
         out.append({"mark": "!", "label": "cause first", "text": f"{f.code} {f.message} — the training results "
                     "below are its likely consequences; fix it first"})
+    planned = _plan(report).get("verdict") or {}
+    if planned.get("why"):  # the plan said before training that the budget holds no verdict about learning
+        out.append({"mark": "?", "label": "budget", "text": planned["why"]})
     found = {}
     for f in report.findings:
         found.setdefault(f.code, f)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 
-from ..probes.suite import LR_CONFIRM_MIN, LR_CONFIRM_SHARE, LR_FACTOR, LR_MIN_SWEEP, LR_PER_DECADE, lr_unreadable
+from ..probes.suite import (LR_CONFIRM_MIN, LR_CONFIRM_SHARE, LR_FACTOR, LR_MIN_SWEEP, LR_PER_DECADE, VERDICT_EPOCHS,
+                            VERDICT_STEPS, lr_unreadable)
 from .base import REGISTRY, Fix, Rule, register
 
 _MODEL = "seq(inp(32, 32, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), gap(), dense(10, act='softmax'))"
@@ -29,18 +30,30 @@ LR_CONFIRM_MARGIN = 0.10
 LR_UNUSUAL_MARGIN = 0.25
 #: ML030 does not fire when the network is at least this accurate (a linear model may be perfect too)
 LINEAR_CEILING = 0.98
-#: ML022 and ML030 warn only when the network's (longest) run saw every training image at least this many
-#: times; before that they are info findings that say the comparison is inconclusive (ML030's baseline is
-#: fit to convergence, a from-scratch network after half an epoch is not)
-MIN_EPOCHS = 1.0
-TOO_SHORT = ("The probes' training budget did not show the network every training image once: too short to "
-             "tell.")
+#: ML022, ML029 and ML030 warn only after a run of at least MIN_STEPS steps that saw every image it trained
+#: on at least MIN_EPOCHS times; before that they are info findings that say the comparison is
+#: inconclusive (ML030's baseline is fit to convergence, a from-scratch network after 30 steps or half an
+#: epoch is not). The probe plan shares these numbers (modellint.probes.suite.VERDICT_STEPS/_EPOCHS).
+MIN_EPOCHS = VERDICT_EPOCHS
+MIN_STEPS = VERDICT_STEPS
+TOO_SHORT = (f"The probes' training was too short to tell: a verdict needs at least {MIN_STEPS} steps that show "
+             "the network every image it trains on at least once.")
 LONGER = "Re-run the probes with a larger --budget, or on a GPU."
 
 
-def _too_short(epochs) -> bool:
-    """A run of known length under MIN_EPOCHS (reports from before epochs were recorded: not known)."""
-    return isinstance(epochs, (int, float)) and epochs < MIN_EPOCHS
+def _too_short(epochs, steps=None) -> bool:
+    """A run of known length under MIN_EPOCHS or MIN_STEPS (reports from before epochs were recorded:
+    not known)."""
+    return (isinstance(epochs, (int, float)) and epochs < MIN_EPOCHS) or \
+        (isinstance(steps, int) and not isinstance(steps, bool) and steps < MIN_STEPS)
+
+
+def _length(steps, epochs) -> str:
+    """'49 steps, 1.5 epochs' (what is known of a run's length)."""
+    parts = [f"{steps} steps"] if isinstance(steps, int) else []
+    if isinstance(epochs, (int, float)):
+        parts.append(f"{epochs:.2g} epochs")
+    return ", ".join(parts)
 
 
 def _m(**probes):
@@ -152,9 +165,10 @@ class InputIndependent(Measured):
     ## Why is this bad
     If the model does no better with its input than without, it has not learned
     to use the input at all in that budget: the data pipeline, the labels, the
-    learning rate or the architecture is broken. Before one epoch on the real
-    images (every training image seen once) neither run may have learned anything
-    yet: then the finding is an info saying the comparison is inconclusive.
+    learning rate or the architecture is broken. Before 100 steps, or before one
+    epoch on the real images (every training image seen once), neither run may
+    have learned anything yet: then the finding is an info saying the comparison
+    is inconclusive.
 
     ## Fix
     Look at the batches right before they enter the model; check labels and the
@@ -167,11 +181,11 @@ class InputIndependent(Measured):
     severity = "warning"
     needs = ("probes",)
     references = ("Karpathy 2019: input-independent baseline",)
-    INVALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.11, "zero_val_accuracy": 0.10, "steps": 50})),
+    INVALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.11, "zero_val_accuracy": 0.10, "steps": 120})),
                # inconclusive (an info): 5 steps of 32 images on 1,040 training images
                (_MODEL, _m(zero_input={"real_val_accuracy": 0.08, "zero_val_accuracy": 0.08, "steps": 5,
                                        "epochs": 0.15}))]
-    VALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.62, "zero_val_accuracy": 0.10, "steps": 50}))]
+    VALID = [(_MODEL, _m(zero_input={"real_val_accuracy": 0.62, "zero_val_accuracy": 0.10, "steps": 120}))]
 
     def measure(self, ctx):
         m = ctx.probe("zero_input")
@@ -179,15 +193,16 @@ class InputIndependent(Measured):
             return
         said = (f"real inputs give {m['real_val_accuracy']:.0%} validation accuracy, zero inputs "
                 f"{m['zero_val_accuracy']:.0%}, after {m['steps']} steps")
-        if _too_short(m.get("epochs")):
-            yield self.finding(f"inconclusive: {said} ({m['epochs']:.2g} epochs)", evidence=dict(m),
-                               severity="info", explanation=TOO_SHORT, fix=LONGER)
+        if _too_short(m.get("epochs"), m.get("steps")):
+            yield self.finding(f"inconclusive: {said}" + (f" ({m['epochs']:.2g} epochs)" if isinstance(
+                m.get("epochs"), (int, float)) else ""), evidence={**m, "min_steps": MIN_STEPS},
+                severity="info", explanation=TOO_SHORT, fix=LONGER)
             return
         yield self.finding(said, evidence=dict(m), fix="Check the data pipeline, labels and learning rate.")
 
 
 #: ML029 calls a run under-fitting only after this many steps a row (see its docstring).
-UNDERFIT_MIN_STEPS = 100
+UNDERFIT_MIN_STEPS = MIN_STEPS  # the same floor as every verdict about learning
 #: Below this many steps, an overfit run whose loss more than halved is judged unfinished, not failed.
 OVERFIT_MIN_STEPS = 50
 
@@ -633,9 +648,12 @@ class LinearBaselineNotBeaten(Measured):
     not using its depth: usually missing non-linearities, a receptive field too
     small for the task, or a learning-rate problem.
 
-    When the network trained for less than one epoch (every training image seen
-    once; the logistic regression is fit to convergence) the finding is an info
-    saying the comparison is inconclusive, not a warning.
+    When the network's longest run trained fewer than 100 steps, or less than one
+    epoch (every image it trains on seen once; the logistic regression is fit to
+    convergence), the finding is an info saying the comparison is inconclusive,
+    not a warning. On a large training split, train_dynamics trains on a
+    class-stratified subset its steps cover once, and the finding says so; the
+    probe plan says before training when the budget cannot reach 100 steps.
 
     ## Fix
     See the structural findings; re-run the probe after fixing them. When it is
@@ -664,14 +682,14 @@ class LinearBaselineNotBeaten(Measured):
         if not lin:
             return
         # the network's best validation accuracy from the probes that train on the whole split
-        scores, epochs = {}, {}
+        scores, runs = {}, {}
         scaling, dyn = ctx.probe("data_scaling"), ctx.probe("train_dynamics")
         if scaling and scaling.get("rows"):
             scores["data_scaling"] = scaling["rows"][-1]["val_accuracy"]
-            epochs["data_scaling"] = scaling["rows"][-1].get("epochs")
+            runs["data_scaling"] = (scaling["rows"][-1].get("steps"), scaling["rows"][-1].get("epochs"))
         if dyn and dyn.get("val_accuracy") is not None:
             scores["train_dynamics"] = dyn["val_accuracy"]
-            epochs["train_dynamics"] = dyn.get("epochs")
+            runs["train_dynamics"] = (dyn.get("steps"), dyn.get("epochs"))
         if not scores:
             return
         best = max(scores, key=scores.get)
@@ -679,15 +697,20 @@ class LinearBaselineNotBeaten(Measured):
         if net > lin["val_accuracy"] or net >= LINEAR_CEILING:  # both near 100 %: nothing left to beat
             return
         evidence = {"network": net, "linear": lin["val_accuracy"], "network_from": best}
-        if all(_too_short(e) for e in epochs.values()):
-            longest = max(epochs, key=epochs.get)
+        on = ""
+        if dyn and isinstance(dyn.get("train_images"), int) and dyn.get("train_images") < dyn.get("train_split", 0):
+            evidence["train_images"] = dyn["train_images"]
+            on = f" (trained on {dyn['train_images']:,} of {dyn['train_split']:,} training images)"
+        if all(_too_short(e, n) for n, e in runs.values()):
+            longest = max(runs, key=lambda k: (runs[k][0] or 0, runs[k][1] or 0))
+            steps, epochs = runs[longest]
             yield self.finding(
-                f"inconclusive: after {epochs[longest]:.2g} epochs the network reaches {net:.0%} validation "
-                f"accuracy, a linear model on pixels (fit to convergence) {lin['val_accuracy']:.0%}",
-                evidence={**evidence, "epochs": epochs[longest], "min_epochs": MIN_EPOCHS}, severity="info",
-                explanation=TOO_SHORT, fix=LONGER)
+                f"inconclusive: after {_length(steps, epochs)} the network reaches {net:.0%} validation accuracy, "
+                f"a linear model on pixels (fit to convergence) {lin['val_accuracy']:.0%}",
+                evidence={**evidence, "steps": steps, "epochs": epochs, "min_steps": MIN_STEPS,
+                          "min_epochs": MIN_EPOCHS}, severity="info", explanation=TOO_SHORT, fix=LONGER)
             return
-        yield self.finding(f"the network reaches {net:.0%} validation accuracy, a linear model on pixels "
+        yield self.finding(f"the network reaches {net:.0%} validation accuracy{on}, a linear model on pixels "
                            f"{lin['val_accuracy']:.0%}", evidence=evidence,
                            fix="Fix the structural findings and re-run the probes.")
 
