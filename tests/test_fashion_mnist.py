@@ -24,7 +24,8 @@ Measured (two cores, seed 0, 8,000 images):
   train_dynamics and that row, and warns only after at least one epoch: 400 steps of 32 on
   6,400 training images are 2 epochs.)
 * activations removed and average pooling (a linear network): train_dynamics 0.803,
-  data_scaling 0.754 vs 0.825: ML030 (and the static ML201).
+  data_scaling 0.754 vs 0.825, its training loss still falling (15 % over the last quarter):
+  ML030 says "inconclusive", the static ML201 flags it (trained 600 steps it reaches 0.834).
 * activations removed, max pooling kept: train_dynamics 0.855, data_scaling 0.826 vs
   0.825. Max pooling is itself a non-linearity and the net trains as well as the ReLU one,
   so no probe can (or should) flag it for accuracy; the static rule ML201 flags it.
@@ -185,16 +186,21 @@ def test_sound_cnn_has_no_probe_warnings(sound):
 
 
 def test_cnn_without_activations_is_flagged(fashion, tmp_path):
-    # activations removed, and average pooling: a linear function of the pixels
+    """Activations removed, and average pooling: a linear function of the pixels. The static ML201 flags
+    it. After 300 steps it is behind the logistic regression (0.803 vs 0.825) but its training loss is
+    still falling (0.621 -> 0.531 over the last two quarters, 15 %): ML030 cannot judge it yet, and says
+    why. Rightly: trained on, the linear network reaches the linear model (measured: 0.834 after 600
+    steps, 0.838 after 1,000), as a linear function of the pixels should."""
     result, report = _probe(_cnn(tmp_path / "linear.keras", activation=None, pooling="avg"), fashion,
                             PLAN_LINEAR)
     lin = report.results["linear_baseline"].metrics["val_accuracy"]
-    net = max(report.results["train_dynamics"].metrics["val_accuracy"],
-              report.results["data_scaling"].metrics["rows"][-1]["val_accuracy"])
-    warned = _warnings(result)
-    assert "ML030" in warned, (warned, net, lin)  # the network does not beat a linear model on pixels
+    td = report.results["train_dynamics"].metrics
+    net = max(td["val_accuracy"], report.results["data_scaling"].metrics["rows"][-1]["val_accuracy"])
     assert net < lin, (net, lin)
-    assert "ML201" in {f.code for f in result.findings}  # and the architecture says why
+    assert td["last_quarter_fall"] > 0.05, td["last_quarter_fall"]
+    ml030 = [f for f in result.findings if f.code == "ML030"]
+    assert [f.severity for f in ml030] == ["info"] and "still falling" in ml030[0].message, ml030
+    assert "ML201" in {f.code for f in result.findings}  # the architecture says what is wrong
 
 
 def test_cnn_without_activations_keeping_max_pooling_is_flagged_statically(tmp_path):

@@ -830,6 +830,9 @@ def test_train_dynamics_trains_on_a_subset_its_steps_cover():
     assert td.metrics["epochs"] == pytest.approx(1.0, abs=0.05)        # every image it learns from, once
     assert f"subset of {steps * 32:,} of the 8,000 training images" in td.notes[0]
     assert report.settings["plan"]["verdict"] == {"possible": True, "steps": steps}
+    # the fake loss falls 1 % a step: the last quarter's mean is 0.99^(steps/4) of the third's (ML030 reads it)
+    ran = td.metrics["steps"]
+    assert ran % 4 == 0 and td.metrics["last_quarter_fall"] == pytest.approx(1 - 0.99 ** (ran // 4), abs=1e-4)
 
 
 def test_no_verdict_is_said_before_training():

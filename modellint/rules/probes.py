@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 
-from ..probes.suite import (LR_CONFIRM_MIN, LR_CONFIRM_SHARE, LR_FACTOR, LR_MIN_SWEEP, LR_PER_DECADE, VERDICT_EPOCHS,
-                            VERDICT_STEPS, lr_unreadable)
+from ..probes.suite import (LR_CONFIRM_MIN, LR_CONFIRM_SHARE, LR_FACTOR, LR_MIN_SWEEP, LR_PER_DECADE, STILL_LEARNING,
+                            VERDICT_EPOCHS, VERDICT_STEPS, lr_unreadable)
 from .base import REGISTRY, Fix, Rule, register
 
 _MODEL = "seq(inp(32, 32, 3), conv(16, act='relu'), pool(2), conv(32, act='relu'), gap(), dense(10, act='softmax'))"
@@ -39,6 +39,9 @@ MIN_STEPS = VERDICT_STEPS
 TOO_SHORT = (f"The probes' training was too short to tell: a verdict needs at least {MIN_STEPS} steps that show "
              "the network every image it trains on at least once.")
 LONGER = "Re-run the probes with a larger --budget, or on a GPU."
+STILL_FALLING = (f"The network was still learning when the run ended (its training loss fell more than "
+                 f"{STILL_LEARNING:.0%} from the third to the last quarter of the run): it may yet pass the linear "
+                 "model, which is fit to convergence.")
 
 
 def _too_short(epochs, steps=None) -> bool:
@@ -650,8 +653,9 @@ class LinearBaselineNotBeaten(Measured):
 
     When the network's longest run trained fewer than 100 steps, or less than one
     epoch (every image it trains on seen once; the logistic regression is fit to
-    convergence), the finding is an info saying the comparison is inconclusive,
-    not a warning. On a large training split, train_dynamics trains on a
+    convergence), or train_dynamics' training loss was still falling (more than
+    5 % from the third to the last quarter of its steps), the finding is an info
+    saying the comparison is inconclusive, not a warning. On a large training split, train_dynamics trains on a
     class-stratified subset its steps cover once, and the finding says so; the
     probe plan says before training when the budget cannot reach 100 steps.
 
@@ -670,7 +674,15 @@ class LinearBaselineNotBeaten(Measured):
                            data_scaling={"rows": [{"fraction": 1.0, "val_accuracy": 0.35, "train_accuracy": 0.4}]})),
                # inconclusive (an info): 15 steps of 32 images on 1,040 training images
                (_MODEL, _m(linear_baseline={"val_accuracy": 0.32},
-                           train_dynamics={"val_accuracy": 0.07, "steps": 15, "epochs": 0.46}))]
+                           train_dynamics={"val_accuracy": 0.07, "steps": 15, "epochs": 0.46})),
+               # the seed of the question on the synthetic data, 200 steps: its loss has levelled off (a warning)
+               (_MODEL, _m(linear_baseline={"val_accuracy": 0.32},
+                           train_dynamics={"val_accuracy": 0.12, "steps": 200, "epochs": 6.2,
+                                           "last_quarter_fall": 0.014})),
+               # its fix after 120 steps: behind the linear model but still learning (an info)
+               (_MODEL, _m(linear_baseline={"val_accuracy": 0.32},
+                           train_dynamics={"val_accuracy": 0.24, "steps": 120, "epochs": 3.7,
+                                           "last_quarter_fall": 0.107}))]
     VALID = [(_MODEL, _m(linear_baseline={"val_accuracy": 0.41},
                          data_scaling={"rows": [{"fraction": 1.0, "val_accuracy": 0.78, "train_accuracy": 0.9}]})),
              # the longer training run beats the baseline though the shorter data-scaling run does not
@@ -687,9 +699,13 @@ class LinearBaselineNotBeaten(Measured):
         if scaling and scaling.get("rows"):
             scores["data_scaling"] = scaling["rows"][-1]["val_accuracy"]
             runs["data_scaling"] = (scaling["rows"][-1].get("steps"), scaling["rows"][-1].get("epochs"))
+        falling = None
         if dyn and dyn.get("val_accuracy") is not None:
             scores["train_dynamics"] = dyn["val_accuracy"]
             runs["train_dynamics"] = (dyn.get("steps"), dyn.get("epochs"))
+            fall = dyn.get("last_quarter_fall")
+            if isinstance(fall, (int, float)) and fall > STILL_LEARNING:
+                falling = fall
         if not scores:
             return
         best = max(scores, key=scores.get)
@@ -701,14 +717,21 @@ class LinearBaselineNotBeaten(Measured):
         if dyn and isinstance(dyn.get("train_images"), int) and dyn.get("train_images") < dyn.get("train_split", 0):
             evidence["train_images"] = dyn["train_images"]
             on = f" (trained on {dyn['train_images']:,} of {dyn['train_split']:,} training images)"
-        if all(_too_short(e, n) for n, e in runs.values()):
+        # a verdict needs a run long enough that has stopped learning: train_dynamics' loss levelled off
+        verdict = [k for k, (n, e) in runs.items() if not _too_short(e, n) and
+                   not (k == "train_dynamics" and falling is not None)]
+        if not verdict:
             longest = max(runs, key=lambda k: (runs[k][0] or 0, runs[k][1] or 0))
             steps, epochs = runs[longest]
+            still = falling is not None and not _too_short(epochs, steps) and longest == "train_dynamics"
             yield self.finding(
                 f"inconclusive: after {_length(steps, epochs)} the network reaches {net:.0%} validation accuracy, "
-                f"a linear model on pixels (fit to convergence) {lin['val_accuracy']:.0%}",
+                f"a linear model on pixels (fit to convergence) {lin['val_accuracy']:.0%}" +
+                (f", and its training loss is still falling ({falling:.0%} over the last quarter of the run)"
+                 if still else ""),
                 evidence={**evidence, "steps": steps, "epochs": epochs, "min_steps": MIN_STEPS,
-                          "min_epochs": MIN_EPOCHS}, severity="info", explanation=TOO_SHORT, fix=LONGER)
+                          "min_epochs": MIN_EPOCHS, **({"last_quarter_fall": falling} if still else {})},
+                severity="info", explanation=STILL_FALLING if still else TOO_SHORT, fix=LONGER)
             return
         yield self.finding(f"the network reaches {net:.0%} validation accuracy{on}, a linear model on pixels "
                            f"{lin['val_accuracy']:.0%}", evidence=evidence,
