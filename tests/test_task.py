@@ -220,3 +220,34 @@ def test_pytorch_models_get_pytorch_prose_and_their_own_sizes():
     assert "RandomResizedCrop(64" in by_code["ML504"].snippets["torch"] and "RandomFlip" not in by_code["ML504"].fix
     assert "(p=0.3)" in by_code["ML103"].message and "nn.Dropout" in by_code["ML103"].fix
     assert all("Rescaling" not in f.fix and "Dense(" not in f.fix for f in report.findings)
+
+
+# -- a PyTorch model whose task is known but whose loss is not -----------------------------
+
+_RELU_LOGITS = "seq(inp(64,), dense(32, act='relu'), dense(10, act='relu'), framework='torch')"
+
+
+@pytest.mark.parametrize("facts", [{"task": "multiclass"}, {"classes": 10}])
+def test_pytorch_multiclass_without_a_loss_assumes_cross_entropy(facts):
+    """A ReLU on the last Linear of a 10-class PyTorch classifier: nn.CrossEntropyLoss (the convention, and
+    what a softmax head already gets) takes logits, which a ReLU keeps non-negative. The task stated or
+    the classes matching the units make the assumption; the finding is a warning naming it."""
+    report = _run(_RELU_LOGITS, **facts)
+    head = analyse(example(_RELU_LOGITS), facts_from_values(classes=facts.get("classes"),
+                                                            task=facts.get("task"))).heads[0]
+    assert head.task == "multiclass" and head.loss_assumed and head.loss_name == "CrossEntropyLoss"
+    assert head.expects == L.lookup("CrossEntropyLoss").expects_given(None)
+    found = [f for f in report.findings if f.code == "ML305"]
+    assert [f.severity for f in found] == ["warning"], found
+    assert "relu on the logits before nn.CrossEntropyLoss" in found[0].message
+
+
+def test_pytorch_head_without_task_or_loss_assumes_nothing():
+    """Without a task, classes or loss a ReLU output may be a non-negative regression: no loss is assumed."""
+    head = analyse(example(_RELU_LOGITS)).heads[0]
+    assert head.task == "unknown" and head.loss is None and not head.loss_assumed
+    assert not [f for f in _run(_RELU_LOGITS).findings if f.code == "ML305"]
+    # a Keras model keeps its own stated loss only: nothing assumed either
+    keras_head = analyse(example("seq(inp(64,), dense(32, act='relu'), dense(10, act='relu'))"),
+                         facts_from_values(task="multiclass")).heads[0]
+    assert keras_head.loss is None and not keras_head.loss_assumed

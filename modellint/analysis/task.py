@@ -211,8 +211,25 @@ def analyse(graph: Graph, dataset=None) -> TaskAnalysis:
                     task=UNKNOWN, source=UNKNOWN, reason="",
                     loss_assumed=bool(graph.training and graph.training.assumed))
         head.task, head.source, head.reason = _infer(head, stated, classes, metrics)
+        if head.loss is None and not head.loss_name and head.task in PYTORCH_CE_TASKS and _pytorch(graph):
+            # the task is known (stated, or the head/classes say it) but not the loss: PyTorch's
+            # convention for it, as a softmax head gets at load time (adapters.assume_loss)
+            head.loss = L.lookup("CrossEntropyLoss")
+            head.loss_name, head.from_logits, head.loss_assumed = "CrossEntropyLoss", None, True
+            head.expects = head.loss.expects_given(None)
+            head.reason += "; loss assumed: nn.CrossEntropyLoss (pass --loss to state yours)"
         result.heads.append(head)
     return result
+
+
+#: Tasks whose loss a PyTorch model without one is assumed to train with nn.CrossEntropyLoss.
+PYTORCH_CE_TASKS = ("multiclass", "segmentation", "sequence-labelling")
+
+
+def _pytorch(graph: Graph) -> bool:
+    from ..adapters import exported_by_pytorch
+
+    return graph.framework == "torch" or exported_by_pytorch(graph)
 
 
 def _positional(head: Head, per_sample: str) -> str:
