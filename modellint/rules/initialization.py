@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import ops
+from ..build_weights import WeightsExample
 from .base import Rule, register
 from .context import names
 
@@ -18,6 +19,9 @@ def _activation_after(ctx, node):
     for n in ctx.forward(node, through=lambda n: ctx.kind(n) in (ops.NORMALIZATION, ops.REGULARIZATION)):
         return n.attrs.get("function") if n.op == "activation" else None
     return None
+
+
+_TORCH_CNN = "seq(inp(32, 32, 3), conv(32, act='relu'), pool(2), conv(64, act='relu'), gap(), dense(10), framework='torch')"
 
 
 @register
@@ -41,22 +45,46 @@ class SymmetricInit(Rule):
     name = "symmetric-init"
     category = "initialization"
     severity = "error"
-    INVALID = ["seq(inp(64,), dense(32, act='relu', init='zeros'), dense(10, act='softmax'))"]
-    VALID = ["seq(inp(64,), dense(32, act='relu', init='he_normal'), dense(10, act='softmax', init='zeros'))"]
+    INVALID = ["seq(inp(64,), dense(32, act='relu', init='zeros'), dense(10, act='softmax'))",
+               # PyTorch records no initializer: nn.init.zeros_ in __init__ shows in the weights
+               WeightsExample(_TORCH_CNN, "{'conv_1': dead(32)}")]
+    VALID = ["seq(inp(64,), dense(32, act='relu', init='he_normal'), dense(10, act='softmax', init='zeros'))",
+             # a zero-initialised output layer is a known trick; a few dead filters are ML962's
+             WeightsExample(_TORCH_CNN, "{'dense_1': dead(10), 'conv_2': dead(8)}")]
 
     def check(self, ctx):
         outputs = {ctx.head_layer(o).name for o in ctx.outputs()}
+        flagged = set()
         for node in ctx.learnable_layers():
             init = node.attrs.get("kernel_initializer")
             if init in _SYMMETRIC and node.name not in outputs:
-                yield self.finding(f"{node.name}: kernel initialised to {init}", layers=[node.name],
-                                   evidence={"kernel_initializer": init},
-                                   explanation="All units start identical and get identical gradients.",
-                                   fix=ctx.say("Use he_normal (ReLU) or glorot_uniform (tanh/sigmoid).",
-                                               "Keep PyTorch's default init, or nn.init.kaiming_normal_ (ReLU) / "
-                                               "nn.init.xavier_uniform_ (tanh/sigmoid)."),
-                                   snippets={"keras": 'Dense(units, kernel_initializer="he_normal")',
-                                             "torch": "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')"})
+                flagged.add(node.name)
+                yield self._finding(ctx, node.name, f"{node.name}: kernel initialised to {init}",
+                                    {"kernel_initializer": init})
+        # the weights show what no config records (PyTorch's nn.init.zeros_ in __init__, a zeroed file):
+        # a hidden layer whose every unit's kernel is exactly zero
+        for st in ctx.weights or ():
+            if st.node in flagged or st.node in outputs or st.node not in ctx.graph.nodes or not all_zero_kernel(st):
+                continue
+            yield self._finding(ctx, st.node, f"{ctx.label(ctx.graph[st.node])}: kernel is all zeros in the weights "
+                                f"({st.units} units)", {"kernel": "all zero", "units": st.units})
+
+    def _finding(self, ctx, layer, message, evidence):
+        return self.finding(message, layers=[layer], evidence=evidence,
+                            explanation="All units start identical and get identical gradients.",
+                            fix=ctx.say("Use he_normal (ReLU) or glorot_uniform (tanh/sigmoid).",
+                                        "Keep PyTorch's default init, or nn.init.kaiming_normal_ (ReLU) / "
+                                        "nn.init.xavier_uniform_ (tanh/sigmoid)."),
+                            snippets={"keras": 'Dense(units, kernel_initializer="he_normal")',
+                                      "torch": "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')"})
+
+
+def all_zero_kernel(st) -> bool:
+    """Whether a layer's statistics (:class:`modellint.analysis.weights.LayerStats`) show a kernel of
+    exact zeros in every unit (of at least two)."""
+    norms = getattr(st, "unit_norms", None)
+    return norms is not None and len(norms) >= 2 and not getattr(st, "nonfinite", False) and \
+        not bool((norms != 0).any())
 
 
 @register

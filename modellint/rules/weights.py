@@ -118,7 +118,9 @@ class DeadUnits(_WeightRule):
     ## What it does
     Flags conv filters and dense units whose kernel is all zero, or whose norm is below
     1 % (`DEAD_FRACTION`) of the median unit norm of their layer, with their count and
-    share per layer. A warning from 10 % of a layer's units, else info.
+    share per layer. A warning from 10 % of a layer's units, else info. A hidden layer
+    whose every unit is zero is ML701's (zero initialisation), and so is not repeated
+    here; nor is an all-zero output layer of an untrained model (a zero-initialised head).
 
     ## Why is this bad
     A unit with no kernel outputs a constant (its bias): it carries no information, yet
@@ -143,8 +145,15 @@ class DeadUnits(_WeightRule):
     VALID = [WeightsExample(_CNN), WeightsExample(_TORCH, "{'conv_1': scaled(0.3)}")]
 
     def check(self, ctx):
+        from .initialization import all_zero_kernel
+
+        heads = {ctx.head_layer(o).name for o in ctx.outputs()}
         for st in self.stats(ctx):
             if not st.dead_units or st.units < 2 or st.nonfinite:
+                continue
+            # a hidden layer of zeros is ML701's (zero initialisation); an output layer of zeros in an
+            # untrained model is the zero-initialised head trick
+            if all_zero_kernel(st) and (st.node not in heads or model_at_init(ctx)):
                 continue
             n, share = len(st.dead_units), len(st.dead_units) / st.units
             zero = int(np.count_nonzero(st.unit_norms[st.dead_units] == 0))
@@ -477,7 +486,9 @@ class UntrainedLayers(_WeightRule):
             if bn_init:
                 what.append(f"BatchNorm γ = 1, β = 0 in {len(bn_init)} of {len(bns)}")
             if not moved:
-                head = f"all {len(at_init)} layers checked hold the initializer's random values ({'; '.join(what)})"
+                head = (f"all {len(at_init)} layers checked hold the initializer's random values ({'; '.join(what)})"
+                        if len(at_init) > 1 else
+                        f"the one layer checked holds the initializer's random values ({'; '.join(what)})")
             elif at_init:
                 head = (f"{len(at_init)} of {len(kernels)} layers checked hold the initializer's random values "
                         f"({'; '.join(what)})")
