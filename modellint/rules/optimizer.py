@@ -9,6 +9,8 @@ LR_RANGES = {
     "adaptive": (1e-5, 1e-2),  # Adam, AdamW, Nadam, RMSprop, Adamax, Lion (Lion prefers the low end)
     "sgd": (1e-4, 1.0),
 }
+#: SGD's range above is for this momentum (the usual 0.9): a higher one is judged by lr / (1 − momentum).
+REFERENCE_MOMENTUM = 0.9
 _ADAPTIVE = ("adam", "adamw", "nadam", "adamax", "rmsprop", "lion", "adafactor", "lamb", "adagrad", "adadelta")
 
 
@@ -26,6 +28,10 @@ class LearningRateOutOfRange(Rule):
     ## What it does
     Flags a compiled learning rate outside the usual range for the optimizer:
     1e-5 to 1e-2 for adaptive optimizers (Adam, RMSprop, ...), 1e-4 to 1.0 for SGD.
+
+    SGD's momentum m multiplies its steady step by 1/(1 − m): a rate within the
+    range but with momentum above 0.9 is also flagged when lr/(1 − m) exceeds the
+    top of the range at momentum 0.9 (1.0 / 0.1 = 10), e.g. 0.5 with momentum 0.99.
 
     ## Why is this bad
     Too high and the loss diverges or bounces; too low and training crawls and
@@ -45,11 +51,16 @@ class LearningRateOutOfRange(Rule):
     references = ("Smith 2017, Cyclical Learning Rates for Training Neural Networks (WACV)",
                   "Google Research, Deep Learning Tuning Playbook (2023)")
     INVALID = ["seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='adam', lr=0.5)",
-               "seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='sgd', lr=10.0)"]
-    VALID = ["seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='adam', lr=1e-3)"]
+               "seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='sgd', lr=10.0)",
+               # within the range alone, but momentum 0.99 makes its steady step 50
+               "seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='sgd', lr=0.5, "
+               "momentum=0.99)"]
+    VALID = ["seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='adam', lr=1e-3)",
+             "seq(inp(64,), dense(10, act='softmax'), loss='categorical_crossentropy', optimizer='sgd', lr=0.1, "
+             "momentum=0.99)"]
 
     def check(self, ctx):
-        name, lr, _ = _opt(ctx)
+        name, lr, cfg = _opt(ctx)
         if lr is None or name is None:
             return
         family = "sgd" if name == "sgd" else "adaptive" if name in _ADAPTIVE else None
@@ -64,6 +75,20 @@ class LearningRateOutOfRange(Rule):
                                explanation="Too high diverges, too low crawls.",
                                fix=f"Start near {'1e-3' if family == 'adaptive' else '0.1 with momentum 0.9'} "
                                    "and tune with a learning-rate range test.")
+            return
+        m = cfg.get("momentum")
+        if family == "sgd" and isinstance(m, (int, float)) and REFERENCE_MOMENTUM < m < 1:
+            effective, top = lr / (1 - m), hi / (1 - REFERENCE_MOMENTUM)
+            if effective > top:
+                yield self.finding(
+                    f"learning rate {lr:g} with momentum {m:g} steps like {effective:.3g} without momentum "
+                    f"(lr / (1 − momentum)), above the {top:g} of the usual range at momentum {REFERENCE_MOMENTUM:g}",
+                    evidence={"learning_rate": lr, "momentum": m, "effective": effective, "top": top,
+                              "optimizer": name}, severity="warning",
+                    explanation="Momentum m accumulates past steps: the steady step is the rate times 1/(1 − m), "
+                                "so a high momentum makes a moderate rate diverge.",
+                    fix=f"Lower the rate to about {top * (1 - m):.2g} (or momentum to 0.9), and tune it with a "
+                        "learning-rate range test.")
 
 
 @register
