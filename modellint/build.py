@@ -216,12 +216,13 @@ class _Chain:
 
 def seq(*layers, name: str = "model", loss: Optional[str] = None, optimizer: Optional[str] = None,
         lr: Optional[float] = None, from_logits: Optional[bool] = None, framework: str = "keras",
-        **optimizer_config) -> Graph:
+        metrics: Optional[tuple] = None, **optimizer_config) -> Graph:
     """Chain ``layers`` (the first one an :func:`inp`) into a Graph.
 
     ``loss``/``optimizer``/``lr``/``from_logits`` fill ``Graph.training`` as a
     compiled Keras model would (``framework="torch"``: a PyTorch model with the loss its
-    user states, e.g. ``loss="CrossEntropyLoss"``); extra keywords go to the optimizer config
+    user states, e.g. ``loss="CrossEntropyLoss"``); ``metrics`` as compiled (``("accuracy",)``);
+    extra keywords go to the optimizer config
     (``momentum=0.9``, ``weight_decay=1e-4``, ``epsilon=1e-7``).
     """
     if not layers or not isinstance(layers[0], Layer) or layers[0].op != "input":
@@ -232,11 +233,11 @@ def seq(*layers, name: str = "model", loss: Optional[str] = None, optimizer: Opt
     for spec in layers:
         ref = chain.residual(spec, ref) if isinstance(spec, Residual) else chain.add(spec, ref)
     g.outputs = [ref]
-    if loss is not None or optimizer is not None:
+    if loss is not None or optimizer is not None or metrics:
         if from_logits is None and loss and "crossentropy" in loss and framework == "keras":
             from_logits = False
         g.training = TrainingConfig(loss=loss, from_logits=from_logits, optimizer=optimizer, learning_rate=lr,
-                                    optimizer_config=dict(optimizer_config))
+                                    optimizer_config=dict(optimizer_config), metrics=list(metrics or []))
     return g
 
 

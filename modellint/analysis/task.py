@@ -222,6 +222,13 @@ def analyse(graph: Graph, dataset=None) -> TaskAnalysis:
     return result
 
 
+#: Keras metric names that score class decisions (Keras resolves "accuracy" by the output's shape:
+#: BinaryAccuracy for one unit, else (Sparse)CategoricalAccuracy): a hint of a classifier, and no
+#: measure of a regression (ML306).
+CLASSIFICATION_METRICS = ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy",
+                          "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision",
+                          "recall")
+
 #: Tasks whose loss a PyTorch model without one is assumed to train with nn.CrossEntropyLoss.
 PYTORCH_CE_TASKS = ("multiclass", "segmentation", "sequence-labelling")
 
@@ -247,9 +254,7 @@ def _infer(head: Head, stated: Optional[str], classes: Optional[int], metrics: l
     said = f"the loss {loss.spelled(head.from_logits)}" if loss else ""
     if head.loss_assumed and loss:
         said = f"the assumed loss {loss.spelled(head.from_logits)}"
-    classy = any(m in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy",
-                       "binary_accuracy", "top_k_categorical_accuracy", "auc", "precision", "recall")
-                 for m in metrics) or (classes is not None and units is not None and units > 1 and units == classes)
+    classy = any(m in CLASSIFICATION_METRICS for m in metrics) or (classes is not None and units is not None and units > 1 and units == classes)
     if loss is not None:
         source = "assumed" if head.loss_assumed else "loss"
         if loss.trains == L.MULTICLASS:

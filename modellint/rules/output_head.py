@@ -809,3 +809,67 @@ class HeadActivationMismatch(_HeadRule):
              "seq(inp(64,), dense(32, act='relu'), dense(1, act='softplus'), loss='poisson')",
              "seq(inp(64,), dense(32, act='relu'), dense(1, act='sigmoid'), loss='mean_squared_error')"
              "  # with task=regression-bounded"]
+
+
+@register
+class ClassificationMetricOnRegression(Rule):
+    """
+    ## What it does
+    Flags a Keras model compiled with a classification metric (`accuracy`,
+    `binary_accuracy`, `auc`, `precision`...) whose output is a regression by its
+    loss (`mean_squared_error`, `mae`, `huber`...) and ends in no squashing
+    activation (not sigmoid or softmax).
+
+    ## Why is this bad
+    Keras resolves `"accuracy"` by the output's shape, not the loss: one unit gives
+    `BinaryAccuracy` (is `y_pred > 0.5` equal to `y_true`?), more give
+    `CategoricalAccuracy` (do the arg-maxes agree?). On real-valued targets neither
+    measures the fit: the number sits near 0 (or moves at random), and anything that
+    watches it — `EarlyStopping(monitor="val_accuracy")`, `ModelCheckpoint`, a
+    tuner — selects models by noise. A sigmoid or softmax head trained with a
+    regression loss may be a classifier, where the metric is meaningful, and so is
+    a several-unit raw head with an accuracy metric (read as a classifier: ML303
+    says its loss is a regression loss); both are left to the head rules.
+
+    ## Fix
+    Measure the regression: `metrics=["mae"]` (or `"mse"`, `"root_mean_squared_error"`,
+    `"r2_score"`), and monitor `val_loss` or `val_mae`.
+    """
+
+    code = "ML306"
+    impact = 1
+    name = "classification-metric-on-regression"
+    category = "loss"
+    severity = "info"  # the model trains as well with it: what misleads is the number reported
+    references = ("https://keras.io/api/metrics/regression_metrics/",)
+    INVALID = ["seq(inp(13,), dense(64, act='relu'), dense(1), loss='mean_squared_error', metrics=('accuracy',))",
+               "seq(inp(13,), dense(64, act='relu'), dense(1), loss='huber', metrics=('mae', 'binary_accuracy'))"]
+    VALID = ["seq(inp(13,), dense(64, act='relu'), dense(1), loss='mean_squared_error', metrics=('mae',))",
+             # a sigmoid head trained with MSE may be a binary classifier: accuracy means something there
+             "seq(inp(13,), dense(64, act='relu'), dense(1, act='sigmoid'), loss='mean_squared_error', "
+             "metrics=('accuracy',))",
+             "seq(inp(13,), dense(64, act='relu'), dense(10, act='softmax'), loss='categorical_crossentropy', "
+             "metrics=('accuracy',))"]
+
+    def check(self, ctx):
+        t = ctx.graph.training
+        if ctx.graph.framework != "keras" or t is None or not t.metrics:
+            return
+        wrong = [m for m in t.metrics if str(m).lower() in T.CLASSIFICATION_METRICS]
+        if not wrong:
+            return
+        for head in ctx.task.heads:
+            if not head.task.startswith("regression") or head.source not in ("loss", "stated") or \
+                    head.act_class in ("sigmoid", "softmax"):
+                continue
+            resolved = "BinaryAccuracy: is y_pred > 0.5 equal to y_true" if head.units == 1 else \
+                "CategoricalAccuracy: do the arg-maxes agree"
+            yield self.finding(
+                f"{head.layer}: metric {', '.join(map(str, wrong))} on a regression output ({head.reason})",
+                layers=[head.layer], evidence={"metrics": list(map(str, wrong)), "task": head.task,
+                                               "units": head.units, "loss": head.loss_name},
+                explanation=f"Keras resolves 'accuracy' by the output's shape ({resolved}?), which on real-valued "
+                            "targets measures nothing; callbacks that monitor it select models by noise.",
+                fix="Use a regression metric: metrics=['mae'] (or 'mse', 'root_mean_squared_error'), and monitor "
+                    "val_loss or val_mae.",
+                snippets={"keras": 'model.compile(optimizer="adam", loss="mse", metrics=["mae"])'})
