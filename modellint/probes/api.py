@@ -23,7 +23,7 @@ from ..errors import InputError
 from .suite import ALL_PROBES, ProbeReport, ProbeResult, ProbeSettings, check_plan, run_suite
 
 #: bump when probe results change meaning or gain fields (2: epochs, plan cuts; whole-data fingerprint)
-CACHE_VERSION = 3  # 3: lr_range records its readability and the confirming runs
+CACHE_VERSION = 4  # 3: lr_range records its readability and the confirming runs; 4: the verdict plan, train_dynamics' subset and last_quarter_fall
 
 
 def cache_dir() -> Path:
