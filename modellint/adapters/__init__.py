@@ -284,6 +284,11 @@ def exported_by_pytorch(graph: Graph) -> bool:
     return graph.framework == "onnx" and "torch" in (graph.framework_version or "").lower()
 
 
+def pytorch_convention(graph: Graph) -> bool:
+    """A PyTorch model, or an ONNX file PyTorch exported: its losses, layer names and prose are PyTorch's."""
+    return graph.framework == "torch" or exported_by_pytorch(graph)
+
+
 CODE_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 

@@ -195,6 +195,8 @@ def analyse(graph: Graph, dataset=None) -> TaskAnalysis:
     input_shapes = {tuple(s) for s in graph.input_shapes() if s}
     decoder = _has_decoder(graph)
     outs = [graph[split_ref(r)[0]] for r in graph.outputs if split_ref(r)[0] in graph.nodes]
+    from ..adapters import pytorch_convention
+
     result = TaskAnalysis()
     for i, out in enumerate(outs):
         shape = out.output_shape
@@ -211,7 +213,7 @@ def analyse(graph: Graph, dataset=None) -> TaskAnalysis:
                     task=UNKNOWN, source=UNKNOWN, reason="",
                     loss_assumed=bool(graph.training and graph.training.assumed))
         head.task, head.source, head.reason = _infer(head, stated, classes, metrics)
-        if head.loss is None and not head.loss_name and head.task in PYTORCH_CE_TASKS and _pytorch(graph):
+        if head.loss is None and not head.loss_name and head.task in PYTORCH_CE_TASKS and pytorch_convention(graph):
             # the task is known (stated, or the head/classes say it) but not the loss: PyTorch's
             # convention for it, as a softmax head gets at load time (adapters.assume_loss)
             head.loss = L.lookup("CrossEntropyLoss")
@@ -231,12 +233,6 @@ CLASSIFICATION_METRICS = ("accuracy", "acc", "categorical_accuracy", "sparse_cat
 
 #: Tasks whose loss a PyTorch model without one is assumed to train with nn.CrossEntropyLoss.
 PYTORCH_CE_TASKS = ("multiclass", "segmentation", "sequence-labelling")
-
-
-def _pytorch(graph: Graph) -> bool:
-    from ..adapters import exported_by_pytorch
-
-    return graph.framework == "torch" or exported_by_pytorch(graph)
 
 
 def _positional(head: Head, per_sample: str) -> str:

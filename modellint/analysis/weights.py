@@ -138,6 +138,12 @@ class LayerStats:
         return {k: (a.nan, a.inf) for k, a in self.arrays.items() if a.nan or a.inf}
 
     @property
+    def zero_kernel(self) -> bool:
+        """Every unit's kernel (of at least two) is exactly zero, and no value is NaN/Inf."""
+        norms = self.unit_norms
+        return norms is not None and len(norms) >= 2 and not self.nonfinite and not bool((norms != 0).any())
+
+    @property
     def kernel_stats(self) -> Optional[ArrayStats]:
         return self.arrays.get(self.kernel) if self.kernel else None
 

@@ -35,18 +35,12 @@ def _g(v) -> str:
     return f"{v:.3g}" if isinstance(v, (int, float)) else "?"
 
 
-def _results(report) -> dict:
+def _probes(report) -> dict:
+    """The report's probe results as plain data ({} when no probe ran)."""
     probes = getattr(report, "probes", None)
     if probes is None:
         return {}
-    d = probes.to_dict() if hasattr(probes, "to_dict") else dict(probes)
-    return d.get("results") or {}
-
-
-def _plan(report) -> dict:
-    probes = getattr(report, "probes", None)
-    settings = (probes.to_dict() if hasattr(probes, "to_dict") else dict(probes or {})).get("settings") or {}
-    return settings.get("plan") or {}
+    return probes.to_dict() if hasattr(probes, "to_dict") else dict(probes)
 
 
 def _passed(name: str, results: dict) -> str:
@@ -74,7 +68,8 @@ def _passed(name: str, results: dict) -> str:
 
 def lines(report) -> list:
     """The verdict as ``[{"mark", "label", "text"}]``; [] when neither probes nor a comparison ran."""
-    results = _results(report)
+    measured = _probes(report)
+    results = measured.get("results") or {}
     comparison = getattr(report, "comparison", None)
     if not results and comparison is None:
         return []
@@ -85,7 +80,7 @@ def lines(report) -> list:
     for f in causes:
         out.append({"mark": "!", "label": "cause first", "text": f"{f.code} {f.message} — the training results "
                     "below are its likely consequences; fix it first"})
-    planned = _plan(report).get("verdict") or {}
+    planned = ((measured.get("settings") or {}).get("plan") or {}).get("verdict") or {}
     if planned.get("why"):  # the plan said before training that the budget holds no verdict about learning
         out.append({"mark": "?", "label": "budget", "text": planned["why"]})
     found = {}

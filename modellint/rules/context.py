@@ -163,8 +163,9 @@ class Context:
     @property
     def torch(self) -> bool:
         """Speak PyTorch: a PyTorch model, or an ONNX file exported by PyTorch."""
-        g = self.graph
-        return g.framework == "torch" or (g.framework == "onnx" and "torch" in (g.framework_version or "").lower())
+        from ..adapters import pytorch_convention
+
+        return pytorch_convention(self.graph)
 
     def say(self, keras: str, torch: str) -> str:
         """Prose in the model's framework (fixes name that framework's layers)."""

@@ -64,7 +64,7 @@ class SymmetricInit(Rule):
         # the weights show what no config records (PyTorch's nn.init.zeros_ in __init__, a zeroed file):
         # a hidden layer whose every unit's kernel is exactly zero
         for st in ctx.weights or ():
-            if st.node in flagged or st.node in outputs or st.node not in ctx.graph.nodes or not all_zero_kernel(st):
+            if st.node in flagged or st.node in outputs or st.node not in ctx.graph.nodes or not st.zero_kernel:
                 continue
             yield self._finding(ctx, st.node, f"{ctx.label(ctx.graph[st.node])}: kernel is all zeros in the weights "
                                 f"({st.units} units)", {"kernel": "all zero", "units": st.units})
@@ -77,14 +77,6 @@ class SymmetricInit(Rule):
                                         "nn.init.xavier_uniform_ (tanh/sigmoid)."),
                             snippets={"keras": 'Dense(units, kernel_initializer="he_normal")',
                                       "torch": "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')"})
-
-
-def all_zero_kernel(st) -> bool:
-    """Whether a layer's statistics (:class:`modellint.analysis.weights.LayerStats`) show a kernel of
-    exact zeros in every unit (of at least two)."""
-    norms = getattr(st, "unit_norms", None)
-    return norms is not None and len(norms) >= 2 and not getattr(st, "nonfinite", False) and \
-        not bool((norms != 0).any())
 
 
 @register

@@ -145,15 +145,13 @@ class DeadUnits(_WeightRule):
     VALID = [WeightsExample(_CNN), WeightsExample(_TORCH, "{'conv_1': scaled(0.3)}")]
 
     def check(self, ctx):
-        from .initialization import all_zero_kernel
-
         heads = {ctx.head_layer(o).name for o in ctx.outputs()}
         for st in self.stats(ctx):
             if not st.dead_units or st.units < 2 or st.nonfinite:
                 continue
             # a hidden layer of zeros is ML701's (zero initialisation); an output layer of zeros in an
             # untrained model is the zero-initialised head trick
-            if all_zero_kernel(st) and (st.node not in heads or model_at_init(ctx)):
+            if st.zero_kernel and (st.node not in heads or model_at_init(ctx)):
                 continue
             n, share = len(st.dead_units), len(st.dead_units) / st.units
             zero = int(np.count_nonzero(st.unit_norms[st.dead_units] == 0))
