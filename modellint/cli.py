@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("model", metavar="MODEL", help="a Keras file, or a PyTorch/Keras code target package.module:factory")
     pr.add_argument("--data", required=True, metavar="DIR", help="folder of class sub-folders, or an .npz with x/y")
     pr.add_argument("--budget", type=float, default=180.0, metavar="SECONDS",
-                    help="seconds from the command's start: loading the model and data, then the probes (default 180)")
+                    help="seconds from the command's start: loading the model and data, then the probes (default "
+                         "180); a verdict about learning needs about 100 training steps, and the run says before "
+                         "training when the budget cannot hold them")
     pr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     pr.add_argument("--probes", metavar="LIST", help="comma-separated subset of: init_loss, overfit_batch, "
                                                      "lr_range, train_dynamics, zero_input, data_scaling, "
